@@ -1,0 +1,102 @@
+"""Finish the baked project: .env with a fresh secret, the cache client, the answers, next steps.
+
+What each cache_backend answer changes is the BACKENDS table below and nothing else. Running this
+again on the same project (as cruft does) changes nothing: .env is never overwritten, and the
+requirement line and the answers file are written only when they differ. No network, no tools.
+"""
+
+import json
+import re
+import secrets
+import sys
+from pathlib import Path
+
+# What each cache_backend answer changes in the baked project.
+BACKENDS = {
+    "simple": {
+        "requirement": None,
+        "next_steps": "The simple cache needs no server and works on free accounts. Each web "
+        "worker keeps its own copy; see docs/caching.md for when to move on.",
+    },
+    "filesystem": {
+        "requirement": None,
+        "next_steps": "The filesystem cache writes to instance/cache (or CACHE_DIR in .env), "
+        "shared by all web workers; it counts against your disk quota (CACHE_THRESHOLD caps it).",
+    },
+    "redis": {
+        "requirement": "redis>=5.0,<9",
+        "next_steps": "Set REDIS_URL in .env to your hosted Redis, e.g. Upstash: "
+        "rediss://default:PASSWORD@HOST.upstash.io:6379. Outbound Redis connections need a "
+        "paid PythonAnywhere account (free accounts only reach allowlisted HTTP(S) sites).",
+    },
+    "memcached": {
+        "requirement": "pymemcache>=4.0,<5",
+        "next_steps": "Set MEMCACHED_SERVERS in .env to your memcached host:port list. Outbound "
+        "memcached connections need a paid PythonAnywhere account (free accounts only reach "
+        "allowlisted HTTP(S) sites).",
+    },
+}
+
+# Answers kept in the baked project (.cookiecutter.json); never secrets, never local paths.
+KEPT_ANSWERS = (
+    "project_name", "project_slug", "package_name", "description", "author_name",
+    "pythonanywhere_username", "pythonanywhere_region", "python_version", "cache_backend",
+    "_template",
+)  # fmt: skip
+
+
+def env_from_example(example: str, values: dict[str, str]) -> str:
+    """.env.example with the NAME= line of each of ``values`` filled in."""
+    for name, value in values.items():
+        example, count = re.subn(rf"^{name}=.*$", f"{name}={value}", example, flags=re.M)
+        if count != 1:
+            sys.exit(f"template error: .env.example must have exactly one {name}= line")
+    return example
+
+
+def add_requirement(text: str, requirement: str | None) -> str:
+    if requirement is None or requirement in text.splitlines():
+        return text
+    return f"{text.rstrip()}\n# The client for the cache backend chosen at bake time.\n{requirement}\n"
+
+
+def write_if_changed(path: Path, text: str) -> None:
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+
+
+def site_domain(answers: dict) -> str:
+    region = ".eu" if answers["pythonanywhere_region"] == "eu" else ""
+    return f"{answers['pythonanywhere_username'].lower()}{region}.pythonanywhere.com"
+
+
+def main(answers: dict, project: Path) -> str:
+    """Finish ``project``; return the next steps to print."""
+    backend = BACKENDS[answers["cache_backend"]]
+    env = project / ".env"
+    if not env.exists():
+        example = (project / ".env.example").read_text()
+        values = {"SECRET_KEY": secrets.token_hex(32), "CACHE_TYPE": answers["cache_backend"]}
+        env.write_text(env_from_example(example, values))
+        env.chmod(0o600)
+    requirements = project / "requirements.txt"
+    write_if_changed(requirements, add_requirement(requirements.read_text(), backend["requirement"]))
+    kept = {key: answers[key] for key in KEPT_ANSWERS if key in answers}
+    write_if_changed(project / ".cookiecutter.json", json.dumps(kept, indent=2) + "\n")
+    return "\n".join(
+        [
+            f"Baked {answers['project_slug']} with the {answers['cache_backend']} cache.",
+            backend["next_steps"],
+            "Next steps:",
+            f"  cd {answers['project_slug']}",
+            "  python -m venv .venv && . .venv/bin/activate && pip install -r requirements-dev.txt",
+            "  pytest",
+            f"  flask --app {answers['package_name']} run --debug",
+            f"Deploy: README.md, 'Deploy on PythonAnywhere'; the site will be https://{site_domain(answers)}/",
+            ".env holds your SECRET_KEY: keep it out of git (it is in .gitignore).",
+        ]
+    )
+
+
+if __name__ == "__main__":
+    print(main(json.loads(r"""{{ cookiecutter | tojson }}"""), Path.cwd()))

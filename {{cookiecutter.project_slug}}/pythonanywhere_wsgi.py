@@ -1,0 +1,27 @@
+"""WSGI entry point for PythonAnywhere.
+
+Copy this file's contents to
+/var/www/{{ cookiecutter.pythonanywhere_username | lower }}{{ '_eu' if cookiecutter.pythonanywhere_region == 'eu' else '' }}_pythonanywhere_com_wsgi.py
+(the WSGI configuration file linked from the Web tab), then reload the web app.
+
+PythonAnywhere does not pass environment variables to web apps, so the settings are loaded
+from the project's .env here, by absolute path, before the app is imported.
+"""
+
+import os
+import sys
+
+from dotenv import load_dotenv
+
+# Where the project was uploaded or cloned. PROJECT_HOME overrides it (tests, other layouts).
+DEFAULT_HOME = "/home/{{ cookiecutter.pythonanywhere_username }}/{{ cookiecutter.project_slug }}"
+PROJECT_HOME = os.environ.get("PROJECT_HOME", DEFAULT_HOME)
+
+if PROJECT_HOME not in sys.path:
+    sys.path.insert(0, PROJECT_HOME)
+
+load_dotenv(os.path.join(PROJECT_HOME, ".env"))
+
+from {{ cookiecutter.package_name }} import create_app  # noqa: E402 - needs sys.path and .env first
+
+application = create_app()

@@ -1,0 +1,35 @@
+"""The pages: an index, a cached example and a health check."""
+
+import os
+from datetime import datetime, timezone
+
+from flask import Blueprint, current_app, render_template
+
+from .cache import cache, cache_status
+
+bp = Blueprint("main", __name__)
+
+EXAMPLE_TIMEOUT = 60  # seconds the example page is served from the cache
+
+
+@bp.get("/")
+def index():
+    return render_template("index.html", cache_status=cache_status(current_app))
+
+
+@bp.get("/example")
+@cache.cached(timeout=EXAMPLE_TIMEOUT)
+def example():
+    # Rendered at most once a minute; the time and process id show when and where it was made.
+    return render_template(
+        "example.html",
+        computed_at=datetime.now(timezone.utc).isoformat(timespec="microseconds"),
+        pid=os.getpid(),
+        timeout=EXAMPLE_TIMEOUT,
+        cache_status=cache_status(current_app),
+    )
+
+
+@bp.get("/health")
+def health():
+    return {"status": "ok", "cache": cache_status(current_app)}
