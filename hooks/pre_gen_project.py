@@ -19,7 +19,7 @@ CHOICES = {
 # Top-level modules the baked app or its tests import: a package of the same name would shadow one.
 APP_IMPORTS = {
     "flask", "flask_caching", "cachelib", "werkzeug", "jinja2", "click", "itsdangerous",
-    "markupsafe", "blinker", "dotenv", "redis", "pymemcache", "pytest", "tests", "conftest",
+    "markupsafe", "blinker", "dotenv", "redis", "pymemcache", "pytest", "test", "tests", "conftest",
     "pythonanywhere_wsgi", "ruff", "pip", "setuptools",
 }  # fmt: skip
 

@@ -1,0 +1,132 @@
+"""Real redis-server and memcached processes on free loopback ports, for the tests.
+
+TEST_REDIS_URL, TEST_REDIS_TLS_URL and TEST_MEMCACHED_SERVERS point the tests at servers that
+already run instead. With CI=true a server that can be neither found nor started is a failure.
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def missing(what: str) -> None:
+    """Skip on a laptop, fail under CI: a test that needs a server must not pass without one."""
+    message = f"{what} is not available"
+    if IN_CI:
+        pytest.fail(f"{message} (CI=true: a missing server is a failure)")
+    pytest.skip(message)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen, name: str, seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited with {process.returncode} at start")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{name} did not listen on 127.0.0.1:{port} within {seconds}s")
+
+
+@contextmanager
+def running(command: list[str], port: int, name: str):
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for_port(port, process, name)
+        yield
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def redis_command(port: int, *extra: str) -> list[str]:
+    return [
+        "redis-server", "--bind", "127.0.0.1", "--port", str(port),
+        "--save", "", "--appendonly", "no", *extra,
+    ]  # fmt: skip
+
+
+@contextmanager
+def redis_server():
+    """Yield a redis:// URL."""
+    if os.environ.get("TEST_REDIS_URL"):
+        yield os.environ["TEST_REDIS_URL"]
+        return
+    if not shutil.which("redis-server"):
+        missing("redis-server (install it, or set TEST_REDIS_URL)")
+    port = free_port()
+    with running(redis_command(port), port, "redis-server"):
+        yield f"redis://127.0.0.1:{port}/0"
+
+
+@contextmanager
+def redis_tls_server(workdir: Path):
+    """Yield a rediss:// URL served with a self-signed CA, which the URL names (ssl_ca_certs)."""
+    if os.environ.get("TEST_REDIS_TLS_URL"):
+        yield os.environ["TEST_REDIS_TLS_URL"]
+        return
+    if not shutil.which("redis-server") or not shutil.which("openssl"):
+        missing("redis-server with openssl (install both, or set TEST_REDIS_TLS_URL)")
+    ca, key, cert = make_certificates(workdir)
+    port = free_port()
+    tls = [
+        "--tls-port", str(port), "--tls-cert-file", str(cert),
+        "--tls-key-file", str(key), "--tls-ca-cert-file", str(ca), "--tls-auth-clients", "no",
+    ]  # fmt: skip
+    with running(redis_command(0, *tls), port, "redis-server (TLS)"):
+        yield f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={ca}"
+
+
+def make_certificates(workdir: Path) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a server certificate for 127.0.0.1 signed by it."""
+    ca, ca_key = workdir / "ca.crt", workdir / "ca.key"
+    key, csr, cert = workdir / "server.key", workdir / "server.csr", workdir / "server.crt"
+    ext = workdir / "san.ext"
+    ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(ca_key),
+            "-out", str(ca), "-days", "2", "-subj", "/CN=test CA")  # fmt: skip
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr),
+            "-subj", "/CN=localhost")  # fmt: skip
+    openssl("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key),
+            "-CAcreateserial", "-out", str(cert), "-days", "2", "-extfile", str(ext))  # fmt: skip
+    return ca, key, cert
+
+
+@contextmanager
+def memcached_server():
+    """Yield a host:port list for MEMCACHED_SERVERS."""
+    if os.environ.get("TEST_MEMCACHED_SERVERS"):
+        yield os.environ["TEST_MEMCACHED_SERVERS"]
+        return
+    if not shutil.which("memcached"):
+        missing("memcached (install it, or set TEST_MEMCACHED_SERVERS)")
+    port = free_port()
+    command = ["memcached", "-l", "127.0.0.1", "-p", str(port), "-U", "0"]
+    if os.geteuid() == 0:
+        command += ["-u", "root"]  # memcached refuses to run as root without it
+    with running(command, port, "memcached"):
+        yield f"127.0.0.1:{port}"

@@ -1,0 +1,209 @@
+"""Every case of the answer matrix, baked once and checked as a user would meet it."""
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from . import servers
+from .conftest import CASES, CHOICES, TEMPLATE, answers, case_id
+
+# A leftover of cookiecutter's own syntax; Flask's Jinja templates may use {% and {{ themselves.
+COOKIECUTTER_LEFTOVER = re.compile(r"\{\{-?\s*cookiecutter|\{%-?\s*(raw|endraw)|cookiecutter\.")
+JINJA_STATEMENT = re.compile(r"\{%|\{#")
+FLASK_TEMPLATES = TEMPLATE / "{{cookiecutter.project_slug}}" / "{{cookiecutter.package_name}}" / "templates"
+
+SERVE_HEALTH = """
+import json, runpy, sys
+from werkzeug.test import Client
+application = runpy.run_path(sys.argv[1])["application"]
+response = Client(application).get("/health")
+print(json.dumps({"status": response.status_code, "body": response.get_json()}))
+"""
+
+case = pytest.mark.parametrize("case", CASES, ids=case_id)
+
+
+def run(command, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(command, capture_output=True, text=True, **kwargs)
+
+
+def baked_files(project: Path):
+    return [path for path in project.rglob("*") if path.is_file() and "__pycache__" not in path.parts]
+
+
+def backend_env(case: dict, redis_url: str, memcached_servers: str) -> dict[str, str]:
+    """The environment of a deployed app: nothing but what points .env's backend at our servers."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CACHE_", "SECRET_KEY"))}
+    env.update(REDIS_URL=redis_url, MEMCACHED_SERVERS=memcached_servers)
+    return env
+
+
+def wsgi_file_name(case: dict) -> str:
+    region = "_eu" if case["pythonanywhere_region"] == "eu" else ""
+    return f"yourname{region}_pythonanywhere_com_wsgi.py"
+
+
+@case
+def test_no_template_syntax_is_left(bake, case):
+    project = bake(**case)
+    for path in baked_files(project):
+        if path.name == ".cookiecutter.json":
+            continue
+        text = path.read_text(errors="replace")
+        assert not COOKIECUTTER_LEFTOVER.search(text), f"unrendered template syntax in {path}"
+        if path.parent.name != "templates":
+            assert not JINJA_STATEMENT.search(text), f"unrendered Jinja statement in {path}"
+    # Flask's own templates reach the project byte for byte.
+    for source in FLASK_TEMPLATES.iterdir():
+        baked = project / project.name / "templates" / source.name
+        assert baked.read_bytes() == source.read_bytes()
+
+
+@case
+def test_ruff_is_clean(bake, case):
+    project = bake(**case)
+    for command in (["check", "."], ["format", "--check", "."]):
+        result = run([sys.executable, "-m", "ruff", *command, "--no-cache"], cwd=project)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+@case
+def test_baked_tests_pass_with_real_servers(bake, case, server_env):
+    project = bake(**case)
+    result = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=project, env=server_env)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert " skipped" not in result.stdout.splitlines()[-1], result.stdout[-2000:]
+
+
+@case
+def test_baked_redis_tests_pass_over_tls(bake, case, server_env, redis_tls_url):
+    project = bake(**case)
+    env = {**server_env, "TEST_REDIS_URL": redis_tls_url}
+    result = run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "redis"], cwd=project, env=env
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert re.search(r"\b([6-9]|\d\d+) passed", result.stdout), result.stdout[-2000:]
+
+
+@case
+def test_wsgi_file_serves_from_another_directory(bake, case, tmp_path, redis_url, memcached_servers):
+    project = bake(**case)
+    var_www = tmp_path / "var" / "www"
+    var_www.mkdir(parents=True)
+    wsgi = var_www / wsgi_file_name(case)
+    shutil.copy(project / "pythonanywhere_wsgi.py", wsgi)
+    assert f"/var/www/{wsgi.name}" in wsgi.read_text(), "the WSGI file names where it goes"
+    env = {**backend_env(case, redis_url, memcached_servers), "PROJECT_HOME": str(project)}
+    result = run([sys.executable, "-c", SERVE_HEALTH, str(wsgi)], cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    backend = case["cache_backend"]  # read from the baked .env: the environment has no CACHE_TYPE
+    assert json.loads(result.stdout) == {
+        "status": 200,
+        "body": {"status": "ok", "cache": {"backend": backend, "active": backend}},
+    }
+
+
+def uwsgi_binary() -> str:
+    found = shutil.which("uwsgi", path=str(Path(sys.executable).parent)) or shutil.which("uwsgi")
+    if not found:
+        servers.missing("uWSGI (pip install pyuwsgi)")
+    return found
+
+
+def get(url: str) -> tuple[int, bytes]:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return response.status, response.read()
+
+
+@case
+def test_served_by_uwsgi_with_two_processes(bake, case, tmp_path, redis_url, memcached_servers):
+    project = bake(**case)
+    wsgi = tmp_path / wsgi_file_name(case)
+    shutil.copy(project / "pythonanywhere_wsgi.py", wsgi)
+    port = servers.free_port()
+    env = {**backend_env(case, redis_url, memcached_servers), "PROJECT_HOME": str(project)}
+    command = [
+        uwsgi_binary(), "--http-socket", f"127.0.0.1:{port}", "--wsgi-file", str(wsgi),
+        "--master", "--processes", "2", "--need-app", "--die-on-term", "--disable-logging",
+    ]  # fmt: skip
+    log = tmp_path / "uwsgi.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        servers.wait_for_port(port, process, "uwsgi", seconds=20)
+        status, body = get(f"http://127.0.0.1:{port}/health")
+        assert status == 200
+        backend = case["cache_backend"]
+        assert json.loads(body)["cache"] == {"backend": backend, "active": backend}
+        assert get(f"http://127.0.0.1:{port}/example")[0] == 200
+        assert "spawned uWSGI worker 2" in log.read_text()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.mark.parametrize("backend", CHOICES["cache_backend"])
+def test_runtime_requirements_are_enough_in_a_fresh_virtualenv(bake, backend, tmp_path, redis_url, memcached_servers):
+    """requirements.txt alone (no dev tools) installs an app that serves from the chosen backend."""
+    project = bake(cache_backend=backend)
+    venv = tmp_path / "venv"
+    run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    install = run(
+        [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "-r", "requirements.txt"],
+        cwd=project,
+    )
+    assert install.returncode == 0, install.stderr[-3000:]
+    case = {"cache_backend": backend}
+    env = {**backend_env(case, redis_url, memcached_servers), "PROJECT_HOME": str(project)}
+    result = run([str(python), "-c", SERVE_HEALTH, str(project / "pythonanywhere_wsgi.py")], cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["body"]["cache"] == {"backend": backend, "active": backend}
+
+
+def test_two_bakes_get_different_secret_keys(cookies):
+    keys = []
+    for _ in range(2):
+        result = cookies.bake(extra_context=answers())
+        assert result.exit_code == 0, result.exception
+        env = (Path(result.project_path) / ".env").read_text()
+        (key,) = re.findall(r"^SECRET_KEY=(\w+)$", env, flags=re.M)
+        assert len(bytes.fromhex(key)) >= 32
+        keys.append(key)
+        shutil.rmtree(result.project_path)
+    assert keys[0] != keys[1]
+
+
+def test_env_is_ignored_by_git_in_the_baked_project(bake):
+    project = bake()
+    run(["git", "init", "-q"], cwd=project, check=True)
+    assert run(["git", "check-ignore", "-q", ".env"], cwd=project).returncode == 0
+    assert run(["git", "check-ignore", "-q", ".env.example"], cwd=project).returncode == 1
+    shutil.rmtree(project / ".git")
+
+
+def test_answers_are_kept_without_secrets(bake):
+    project = bake(cache_backend="redis", pythonanywhere_region="eu")
+    kept = json.loads((project / ".cookiecutter.json").read_text())
+    assert kept["cache_backend"] == "redis"
+    assert kept["pythonanywhere_region"] == "eu"
+    secret = re.search(r"^SECRET_KEY=(\w+)$", (project / ".env").read_text(), flags=re.M).group(1)
+    assert secret not in (project / ".cookiecutter.json").read_text()
+
+
+def test_an_answer_key_missing_from_cookiecutter_json_fails_the_test():
+    with pytest.raises(AssertionError, match="no answer named"):
+        answers(cache="redis")

@@ -1,0 +1,133 @@
+"""The hooks' logic, tested directly, and their tables checked against cookiecutter.json."""
+
+import hashlib
+import importlib.util
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from .conftest import CHOICES, COOKIECUTTER_JSON, TEMPLATE
+
+BAKED = TEMPLATE / "{{cookiecutter.project_slug}}"
+
+
+def load_hook(name: str):
+    # The unrendered hook is valid Python: only its __main__ block holds template syntax.
+    spec = importlib.util.spec_from_file_location(name, TEMPLATE / "hooks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+pre_gen = load_hook("pre_gen_project")
+post_gen = load_hook("post_gen_project")
+
+GOOD = {
+    "project_slug": "my_site",
+    "package_name": "my_site",
+    "pythonanywhere_username": "Alice42",
+    "pythonanywhere_region": "us",
+    "python_version": "3.13",
+    "cache_backend": "simple",
+}
+
+
+def test_hook_choices_match_cookiecutter_json():
+    assert pre_gen.CHOICES == {key: tuple(values) for key, values in CHOICES.items()}
+    assert list(post_gen.BACKENDS) == CHOICES["cache_backend"]
+    assert set(post_gen.KEPT_ANSWERS) - {"_template"} == {
+        key for key in COOKIECUTTER_JSON if not key.startswith("_")
+    }
+
+
+def test_good_answers_have_no_problems():
+    assert pre_gen.problems(GOOD) == []
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("cache_backend", "mongodb"),
+        ("python_version", "3.9"),
+        ("pythonanywhere_region", "asia"),
+        ("project_slug", "My Site"),
+        ("package_name", "import"),
+        ("package_name", "flask_caching"),
+        ("package_name", "secrets"),
+        ("pythonanywhere_username", "al_ice"),
+    ],
+)
+def test_each_bad_answer_is_named_in_its_message(key, value):
+    (message,) = pre_gen.problems({**GOOD, key: value})
+    assert message.startswith(f"{key}={value!r}")
+
+
+def test_main_exits_with_every_problem(capsys):
+    with pytest.raises(SystemExit) as stop:
+        pre_gen.main({**GOOD, "project_slug": "x-y", "pythonanywhere_username": "a.b"})
+    assert "project_slug='x-y'" in str(stop.value.code)
+    assert "pythonanywhere_username='a.b'" in str(stop.value.code)
+
+
+def test_client_requirements_match_the_dev_requirements():
+    # The dev requirements install every client so the tests can exercise every backend.
+    dev = (BAKED / "requirements-dev.txt").read_text().splitlines()
+    for backend in post_gen.BACKENDS.values():
+        assert backend["requirement"] is None or backend["requirement"] in dev
+
+
+def copy_of_baked_inputs(tmp_path: Path) -> Path:
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in (".env.example", "requirements.txt"):
+        (project / name).write_text((BAKED / name).read_text())
+    return project
+
+
+def snapshot(project: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(project.iterdir())}
+
+
+@pytest.mark.parametrize("backend", CHOICES["cache_backend"])
+def test_post_gen_writes_env_requirements_and_answers(tmp_path, backend):
+    project = copy_of_baked_inputs(tmp_path)
+    steps = post_gen.main({**GOOD, "cache_backend": backend, "project_name": "X"}, project)
+    env = (project / ".env").read_text()
+    assert re.search(r"^SECRET_KEY=[0-9a-f]{64}$", env, flags=re.M)
+    assert f"\nCACHE_TYPE={backend}\n" in env
+    assert oct((project / ".env").stat().st_mode & 0o777) == "0o600"
+    requirement = post_gen.BACKENDS[backend]["requirement"]
+    lines = (project / "requirements.txt").read_text().splitlines()
+    if requirement:
+        assert requirement in lines
+    assert not any(line.startswith(("redis", "pymemcache")) for line in lines if line != requirement)
+    assert json.loads((project / ".cookiecutter.json").read_text())["cache_backend"] == backend
+    assert ("paid PythonAnywhere account" in steps) == (backend in ("redis", "memcached"))
+
+
+def test_post_gen_run_again_changes_nothing(tmp_path):
+    project = copy_of_baked_inputs(tmp_path)
+    answers = {**GOOD, "cache_backend": "redis"}
+    post_gen.main(answers, project)
+    before = snapshot(project)
+    post_gen.main(answers, project)
+    assert snapshot(project) == before
+
+
+def test_post_gen_never_overwrites_an_existing_env(tmp_path):
+    project = copy_of_baked_inputs(tmp_path)
+    (project / ".env").write_text("SECRET_KEY=mine\n")
+    post_gen.main(GOOD, project)
+    assert (project / ".env").read_text() == "SECRET_KEY=mine\n"
+
+
+def test_post_gen_refuses_an_example_without_the_line_it_fills(tmp_path):
+    with pytest.raises(SystemExit, match="exactly one SECRET_KEY= line"):
+        post_gen.env_from_example("CACHE_TYPE=\n", {"SECRET_KEY": "x"})
+
+
+def test_post_gen_prints_the_region_domain():
+    project_steps = post_gen.site_domain({**GOOD, "pythonanywhere_region": "eu"})
+    assert project_steps == "alice42.eu.pythonanywhere.com"
