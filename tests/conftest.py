@@ -36,7 +36,7 @@ def pytest_configure(config):
     config.option.template = str(TEMPLATE)  # pytest-cookies bakes this template from any cwd
 
 
-CASES = [dict(zip(CHOICES, values)) for values in itertools.product(*CHOICES.values())]
+CASES = [dict(zip(CHOICES, values, strict=True)) for values in itertools.product(*CHOICES.values())]
 
 
 @pytest.fixture(scope="session")

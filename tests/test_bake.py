@@ -78,7 +78,9 @@ def test_ruff_is_clean(bake, case):
 @case
 def test_baked_tests_pass_with_real_servers(bake, case, server_env):
     project = bake(**case)
-    result = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=project, env=server_env)
+    result = run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=project, env=server_env
+    )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert " skipped" not in result.stdout.splitlines()[-1], result.stdout[-2000:]
 
@@ -156,7 +158,9 @@ def test_served_by_uwsgi_with_two_processes(bake, case, tmp_path, redis_url, mem
 
 
 @pytest.mark.parametrize("backend", CHOICES["cache_backend"])
-def test_runtime_requirements_are_enough_in_a_fresh_virtualenv(bake, backend, tmp_path, redis_url, memcached_servers):
+def test_runtime_requirements_are_enough_in_a_fresh_virtualenv(
+    bake, backend, tmp_path, redis_url, memcached_servers
+):
     """requirements.txt alone (no dev tools) installs an app that serves from the chosen backend."""
     project = bake(cache_backend=backend)
     venv = tmp_path / "venv"
@@ -169,7 +173,9 @@ def test_runtime_requirements_are_enough_in_a_fresh_virtualenv(bake, backend, tm
     assert install.returncode == 0, install.stderr[-3000:]
     case = {"cache_backend": backend}
     env = {**backend_env(case, redis_url, memcached_servers), "PROJECT_HOME": str(project)}
-    result = run([str(python), "-c", SERVE_HEALTH, str(project / "pythonanywhere_wsgi.py")], cwd=tmp_path, env=env)
+    result = run(
+        [str(python), "-c", SERVE_HEALTH, str(project / "pythonanywhere_wsgi.py")], cwd=tmp_path, env=env
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["body"]["cache"] == {"backend": backend, "active": backend}
 

@@ -4,6 +4,8 @@ import hashlib
 import importlib.util
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -131,3 +133,15 @@ def test_post_gen_refuses_an_example_without_the_line_it_fills(tmp_path):
 def test_post_gen_prints_the_region_domain():
     project_steps = post_gen.site_domain({**GOOD, "pythonanywhere_region": "eu"})
     assert project_steps == "alice42.eu.pythonanywhere.com"
+
+
+def test_template_code_is_ruff_clean():
+    # The baked code is linted per bake (test_bake.py); here, the hooks and these tests.
+    for command in (["check"], ["format", "--check"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "ruff", *command, "--no-cache", "hooks", "tests"],
+            cwd=TEMPLATE,
+            capture_output=True,
+            text=True,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
