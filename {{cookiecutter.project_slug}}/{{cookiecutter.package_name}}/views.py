@@ -12,9 +12,15 @@ bp = Blueprint("main", __name__)
 EXAMPLE_TIMEOUT = 60  # seconds the example page is served from the cache
 
 
+@bp.app_context_processor
+def inject_cache_status():
+    # Every page's footer names the backend that serves.
+    return {"cache_status": cache_status(current_app)}
+
+
 @bp.get("/")
 def index():
-    return render_template("index.html", cache_status=cache_status(current_app))
+    return render_template("index.html")
 
 
 @bp.get("/example")
@@ -26,7 +32,6 @@ def example():
         computed_at=datetime.now(timezone.utc).isoformat(timespec="microseconds"),
         pid=os.getpid(),
         timeout=EXAMPLE_TIMEOUT,
-        cache_status=cache_status(current_app),
     )
 
 
