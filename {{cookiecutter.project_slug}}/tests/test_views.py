@@ -21,7 +21,7 @@ def test_health(client):
     assert response.status_code == 200
     assert response.get_json() == {
         "status": "ok",
-        "cache": {"backend": "simple", "active": "simple"},
+        "cache": {"backend": "simple", "active": "simple", "breaker": "closed", "last_error": None},
     }
 
 

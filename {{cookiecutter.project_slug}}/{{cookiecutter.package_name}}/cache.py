@@ -1,26 +1,42 @@
-"""The cache: one Flask-Caching object, and a table of the backends CACHE_TYPE can name.
+"""The cache: one Flask-Caching object, a table of the backends CACHE_TYPE can name, and the
+`flask cache` commands.
 
-A backend is a row of BACKENDS: the Flask-Caching class, the client library it needs and the
-options built from the app's settings. Flask-Caching 2.5 dropped its lowercase names, so the
-friendly names used in .env are mapped here.
+A backend is a row of BACKENDS: its Flask-Caching class, the options built from the app's
+settings, the client library it needs and the errors that mean "the server is unreachable".
+Flask-Caching 2.5 dropped its lowercase names, so the friendly names used in .env are mapped here.
+A backend with a server behind it is wrapped in a circuit breaker (guard.py): when the server
+fails, the app serves from an in-process cache instead of failing.
 """
 
 import importlib.util
+import statistics
+import sys
+import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from flask import Flask
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
 from flask_caching import Cache
 
+from .guard import GuardedCache
+
 cache = Cache()
+
+PACKAGE = __name__.rpartition(".")[0]
 
 
 @dataclass(frozen=True)
 class Backend:
-    cache_class: str  # Flask-Caching backend class
+    cache_class: str  # a Flask-Caching class, or one of ours in backends.py
     options: Callable[[dict], dict] = field(default=lambda config: {})
     client_module: str | None = None  # imported by the backend; None for built-in backends
     client_package: str | None = None  # what `pip install` needs for it
+    # The errors that mean the backend is unreachable; none: it cannot fail that way.
+    connection_errors: Callable[[], tuple[type[BaseException], ...]] = field(default=lambda: ())
+    where: Callable[[dict], str] = field(default=lambda config: "this process")
 
 
 def _threshold(config: dict) -> dict:
@@ -47,13 +63,20 @@ def _redis(config: dict) -> dict:
     }
 
 
+def _redis_errors() -> tuple[type[BaseException], ...]:
+    from redis.exceptions import ConnectionError, TimeoutError
+
+    return (ConnectionError, TimeoutError, OSError)
+
+
 def _memcached(config: dict) -> dict:
     from pymemcache import serde
     from pymemcache.client.hash import HashClient
 
     timeout = config["CACHE_SOCKET_TIMEOUT"]
     # Flask-Caching only knows pymemcache through a ready client object. Without pickle_serde
-    # values come back as bytes; with noreply, has() and add() always answer True.
+    # values come back as bytes; with noreply, has() and add() always answer True. The breaker
+    # decides when to retry a server, so the client neither retries nor waits to.
     client = HashClient(
         config["MEMCACHED_SERVERS"],
         serde=serde.pickle_serde,
@@ -61,19 +84,54 @@ def _memcached(config: dict) -> dict:
         connect_timeout=timeout,
         timeout=timeout,
         retry_attempts=0,
+        dead_timeout=0,
     )
     return {"CACHE_MEMCACHED_SERVERS": client}
 
 
+def _memcached_errors() -> tuple[type[BaseException], ...]:
+    from pymemcache.exceptions import MemcacheServerError, MemcacheUnexpectedCloseError
+
+    return (OSError, MemcacheUnexpectedCloseError, MemcacheServerError)
+
+
 BACKENDS: dict[str, Backend] = {
     "simple": Backend("SimpleCache", _threshold),
-    "filesystem": Backend("FileSystemCache", _filesystem),
-    "redis": Backend("RedisCache", _redis, client_module="redis", client_package="redis"),
+    "filesystem": Backend(
+        f"{PACKAGE}.backends.BoundedFileSystemCache",
+        _filesystem,
+        connection_errors=lambda: (OSError,),
+        where=lambda config: config["CACHE_DIR"],
+    ),
+    "redis": Backend(
+        f"{PACKAGE}.backends.ScopedRedisCache",
+        _redis,
+        client_module="redis",
+        client_package="redis",
+        connection_errors=_redis_errors,
+        where=lambda config: redact_url(config["REDIS_URL"]),
+    ),
     "memcached": Backend(
-        "MemcachedCache", _memcached, client_module="pymemcache", client_package="pymemcache"
+        f"{PACKAGE}.backends.NamespacedMemcachedCache",
+        _memcached,
+        client_module="pymemcache",
+        client_package="pymemcache",
+        connection_errors=_memcached_errors,
+        where=lambda config: ",".join(f"{h}:{p}" for h, p in config["MEMCACHED_SERVERS"]),
     ),
     "null": Backend("NullCache", lambda config: {"CACHE_NO_NULL_WARNING": True}),
 }
+
+
+def redact_url(url: str) -> str:
+    """The URL as it may appear in a message or log: any password replaced by ***."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, hostpart = rest.rpartition("@")
+    if not at:
+        return url
+    user, colon, _ = userinfo.partition(":")
+    hidden = f"{user}:***" if colon else "***"  # a lone userinfo is a password to redis-py
+    return f"{scheme}{sep}{hidden}@{hostpart}"
 
 
 def init_app(app: Flask) -> None:
@@ -98,9 +156,100 @@ def init_app(app: Flask) -> None:
             **backend.options(app.config),
         },
     )
-    app.extensions["cache_status"] = {"backend": configured, "active": active}
+    errors = backend.connection_errors()
+    if errors:
+        app.extensions["cache"][cache] = GuardedCache(
+            app.extensions["cache"][cache],
+            name=active,
+            where=backend.where(app.config),
+            connection_errors=errors,
+            retry_after=app.config["CACHE_RETRY_AFTER"],
+            threshold=app.config["CACHE_THRESHOLD"],
+            default_timeout=app.config["CACHE_DEFAULT_TIMEOUT"],
+            logger=app.logger,
+        )
+    app.extensions["cache_backend"] = {"backend": configured, "active": active}
+    app.cli.add_command(cache_cli)
 
 
 def cache_status(app: Flask) -> dict:
-    """Which backend .env asks for and which one serves; safe to show (no URLs, no secrets)."""
-    return dict(app.extensions["cache_status"])
+    """Which backend .env asks for, which one serves and the breaker; no URLs, no secrets."""
+    status = {**app.extensions["cache_backend"], "breaker": "closed", "last_error": None}
+    guard = app.extensions["cache"][cache]
+    if isinstance(guard, GuardedCache):
+        status.update(guard.status())
+    return status
+
+
+def _backend(app: Flask):
+    """The backend itself, past the breaker: the commands below must see its errors."""
+    guard = app.extensions["cache"][cache]
+    return guard.backend if isinstance(guard, GuardedCache) else guard
+
+
+def _describe(app: Flask) -> str:
+    backend = BACKENDS[app.extensions["cache_backend"]["active"]]
+    return f"{app.extensions['cache_backend']['active']} ({backend.where(app.config)})"
+
+
+# `flask cache ...`: for a PythonAnywhere console, to see and measure the configured backend.
+cache_cli = AppGroup("cache", help="See, clear and measure the cache backend.")
+
+
+def _fail(message: str) -> None:
+    click.echo(message, err=True)
+    sys.exit(1)
+
+
+@cache_cli.command("status")
+def status_command():
+    """Show the configured and serving backend, and ping it."""
+    app = current_app
+    state = app.extensions["cache_backend"]
+    click.echo(f"configured: {state['backend']}")
+    click.echo(f"serving:    {_describe(app)}")
+    key = f"ping-{uuid.uuid4().hex}"
+    try:
+        started = time.perf_counter()
+        _backend(app).set(key, 1, timeout=10)
+        _backend(app).get(key)
+        elapsed = (time.perf_counter() - started) * 1000
+        _backend(app).delete(key)
+    except Exception as error:
+        _fail(f"ping:       FAILED ({type(error).__name__}: {error})")
+    click.echo(f"ping:       ok, set+get in {elapsed:.2f} ms")
+
+
+@cache_cli.command("clear")
+def clear_command():
+    """Delete this app's cache entries (and no one else's)."""
+    app = current_app
+    try:
+        _backend(app).clear()
+    except Exception as error:
+        _fail(f"could not clear {_describe(app)}: {type(error).__name__}: {error}")
+    click.echo(f"cleared this app's entries in {_describe(app)}")
+
+
+@cache_cli.command("bench")
+@click.option("-n", "--count", default=200, show_default=True, help="round trips of each kind")
+def bench_command(count: int):
+    """Time N set and N get round trips against the backend: p50/p99 in ms."""
+    app = current_app
+    backend, key, value = _backend(app), f"bench-{uuid.uuid4().hex}", "x" * 1024
+    timings: dict[str, list[float]] = {"set": [], "get": []}
+    try:
+        for _ in range(count):
+            started = time.perf_counter()
+            backend.set(key, value)
+            middle = time.perf_counter()
+            backend.get(key)
+            timings["set"].append((middle - started) * 1000)
+            timings["get"].append((time.perf_counter() - middle) * 1000)
+        backend.delete(key)
+    except Exception as error:
+        _fail(f"bench failed on {_describe(app)}: {type(error).__name__}: {error}")
+    click.echo(f"{_describe(app)}, {count} round trips of a 1 KiB value:")
+    for name, samples in timings.items():
+        cuts = statistics.quantiles(samples, n=100, method="inclusive")
+        click.echo(f"  {name}: p50 {cuts[49]:.3f} ms, p99 {cuts[98]:.3f} ms")

@@ -10,7 +10,7 @@ import secrets
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
-from .cache import BACKENDS
+from .cache import BACKENDS, redact_url
 
 REDIS_SCHEMES = ("redis", "rediss")
 
@@ -34,6 +34,7 @@ def from_env(
         "CACHE_DIR": _absolute_path(env, "CACHE_DIR", os.path.join(instance_path, "cache")),
         "CACHE_THRESHOLD": _number(env, "CACHE_THRESHOLD", 500, int, minimum=1),
         "CACHE_SOCKET_TIMEOUT": _number(env, "CACHE_SOCKET_TIMEOUT", 0.5, float, minimum=0.001),
+        "CACHE_RETRY_AFTER": _number(env, "CACHE_RETRY_AFTER", 30.0, float, minimum=0),
         "REDIS_URL": _redis_url(env) if cache_type == "redis" else _get(env, "REDIS_URL"),
         "MEMCACHED_SERVERS": _memcached_servers(env) if cache_type == "memcached" else [],
     }
@@ -116,7 +117,7 @@ def _redis_url(env: Mapping[str, object]) -> str:
     except ValueError:
         ok = False
     if not ok:
-        raise ConfigError(f"REDIS_URL={_without_password(value)!r} is not valid: {accepted}")
+        raise ConfigError(f"REDIS_URL={redact_url(value)!r} is not valid: {accepted}")
     return value
 
 
@@ -132,14 +133,3 @@ def _memcached_servers(env: Mapping[str, object]) -> list[tuple[str, int]]:
             raise ConfigError(f"MEMCACHED_SERVERS={raw!r} is not valid: {accepted}")
         servers.append((host.strip("[]"), int(port)))
     return servers
-
-
-def _without_password(url: str) -> str:
-    """The URL as it may appear in a message or log: any password replaced by ***."""
-    scheme, sep, rest = url.partition("://")
-    userinfo, at, hostpart = rest.rpartition("@")
-    if not at:
-        return url
-    user, colon, _ = userinfo.partition(":")
-    hidden = f"{user}:***" if colon else "***"  # a lone userinfo is a password to redis-py
-    return f"{scheme}{sep}{hidden}@{hostpart}"

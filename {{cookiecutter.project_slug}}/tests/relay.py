@@ -1,0 +1,78 @@
+"""A TCP relay in front of a real server, which a test can cut and restore: a real outage."""
+
+import contextlib
+import socket
+import threading
+from urllib.parse import urlsplit, urlunsplit
+
+
+class Relay:
+    def __init__(self, host: str, port: int):
+        self.target = (host, port)
+        self.port = 0
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self.restore()
+
+    def restore(self) -> None:
+        """Listen (again, on the same port) and relay every connection to the server."""
+        listener = socket.create_server(("127.0.0.1", self.port))
+        self.port = listener.getsockname()[1]
+        self._track(listener)
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def cut(self) -> None:
+        """Refuse new connections and drop the open ones, as when the server dies."""
+        with self._lock:
+            sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def _track(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.append(sock)
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return  # cut
+            try:
+                server = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            self._track(client)
+            self._track(server)
+            for source, sink in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        for sock in (source, sink):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+def relayed_redis_url(url: str, relay: Relay) -> str:
+    parts = urlsplit(url)
+    netloc = parts.netloc.rpartition("@")
+    userinfo = netloc[0] + netloc[1]
+    return urlunsplit(parts._replace(netloc=f"{userinfo}127.0.0.1:{relay.port}"))
+
+
+def server_address(setting: str, backend: str) -> tuple[str, int]:
+    """host and port of the test server named by REDIS_URL or MEMCACHED_SERVERS."""
+    if backend == "redis":
+        parts = urlsplit(setting)
+        return parts.hostname, parts.port or 6379
+    host, _, port = setting.split(",")[0].rpartition(":")
+    return host, int(port)
