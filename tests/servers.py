@@ -6,8 +6,10 @@ already run instead. With CI=true a server that can be neither found nor started
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -130,3 +132,35 @@ def memcached_server():
         command += ["-u", "root"]  # memcached refuses to run as root without it
     with running(command, port, "memcached"):
         yield f"127.0.0.1:{port}"
+
+
+def uwsgi_binary() -> str:
+    found = shutil.which("uwsgi", path=os.path.dirname(sys.executable)) or shutil.which("uwsgi")
+    if not found:
+        missing("uWSGI (pip install pyuwsgi)")
+    return found
+
+
+@contextmanager
+def uwsgi(wsgi_file: Path, env: dict[str, str], log: Path, processes: int = 2):
+    """Serve ``wsgi_file`` as PythonAnywhere does (uWSGI, workers forked after import); yield its URL."""
+    port = free_port()
+    command = [
+        uwsgi_binary(), "--http-socket", f"127.0.0.1:{port}", "--wsgi-file", str(wsgi_file),
+        "--master", "--processes", str(processes), "--need-app", "--die-on-term",
+        "--disable-logging",
+    ]  # fmt: skip
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            command, cwd=wsgi_file.parent, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        wait_for_port(port, process, "uwsgi", seconds=20)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

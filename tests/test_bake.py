@@ -4,7 +4,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import urllib.request
@@ -119,13 +118,6 @@ def test_wsgi_file_serves_from_another_directory(bake, case, tmp_path, redis_url
     }
 
 
-def uwsgi_binary() -> str:
-    found = shutil.which("uwsgi", path=str(Path(sys.executable).parent)) or shutil.which("uwsgi")
-    if not found:
-        servers.missing("uWSGI (pip install pyuwsgi)")
-    return found
-
-
 def get(url: str) -> tuple[int, bytes]:
     with urllib.request.urlopen(url, timeout=5) as response:
         return response.status, response.read()
@@ -136,31 +128,16 @@ def test_served_by_uwsgi_with_two_processes(bake, case, tmp_path, redis_url, mem
     project = bake(**case)
     wsgi = tmp_path / wsgi_file_name(case)
     shutil.copy(project / "pythonanywhere_wsgi.py", wsgi)
-    port = servers.free_port()
     env = {**backend_env(case, redis_url, memcached_servers), "PROJECT_HOME": str(project)}
-    command = [
-        uwsgi_binary(), "--http-socket", f"127.0.0.1:{port}", "--wsgi-file", str(wsgi),
-        "--master", "--processes", "2", "--need-app", "--die-on-term", "--disable-logging",
-    ]  # fmt: skip
     log = tmp_path / "uwsgi.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        servers.wait_for_port(port, process, "uwsgi", seconds=20)
-        status, body = get(f"http://127.0.0.1:{port}/health")
+    with servers.uwsgi(wsgi, env, log) as url:
+        status, body = get(f"{url}/health")
         assert status == 200
         backend = case["cache_backend"]
         cache = json.loads(body)["cache"]
         assert (cache["backend"], cache["active"], cache["breaker"]) == (backend, backend, "closed")
-        assert get(f"http://127.0.0.1:{port}/example")[0] == 200
-        assert "spawned uWSGI worker 2" in log.read_text()
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        assert get(f"{url}/example")[0] == 200
+    assert "spawned uWSGI worker 2" in log.read_text()
 
 
 @pytest.mark.parametrize("backend", CHOICES["cache_backend"])

@@ -27,3 +27,8 @@ def test_health(client):
 
 def test_unknown_page_is_404(client):
     assert client.get("/nope").status_code == 404
+
+
+def test_memoized_square(client):
+    assert client.get("/example/square/12").get_json() == {"n": 12, "square": 144}
+    assert client.get("/example/square/12").get_json() == {"n": 12, "square": 144}

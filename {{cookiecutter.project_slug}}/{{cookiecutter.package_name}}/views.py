@@ -35,6 +35,17 @@ def example():
     )
 
 
+@cache.memoize(timeout=EXAMPLE_TIMEOUT)
+def square(n: int) -> int:
+    return n * n  # stands for any costly function of its arguments
+
+
+@bp.get("/example/square/<int:n>")
+def square_page(n: int):
+    # @memoize caches per argument: each n is computed once, then served from the cache.
+    return {"n": n, "square": square(n)}
+
+
 @bp.get("/health")
 def health():
     return {"status": "ok", "cache": cache_status(current_app)}

@@ -1,0 +1,292 @@
+"""Proof under real outages: the baked app served by uWSGI with 2 processes, driven over HTTP
+while its cache server is killed, hung or absent."""
+
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+
+import pytest
+
+from . import servers
+
+RETRY_AFTER = 2.0
+TIMEOUT = 0.5
+PACKAGE = "my_flask_app"  # the default answers'
+
+
+@pytest.fixture(scope="module")
+def project(bake):
+    return bake()  # the baked code is the same for every backend; .env picks it
+
+
+def app_env(project, **settings) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CACHE_", "SECRET_KEY"))}
+    env.update(
+        PROJECT_HOME=str(project),
+        CACHE_RETRY_AFTER=str(RETRY_AFTER),
+        CACHE_SOCKET_TIMEOUT=str(TIMEOUT),
+        **settings,
+    )
+    return env
+
+
+@contextmanager
+def served(project, tmp_path, **settings):
+    with servers.uwsgi(
+        project / "pythonanywhere_wsgi.py", app_env(project, **settings), tmp_path / "uwsgi.log"
+    ) as url:
+        yield url
+
+
+def fetch(url: str) -> tuple[int, bytes, float]:
+    started = time.monotonic()
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            status, body = response.status, response.read()
+    except urllib.error.HTTPError as error:
+        status, body = error.code, error.read()
+    return status, body, time.monotonic() - started
+
+
+class Load:
+    """Client threads requesting pages and checking every answer, until stopped (bounded)."""
+
+    def __init__(self, url: str, threads: int = 3, seconds: float = 30):
+        self.url, self.deadline = url, time.monotonic() + seconds
+        self.results: list[tuple[float, str, int, bool, float]] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+
+    def __enter__(self):
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=15)
+
+    def _run(self) -> None:
+        rng = random.Random()
+        while not self._stop.is_set() and time.monotonic() < self.deadline:
+            n = rng.randrange(50)
+            path = rng.choice([f"/example/square/{n}", "/example", "/health"])
+            status, body, took = fetch(self.url + path)
+            self.results.append((time.monotonic(), path, status, self._correct(path, n, body), took))
+
+    @staticmethod
+    def _correct(path: str, n: int, body: bytes) -> bool:
+        if path.startswith("/example/square/"):
+            return json.loads(body) == {"n": n, "square": n * n}
+        if path == "/example":
+            return b"Cached example" in body and b'class="computed-at"' in body
+        return json.loads(body)["status"] == "ok"
+
+    def errors(self) -> list:
+        return [r for r in self.results if r[2] >= 500 or not r[3]]
+
+
+def wait_until_serving(url: str, backend: str, seconds: float) -> float:
+    """Seconds until /health said ``backend`` is active 10 times in a row (both workers)."""
+    started = time.monotonic()
+    streak = 0
+    while time.monotonic() - started < seconds:
+        status, body, _ = fetch(url + "/example/square/7")  # a cache call: lets a worker probe
+        status, body, _ = fetch(url + "/health")
+        streak = streak + 1 if json.loads(body)["cache"]["active"] == backend else 0
+        if streak >= 10:
+            return time.monotonic() - started
+        time.sleep(0.02)
+    raise AssertionError(f"{backend} was not serving again within {seconds}s")
+
+
+def start_server(backend: str, port: int) -> subprocess.Popen:
+    if backend == "redis":
+        command = servers.redis_command(port)
+    else:
+        command = ["memcached", "-l", "127.0.0.1", "-p", str(port), "-U", "0"]
+        command += ["-u", "root"] if os.geteuid() == 0 else []
+    if not servers.shutil.which(command[0]):
+        servers.missing(command[0])
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    servers.wait_for_port(port, process, command[0])
+    return process
+
+
+@pytest.mark.parametrize("backend", ["redis", "memcached"])
+def test_server_killed_under_load_and_restarted(project, tmp_path, backend):
+    port = servers.free_port()
+    server = start_server(backend, port)
+    settings = {
+        "redis": {"CACHE_TYPE": "redis", "REDIS_URL": f"redis://127.0.0.1:{port}/0"},
+        "memcached": {"CACHE_TYPE": "memcached", "MEMCACHED_SERVERS": f"127.0.0.1:{port}"},
+    }[backend]
+    try:
+        with served(project, tmp_path, **settings) as url, Load(url) as load:
+            time.sleep(1.5)
+            server.send_signal(signal.SIGKILL)
+            server.wait()
+            time.sleep(3)
+            assert json.loads(fetch(url + "/health")[1])["cache"]["active"] == "simple"
+            server = start_server(backend, port)
+            recovered_in = wait_until_serving(url, backend, seconds=RETRY_AFTER + 5)
+            time.sleep(1)
+        assert len(load.results) > 100
+        assert load.errors() == [], load.errors()[:5]
+        assert recovered_in <= RETRY_AFTER + 1.0, f"serving again {recovered_in:.2f}s after return"
+    finally:
+        server.kill()
+        server.wait()
+
+
+@contextmanager
+def hung_server():
+    """A server that accepts connections and never answers."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept():
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join()
+        for sock in held:
+            sock.close()
+        listener.close()
+
+
+def test_a_hung_redis_costs_at_most_one_timeout_per_worker_per_window(project, tmp_path):
+    with hung_server() as port:
+        with served(project, tmp_path, CACHE_TYPE="redis", REDIS_URL=f"redis://127.0.0.1:{port}/0") as url:
+            duration = 3 * RETRY_AFTER
+            with Load(url, threads=2, seconds=duration) as load:
+                time.sleep(duration)
+    assert len(load.results) > 50
+    assert load.errors() == [], load.errors()[:5]
+    waits = [took for *_, took in load.results]
+    # Two client threads, two workers: a request may also queue behind one that is waiting.
+    assert max(waits) <= 2 * TIMEOUT + 0.3, f"a request waited {max(waits):.2f}s"
+    windows = duration / RETRY_AFTER + 1
+    slow = sum(took > TIMEOUT * 0.8 for took in waits)
+    assert slow <= 2 * 2 * windows, f"{slow} requests waited on the cache"
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"CACHE_TYPE": "redis", "REDIS_URL": "redis://127.0.0.1:{closed}/0"},
+        {"CACHE_TYPE": "redis", "REDIS_URL": "redis://no-such-host.invalid:6379/0"},
+        {"CACHE_TYPE": "memcached", "MEMCACHED_SERVERS": "127.0.0.1:{closed}"},
+    ],
+    ids=["refused", "unknown-host", "memcached-refused"],
+)
+def test_unreachable_from_the_first_request(project, tmp_path, settings):
+    closed = servers.free_port()
+    with served(project, tmp_path, **{k: v.format(closed=closed) for k, v in settings.items()}) as url:
+        with Load(url, threads=2, seconds=2) as load:
+            time.sleep(2)
+        health = json.loads(fetch(url + "/health")[1])
+    assert len(load.results) > 10
+    assert load.errors() == []
+    assert health["status"] == "ok"
+    assert health["cache"]["active"] == "simple"
+
+
+def flask(project, env, *args) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "flask", "--app", PACKAGE, *args],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+
+
+def run_in_app(project, env, code: str) -> str:
+    script = "from dotenv import load_dotenv\nload_dotenv('.env')\n"  # as the WSGI file does
+    script += f"from {PACKAGE} import create_app\nfrom {PACKAGE}.cache import cache\n"
+    script += f"with create_app().app_context():\n    print({code})"
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=project, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_flask_cache_clear_keeps_other_apps_redis_keys(project, redis_url):
+    import redis
+
+    env = app_env(project, CACHE_TYPE="redis", REDIS_URL=redis_url)
+    server = redis.Redis.from_url(redis_url)
+    server.set("another_app:page", b"theirs")
+    assert run_in_app(project, env, "cache.set('page', 'ours')") == "True"
+    result = flask(project, env, "cache", "clear")
+    assert result.returncode == 0, result.stderr
+    assert "cleared this app's entries" in result.stdout
+    assert run_in_app(project, env, "cache.get('page')") == "None"
+    assert server.get("another_app:page") == b"theirs"
+    server.delete("another_app:page")
+
+
+def test_flask_cache_clear_keeps_other_apps_memcached_keys(project, memcached_servers):
+    from pymemcache.client.base import Client
+
+    env = app_env(project, CACHE_TYPE="memcached", MEMCACHED_SERVERS=memcached_servers)
+    host, port = memcached_servers.split(",")[0].rsplit(":", 1)
+    other = Client((host, int(port)))
+    other.set("another_app:page", b"theirs")
+    assert run_in_app(project, env, "cache.set('page', 'ours')") == "True"
+    assert flask(project, env, "cache", "clear").returncode == 0
+    assert run_in_app(project, env, "cache.get('page')") == "None"
+    assert other.get("another_app:page") == b"theirs"
+    other.delete("another_app:page")
+
+
+def test_flask_cache_status_when_the_server_is_down(project):
+    closed = servers.free_port()
+    env = app_env(project, CACHE_TYPE="redis", REDIS_URL=f"redis://:secret@127.0.0.1:{closed}/0")
+    result = flask(project, env, "cache", "status")
+    assert result.returncode == 1
+    assert "ping:       FAILED (ConnectionError" in result.stderr
+    assert "secret" not in result.stdout + result.stderr
+
+
+def test_filesystem_cache_stays_bounded_with_two_workers(project, tmp_path):
+    cache_dir = tmp_path / "cache"
+    threshold = 50
+    with served(
+        project, tmp_path, CACHE_TYPE="filesystem", CACHE_DIR=str(cache_dir), CACHE_THRESHOLD=str(threshold)
+    ) as url:
+
+        def write(numbers):
+            for n in numbers:
+                assert fetch(f"{url}/example/square/{n}")[0] == 200
+
+        threads = [threading.Thread(target=write, args=(range(i, 600, 4),)) for i in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+    entries = [p for p in cache_dir.iterdir() if not p.name.endswith(".__wz_cache")]
+    assert len(entries) <= threshold + 4, f"{len(entries)} entries for a threshold of {threshold}"
