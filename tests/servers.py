@@ -146,7 +146,7 @@ def uwsgi(wsgi_file: Path, env: dict[str, str], log: Path, processes: int = 2):
     """Serve ``wsgi_file`` as PythonAnywhere does (uWSGI, workers forked after import); yield its URL."""
     port = free_port()
     command = [
-        uwsgi_binary(), "--http-socket", f"127.0.0.1:{port}", "--wsgi-file", str(wsgi_file),
+        uwsgi_binary(), "--http11-socket", f"127.0.0.1:{port}", "--wsgi-file", str(wsgi_file),
         "--master", "--processes", str(processes), "--need-app", "--die-on-term",
         "--disable-logging",
     ]  # fmt: skip

@@ -107,3 +107,15 @@ def test_missing_client_library_falls_back_to_simple(
     status = app.test_client().get("/health").get_json()["cache"]
     assert (status["backend"], status["active"]) == (backend, "simple")
     assert f"pip install {package}" in caplog.text
+
+
+def test_cached_views_use_flask_cachings_own_key(app):
+    from {{ cookiecutter.package_name }}.views import example
+
+    app.test_client().get("/example")
+    with app.test_request_context("/example"), app.app_context():
+        key = example.make_cache_key(use_request=True)  # Flask-Caching's own key function
+        assert key == "view//example"
+        assert cache.get(key) is not None
+        assert cache.delete(key)
+    assert app.test_client().get("/example").status_code == 200

@@ -1,0 +1,257 @@
+"""Benchmarks: what a cache hit costs, and what a Redis outage costs. One command, from the
+template's root:
+
+    python3 -m benchmarks.run            # about 6 minutes; --rounds/--seconds to change
+
+Needs wrk, redis-server and memcached (apt-get install -y wrk redis-server memcached) and the
+template's dev requirements. It bakes the default project, serves it with uWSGI as
+PythonAnywhere does, and drives it with wrk over loopback. This machine is noisy, so every
+comparison is measured interleaved (A B A B ...) in one run and reported as medians and ratios.
+"""
+
+import argparse
+import http.client
+import os
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.parse
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+import redis
+from cookiecutter.main import cookiecutter
+
+from tests import servers
+
+TEMPLATE = Path(__file__).resolve().parent.parent
+BENCH_WSGI = Path(__file__).resolve().parent / "bench_wsgi.py"
+UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0}
+
+
+def wrk(url: str, seconds: float, connections: int, timeout: str = "10s") -> dict:
+    """Throughput from wrk (its latency percentiles are not used: they disagreed with its own counts)."""
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", timeout, url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    percentiles = {
+        int(p): float(v) * UNITS[u]
+        for p, v, u in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", out, flags=re.M)
+    }
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "requests": int(re.search(r"(\d+) requests in", out).group(1)),
+        "p50": percentiles[50],
+        "p99": percentiles[99],
+        "errors": (int(non_2xx.group(1)) if non_2xx else 0)
+        + (sum(map(int, socket_errors.groups())) if socket_errors else 0),
+    }
+
+
+def load(url: str, seconds: float, connections: int) -> dict:
+    """Exact per-request latencies: keep-alive connections, one thread each, for ``seconds``."""
+    parts = urllib.parse.urlsplit(url)
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.monotonic() + seconds
+
+    def client():
+        nonlocal errors
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+        while time.monotonic() < deadline:
+            started = time.perf_counter()
+            try:
+                conn.request("GET", parts.path)
+                response = conn.getresponse()
+                response.read()
+                ok = response.status < 500
+            except OSError:
+                ok = False
+                conn.close()
+                conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+            latencies.append(time.perf_counter() - started)
+            errors += not ok
+        conn.close()
+
+    threads = [threading.Thread(target=client) for _ in range(connections)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    cuts = statistics.quantiles(latencies, n=100, method="inclusive")
+    return {"requests": len(latencies), "errors": errors, "p50": cuts[49], "p99": cuts[98]}
+
+
+def median(values) -> float:
+    return statistics.median(values)
+
+
+class Bench:
+    def __init__(self, project: Path, workdir: Path, args):
+        self.project, self.workdir, self.args = project, workdir, args
+
+    def env(self, mode: str, **settings) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("CACHE_", "SECRET_KEY"))}
+        env.update(
+            PROJECT_HOME=str(self.project),
+            BENCH_MODE=mode,
+            BENCH_PACKAGE=self.project.name,
+            CACHE_DIR=str(self.workdir / "cache"),
+            **settings,
+        )
+        return env
+
+    @contextmanager
+    def serve(self, mode: str, processes: int, **settings):
+        log = self.workdir / "uwsgi.log"
+        with servers.uwsgi(BENCH_WSGI, self.env(mode, **settings), log, processes) as url:
+            for _ in range(3):  # fill the cache in every worker
+                urllib.request.urlopen(url + "/bench/cached").read()
+            yield url
+
+
+def hit_cost(bench: Bench, redis_url: str, memcached: str) -> None:
+    rounds, seconds = bench.args.rounds, bench.args.seconds
+    print("\n== Cache-hit cost: uWSGI, 1 worker, wrk 4 connections; bare view vs @cache.cached view")
+    print(f"   {rounds} interleaved rounds of {seconds}s each; medians of req/s")
+    settings = {"REDIS_URL": redis_url, "MEMCACHED_SERVERS": memcached}
+    for backend in ("simple", "filesystem", "redis", "memcached"):
+        bare, cached = [], []
+        with bench.serve("ours", 1, CACHE_TYPE=backend, **settings) as url:
+            for _ in range(rounds):
+                bare.append(wrk(url + "/bench/bare", seconds, 4)["rps"])
+                cached.append(wrk(url + "/bench/cached", seconds, 4)["rps"])
+        print(
+            f"   {backend:<11} bare {median(bare):8.0f} req/s   cached {median(cached):8.0f} req/s"
+            f"   cached/bare {median(cached) / median(bare):.3f}x"
+        )
+
+    print("\n== Redis hit latency: 1 keep-alive connection (p50), vs one raw redis-py GET in this process")
+    client = redis.Redis.from_url(redis_url)
+    client.set("bench:raw", b"x" * 1000)
+    for mode, label in (("ours", "this template"), ("plain", "plain Flask-Caching")):
+        bare, cached, raw = [], [], []
+        with bench.serve(mode, 1, CACHE_TYPE="redis", REDIS_URL=redis_url) as url:
+            for _ in range(rounds):
+                bare.append(load(url + "/bench/bare", seconds, 1)["p50"])
+                cached.append(load(url + "/bench/cached", seconds, 1)["p50"])
+                raw.append(raw_get_seconds(client))
+        extra = median(cached) - median(bare)
+        print(
+            f"   {label:<20} bare {median(bare) * 1e6:7.1f} us  cached {median(cached) * 1e6:7.1f} us"
+            f"  extra {extra * 1e6:6.1f} us  raw GET {median(raw) * 1e6:6.1f} us"
+            f"  extra/raw {extra / median(raw):.2f}x"
+        )
+
+
+def raw_get_seconds(client, count: int = 2000) -> float:
+    started = time.perf_counter()
+    for _ in range(count):
+        client.get("bench:raw")
+    return (time.perf_counter() - started) / count
+
+
+@contextmanager
+def hung_redis():
+    """A listener that accepts connections and never answers."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    held, stop = [], threading.Event()
+
+    def accept():
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"redis://127.0.0.1:{listener.getsockname()[1]}/0"
+    finally:
+        stop.set()
+        thread.join()
+        for sock in held:
+            sock.close()
+        listener.close()
+
+
+def start_redis(port: int) -> subprocess.Popen:
+    process = subprocess.Popen(servers.redis_command(port), stdout=subprocess.DEVNULL)
+    servers.wait_for_port(port, process, "redis-server")
+    return process
+
+
+def outage(bench: Bench) -> None:
+    phase = bench.args.phase
+    print(f"\n== Outage: uWSGI, 2 workers, 4 keep-alive connections, {phase}s per phase, @cache.cached view")
+    print("   ours: CACHE_RETRY_AFTER=2, CACHE_SOCKET_TIMEOUT=0.5 (defaults: 30, 0.5);")
+    print("   plain: Flask-Caching RedisCache with its default options")
+    with bench.serve("ours", 2, CACHE_TYPE="simple") as url:
+        simple = load(url + "/bench/cached", phase, 4)
+    print(f"   healthy simple cache: p50 {fmt(simple['p50'])}  p99 {fmt(simple['p99'])}")
+    print(f"   {'':<20}{'phase':<9}{'requests':>9}{'errors':>8}{'p50':>11}{'p99':>11}{'p99/simple p99':>16}")
+    for mode, label in (("ours", "this template"), ("plain", "plain Flask-Caching")):
+        port = servers.free_port()
+        server = start_redis(port)
+        settings = {"CACHE_TYPE": "redis", "REDIS_URL": f"redis://127.0.0.1:{port}/0", "CACHE_RETRY_AFTER": "2"}
+        try:
+            with bench.serve(mode, 2, **settings) as url:
+                report(label, "healthy", load(url + "/bench/cached", phase, 4), simple)
+                server.send_signal(signal.SIGKILL)
+                server.wait()
+                report(label, "down", load(url + "/bench/cached", phase, 4), simple)
+                server = start_redis(port)
+                report(label, "back", load(url + "/bench/cached", phase, 4), simple)
+        finally:
+            server.kill()
+            server.wait()
+        with hung_redis() as url_hung:
+            settings["REDIS_URL"] = url_hung
+            with bench.serve(mode, 2, **settings) as url:
+                report(label, "hung", load(url + "/bench/cached", phase, 4), simple)
+
+
+def fmt(seconds: float) -> str:
+    return f"{seconds * 1e3:.2f} ms"
+
+
+def report(label: str, phase: str, result: dict, simple: dict) -> None:
+    print(
+        f"   {label:<20}{phase:<9}{result['requests']:>9}{result['errors']:>8}"
+        f"{fmt(result['p50']):>11}{fmt(result['p99']):>11}{result['p99'] / simple['p99']:>15.2f}x"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds per comparison")
+    parser.add_argument("--seconds", type=float, default=2, help="seconds per wrk run")
+    parser.add_argument("--phase", type=float, default=6, help="seconds per outage phase")
+    parser.add_argument("--part", choices=["all", "hits", "outage"], default="all")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        project = Path(cookiecutter(str(TEMPLATE), no_input=True, output_dir=str(workdir)))
+        with servers.redis_server() as redis_url, servers.memcached_server() as memcached:
+            bench = Bench(project, workdir, args)
+            if args.part in ("all", "hits"):
+                hit_cost(bench, redis_url, memcached)
+            if args.part in ("all", "outage"):
+                outage(bench)
+
+
+if __name__ == "__main__":
+    main()
