@@ -206,7 +206,8 @@ def outage(bench: Bench) -> None:
     for mode, label in (("ours", "this template"), ("plain", "plain Flask-Caching")):
         port = servers.free_port()
         server = start_redis(port)
-        settings = {"CACHE_TYPE": "redis", "REDIS_URL": f"redis://127.0.0.1:{port}/0", "CACHE_RETRY_AFTER": "2"}
+        redis_url = f"redis://127.0.0.1:{port}/0"
+        settings = {"CACHE_TYPE": "redis", "REDIS_URL": redis_url, "CACHE_RETRY_AFTER": "2"}
         try:
             with bench.serve(mode, 2, **settings) as url:
                 report(label, "healthy", load(url + "/bench/cached", phase, 4), simple)
