@@ -136,10 +136,10 @@ def test_post_gen_prints_the_region_domain():
 
 
 def test_template_code_is_ruff_clean():
-    # The baked code is linted per bake (test_bake.py); here, the hooks and these tests.
+    # The baked code is linted per bake (test_bake.py); here, the hooks, tests and benchmarks.
     for command in (["check"], ["format", "--check"]):
         result = subprocess.run(
-            [sys.executable, "-m", "ruff", *command, "--no-cache", "hooks", "tests"],
+            [sys.executable, "-m", "ruff", *command, "--no-cache", "hooks", "tests", "benchmarks"],
             cwd=TEMPLATE,
             capture_output=True,
             text=True,
