@@ -188,5 +188,5 @@ def test_a_hung_server_costs_one_timeout_per_window(tmp_path, hung_server, backe
             cache.get("key")
             waits.append(time.monotonic() - started)
             time.sleep(0.01)
-    assert max(waits) < 0.2 + 0.15, "no call waits longer than one timeout"
-    assert sum(wait > 0.1 for wait in waits) <= 3, "one slow call per window"
+    assert max(waits) < 0.2 + 0.25, "no call waits much longer than one timeout"
+    assert sum(wait > 0.15 for wait in waits) <= 3, "one slow call per window"
