@@ -14,7 +14,6 @@ import http.client
 import os
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import tempfile
@@ -162,38 +161,6 @@ def raw_get_seconds(client, count: int = 2000) -> float:
     return (time.perf_counter() - started) / count
 
 
-@contextmanager
-def hung_redis():
-    """A listener that accepts connections and never answers."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    held, stop = [], threading.Event()
-
-    def accept():
-        listener.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                held.append(listener.accept()[0])
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield f"redis://127.0.0.1:{listener.getsockname()[1]}/0"
-    finally:
-        stop.set()
-        thread.join()
-        for sock in held:
-            sock.close()
-        listener.close()
-
-
-def start_redis(port: int) -> subprocess.Popen:
-    process = subprocess.Popen(servers.redis_command(port), stdout=subprocess.DEVNULL)
-    servers.wait_for_port(port, process, "redis-server")
-    return process
-
-
 def outage(bench: Bench) -> None:
     phase = bench.args.phase
     print(f"\n== Outage: uWSGI, 2 workers, 4 keep-alive connections, {phase}s per phase, @cache.cached view")
@@ -205,7 +172,7 @@ def outage(bench: Bench) -> None:
     print(f"   {'':<20}{'phase':<9}{'requests':>9}{'errors':>8}{'p50':>11}{'p99':>11}{'p99/simple p99':>16}")
     for mode, label in (("ours", "this template"), ("plain", "plain Flask-Caching")):
         port = servers.free_port()
-        server = start_redis(port)
+        server = servers.start_server("redis", port)
         redis_url = f"redis://127.0.0.1:{port}/0"
         settings = {"CACHE_TYPE": "redis", "REDIS_URL": redis_url, "CACHE_RETRY_AFTER": "2"}
         try:
@@ -214,13 +181,13 @@ def outage(bench: Bench) -> None:
                 server.send_signal(signal.SIGKILL)
                 server.wait()
                 report(label, "down", load(url + "/bench/cached", phase, 4), simple)
-                server = start_redis(port)
+                server = servers.start_server("redis", port)
                 report(label, "back", load(url + "/bench/cached", phase, 4), simple)
         finally:
             server.kill()
             server.wait()
-        with hung_redis() as url_hung:
-            settings["REDIS_URL"] = url_hung
+        with servers.hung_server() as hung_port:
+            settings["REDIS_URL"] = f"redis://127.0.0.1:{hung_port}/0"
             with bench.serve(mode, 2, **settings) as url:
                 report(label, "hung", load(url + "/bench/cached", phase, 4), simple)
 

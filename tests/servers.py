@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -118,6 +119,13 @@ def make_certificates(workdir: Path) -> tuple[Path, Path, Path]:
     return ca, key, cert
 
 
+def memcached_command(port: int) -> list[str]:
+    command = ["memcached", "-l", "127.0.0.1", "-p", str(port), "-U", "0"]
+    if os.geteuid() == 0:
+        command += ["-u", "root"]  # memcached refuses to run as root without it
+    return command
+
+
 @contextmanager
 def memcached_server():
     """Yield a host:port list for MEMCACHED_SERVERS."""
@@ -127,10 +135,7 @@ def memcached_server():
     if not shutil.which("memcached"):
         missing("memcached (install it, or set TEST_MEMCACHED_SERVERS)")
     port = free_port()
-    command = ["memcached", "-l", "127.0.0.1", "-p", str(port), "-U", "0"]
-    if os.geteuid() == 0:
-        command += ["-u", "root"]  # memcached refuses to run as root without it
-    with running(command, port, "memcached"):
+    with running(memcached_command(port), port, "memcached"):
         yield f"127.0.0.1:{port}"
 
 
@@ -164,3 +169,40 @@ def uwsgi(wsgi_file: Path, env: dict[str, str], log: Path, processes: int = 2):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def start_server(kind: str, port: int) -> subprocess.Popen:
+    """A redis-server or memcached on ``port`` that a test may kill and start again."""
+    command = redis_command(port) if kind == "redis" else memcached_command(port)
+    if not shutil.which(command[0]):
+        missing(command[0])
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for_port(port, process, command[0])
+    return process
+
+
+@contextmanager
+def hung_server():
+    """A server that accepts connections and never answers; yield its port."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept():
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join()
+        for sock in held:
+            sock.close()
+        listener.close()

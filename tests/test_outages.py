@@ -5,7 +5,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -110,23 +109,10 @@ def wait_until_serving(url: str, backend: str, seconds: float) -> float:
     raise AssertionError(f"{backend} was not serving again within {seconds}s")
 
 
-def start_server(backend: str, port: int) -> subprocess.Popen:
-    if backend == "redis":
-        command = servers.redis_command(port)
-    else:
-        command = ["memcached", "-l", "127.0.0.1", "-p", str(port), "-U", "0"]
-        command += ["-u", "root"] if os.geteuid() == 0 else []
-    if not servers.shutil.which(command[0]):
-        servers.missing(command[0])
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    servers.wait_for_port(port, process, command[0])
-    return process
-
-
 @pytest.mark.parametrize("backend", ["redis", "memcached"])
 def test_server_killed_under_load_and_restarted(project, tmp_path, backend):
     port = servers.free_port()
-    server = start_server(backend, port)
+    server = servers.start_server(backend, port)
     settings = {
         "redis": {"CACHE_TYPE": "redis", "REDIS_URL": f"redis://127.0.0.1:{port}/0"},
         "memcached": {"CACHE_TYPE": "memcached", "MEMCACHED_SERVERS": f"127.0.0.1:{port}"},
@@ -138,7 +124,7 @@ def test_server_killed_under_load_and_restarted(project, tmp_path, backend):
             server.wait()
             time.sleep(3)
             assert json.loads(fetch(url + "/health")[1])["cache"]["active"] == "simple"
-            server = start_server(backend, port)
+            server = servers.start_server(backend, port)
             recovered_in = wait_until_serving(url, backend, seconds=RETRY_AFTER + 5)
             time.sleep(1)
         assert len(load.results) > 100
@@ -149,35 +135,8 @@ def test_server_killed_under_load_and_restarted(project, tmp_path, backend):
         server.wait()
 
 
-@contextmanager
-def hung_server():
-    """A server that accepts connections and never answers."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept():
-        listener.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                held.append(listener.accept()[0])
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield listener.getsockname()[1]
-    finally:
-        stop.set()
-        thread.join()
-        for sock in held:
-            sock.close()
-        listener.close()
-
-
 def test_a_hung_redis_costs_at_most_one_timeout_per_worker_per_window(project, tmp_path):
-    with hung_server() as port:
+    with servers.hung_server() as port:
         with served(project, tmp_path, CACHE_TYPE="redis", REDIS_URL=f"redis://127.0.0.1:{port}/0") as url:
             duration = 3 * RETRY_AFTER
             with Load(url, threads=2, seconds=duration) as load:

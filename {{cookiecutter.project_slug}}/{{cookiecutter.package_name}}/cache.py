@@ -32,11 +32,11 @@ class Cache(flask_caching.Cache):
     query string, this computes the same key directly, so make_cache_key() and delete() agree.
     """
 
-    def cached(self, timeout=None, key_prefix="view/%s", **options):
+    def cached(self, timeout=None, key_prefix="view/%s", *more, **options):
         plain_key = isinstance(key_prefix, str) and "%s" in key_prefix
-        if plain_key and not any(options.get(name) for name in _KEY_OPTIONS):
+        if plain_key and not more and not any(options.get(name) for name in _KEY_OPTIONS):
             options["make_cache_key"] = lambda *args, **kwargs: key_prefix % request.path
-        return super().cached(timeout, key_prefix, **options)
+        return super().cached(timeout, key_prefix, *more, **options)
 
 
 _KEY_OPTIONS = ("make_cache_key", "query_string", "source_check")
