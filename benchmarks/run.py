@@ -11,11 +11,13 @@ comparison is measured interleaved (A B A B ...) in one run and reported as medi
 
 import argparse
 import http.client
+import json
 import os
 import re
 import signal
 import statistics
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -136,16 +138,13 @@ def hit_cost(bench: Bench, redis_url: str, memcached: str) -> None:
             f"   cached/bare {median(cached) / median(bare):.3f}x"
         )
 
-    print("\n== Redis hit latency: 1 keep-alive connection (p50), vs one raw redis-py GET in this process")
+    print("\n== Redis hit latency over HTTP: bare, cached and a raw redis-py GET, interleaved")
+    print(f"   over one keep-alive connection, {bench.args.samples} of each; medians")
     client = redis.Redis.from_url(redis_url)
     client.set("bench:raw", b"x" * 1000)
     for mode, label in (("ours", "this template"), ("plain", "plain Flask-Caching")):
-        bare, cached, raw = [], [], []
         with bench.serve(mode, 1, CACHE_TYPE="redis", REDIS_URL=redis_url) as url:
-            for _ in range(rounds):
-                bare.append(load(url + "/bench/bare", seconds, 1)["p50"])
-                cached.append(load(url + "/bench/cached", seconds, 1)["p50"])
-                raw.append(raw_get_seconds(client))
+            bare, cached, raw = interleaved_latencies(url, client, bench.args.samples)
         extra = median(cached) - median(bare)
         print(
             f"   {label:<20} bare {median(bare) * 1e6:7.1f} us  cached {median(cached) * 1e6:7.1f} us"
@@ -154,11 +153,46 @@ def hit_cost(bench: Bench, redis_url: str, memcached: str) -> None:
         )
 
 
-def raw_get_seconds(client, count: int = 2000) -> float:
-    started = time.perf_counter()
-    for _ in range(count):
+def in_process(bench: "Bench", redis_url: str) -> None:
+    print("\n== Redis hit latency in one process (as FACTS.md measured): WSGI calls and raw GETs")
+    print(f"   interleaved call by call, {bench.args.samples} of each; medians")
+    for mode, label in (("ours", "this template"), ("plain", "plain Flask-Caching")):
+        env = bench.env(mode, CACHE_TYPE="redis", REDIS_URL=redis_url)
+        out = subprocess.run(
+            [sys.executable, str(Path(__file__).parent / "inprocess.py"), str(bench.args.samples)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        m = json.loads(out)
+        extra = m["cached"] - m["bare"]
+        print(
+            f"   {label:<20} bare {m['bare'] * 1e6:7.1f} us  cached {m['cached'] * 1e6:7.1f} us"
+            f"  extra {extra * 1e6:6.1f} us  raw GET {m['raw'] * 1e6:6.1f} us"
+            f"  extra/raw {extra / m['raw']:.2f}x"
+        )
+
+
+def interleaved_latencies(url: str, client, samples: int):
+    parts = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+
+    def timed_get(path: str) -> float:
+        started = time.perf_counter()
+        conn.request("GET", path)
+        conn.getresponse().read()
+        return time.perf_counter() - started
+
+    bare, cached, raw = [], [], []
+    for _ in range(samples):
+        bare.append(timed_get("/bench/bare"))
+        cached.append(timed_get("/bench/cached"))
+        started = time.perf_counter()
         client.get("bench:raw")
-    return (time.perf_counter() - started) / count
+        raw.append(time.perf_counter() - started)
+    conn.close()
+    return bare, cached, raw
 
 
 def outage(bench: Bench) -> None:
@@ -206,8 +240,9 @@ def report(label: str, phase: str, result: dict, simple: dict) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds per comparison")
-    parser.add_argument("--seconds", type=float, default=2, help="seconds per wrk run")
+    parser.add_argument("--seconds", type=int, default=2, help="seconds per wrk run")
     parser.add_argument("--phase", type=float, default=6, help="seconds per outage phase")
+    parser.add_argument("--samples", type=int, default=3000, help="requests of each kind, latency")
     parser.add_argument("--part", choices=["all", "hits", "outage"], default="all")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -217,6 +252,7 @@ def main() -> None:
             bench = Bench(project, workdir, args)
             if args.part in ("all", "hits"):
                 hit_cost(bench, redis_url, memcached)
+                in_process(bench, redis_url)
             if args.part in ("all", "outage"):
                 outage(bench)
 
