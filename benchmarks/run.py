@@ -12,7 +12,6 @@ comparison is measured interleaved (A B A B ...) in one run and reported as medi
 import argparse
 import http.client
 import json
-import os
 import re
 import signal
 import statistics
@@ -103,15 +102,13 @@ class Bench:
         self.project, self.workdir, self.args = project, workdir, args
 
     def env(self, mode: str, **settings) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("CACHE_", "SECRET_KEY"))}
-        env.update(
-            PROJECT_HOME=str(self.project),
+        return servers.app_env(
+            self.project,
             BENCH_MODE=mode,
             BENCH_PACKAGE=self.project.name,
             CACHE_DIR=str(self.workdir / "cache"),
             **settings,
         )
-        return env
 
     @contextmanager
     def serve(self, mode: str, processes: int, **settings):

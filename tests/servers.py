@@ -20,6 +20,14 @@ import pytest
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
+def app_env(project: Path, **settings: str) -> dict[str, str]:
+    """The environment of the app deployed from ``project``: this process's, without any cache
+    setting or secret (those come from the project's .env), plus ``settings``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CACHE_", "SECRET_KEY"))}
+    env.update(PROJECT_HOME=str(project), **settings)
+    return env
+
+
 def missing(what: str) -> None:
     """Skip on a laptop, fail under CI: a test that needs a server must not pass without one."""
     message = f"{what} is not available"

@@ -1,7 +1,6 @@
 """Every case of the answer matrix, baked once and checked as a user would meet it."""
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -38,11 +37,9 @@ def baked_files(project: Path):
     return [path for path in project.rglob("*") if path.is_file() and "__pycache__" not in path.parts]
 
 
-def backend_env(case: dict, redis_url: str, memcached_servers: str) -> dict[str, str]:
-    """The environment of a deployed app: nothing but what points .env's backend at our servers."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CACHE_", "SECRET_KEY"))}
-    env.update(REDIS_URL=redis_url, MEMCACHED_SERVERS=memcached_servers)
-    return env
+def backend_env(project: Path, redis_url: str, memcached_servers: str) -> dict[str, str]:
+    """The deployed app's environment, pointing .env's backend at our servers."""
+    return servers.app_env(project, REDIS_URL=redis_url, MEMCACHED_SERVERS=memcached_servers)
 
 
 def wsgi_file_name(case: dict) -> str:
@@ -105,7 +102,7 @@ def test_wsgi_file_serves_from_another_directory(bake, case, tmp_path, redis_url
     wsgi = var_www / wsgi_file_name(case)
     shutil.copy(project / "pythonanywhere_wsgi.py", wsgi)
     assert f"/var/www/{wsgi.name}" in wsgi.read_text(), "the WSGI file names where it goes"
-    env = {**backend_env(case, redis_url, memcached_servers), "PROJECT_HOME": str(project)}
+    env = backend_env(project, redis_url, memcached_servers)
     result = run([sys.executable, "-c", SERVE_HEALTH, str(wsgi)], cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
     backend = case["cache_backend"]  # read from the baked .env: the environment has no CACHE_TYPE
@@ -128,7 +125,7 @@ def test_served_by_uwsgi_with_two_processes(bake, case, tmp_path, redis_url, mem
     project = bake(**case)
     wsgi = tmp_path / wsgi_file_name(case)
     shutil.copy(project / "pythonanywhere_wsgi.py", wsgi)
-    env = {**backend_env(case, redis_url, memcached_servers), "PROJECT_HOME": str(project)}
+    env = backend_env(project, redis_url, memcached_servers)
     log = tmp_path / "uwsgi.log"
     with servers.uwsgi(wsgi, env, log) as url:
         status, body = get(f"{url}/health")
@@ -154,8 +151,7 @@ def test_runtime_requirements_are_enough_in_a_fresh_virtualenv(
         cwd=project,
     )
     assert install.returncode == 0, install.stderr[-3000:]
-    case = {"cache_backend": backend}
-    env = {**backend_env(case, redis_url, memcached_servers), "PROJECT_HOME": str(project)}
+    env = backend_env(project, redis_url, memcached_servers)
     result = run(
         [str(python), "-c", SERVE_HEALTH, str(project / "pythonanywhere_wsgi.py")], cwd=tmp_path, env=env
     )

@@ -2,7 +2,6 @@
 while its cache server is killed, hung or absent."""
 
 import json
-import os
 import random
 import signal
 import subprocess
@@ -28,14 +27,9 @@ def project(bake):
 
 
 def app_env(project, **settings) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CACHE_", "SECRET_KEY"))}
-    env.update(
-        PROJECT_HOME=str(project),
-        CACHE_RETRY_AFTER=str(RETRY_AFTER),
-        CACHE_SOCKET_TIMEOUT=str(TIMEOUT),
-        **settings,
+    return servers.app_env(
+        project, CACHE_RETRY_AFTER=str(RETRY_AFTER), CACHE_SOCKET_TIMEOUT=str(TIMEOUT), **settings
     )
-    return env
 
 
 @contextmanager

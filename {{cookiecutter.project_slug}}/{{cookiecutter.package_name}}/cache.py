@@ -50,8 +50,7 @@ PACKAGE = __name__.rpartition(".")[0]
 class Backend:
     cache_class: str  # a Flask-Caching class, or one of ours in backends.py
     options: Callable[[dict], dict] = field(default=lambda config: {})
-    client_module: str | None = None  # imported by the backend; None for built-in backends
-    client_package: str | None = None  # what `pip install` needs for it
+    client: str | None = None  # the client library: its import and its pip name; None: built in
     # The errors that mean the backend is unreachable; none: it cannot fail that way.
     connection_errors: Callable[[], tuple[type[BaseException], ...]] = field(default=lambda: ())
     where: Callable[[dict], str] = field(default=lambda config: "this process")
@@ -124,16 +123,14 @@ BACKENDS: dict[str, Backend] = {
     "redis": Backend(
         f"{PACKAGE}.backends.ScopedRedisCache",
         _redis,
-        client_module="redis",
-        client_package="redis",
+        client="redis",
         connection_errors=_redis_errors,
         where=lambda config: redact_url(config["REDIS_URL"]),
     ),
     "memcached": Backend(
         f"{PACKAGE}.backends.NamespacedMemcachedCache",
         _memcached,
-        client_module="pymemcache",
-        client_package="pymemcache",
+        client="pymemcache",
         connection_errors=_memcached_errors,
         where=lambda config: ",".join(f"{h}:{p}" for h, p in config["MEMCACHED_SERVERS"]),
     ),
@@ -156,13 +153,13 @@ def init_app(app: Flask) -> None:
     """Connect ``cache`` to the backend named by CACHE_TYPE. Opens no connection."""
     configured = active = app.config["CACHE_TYPE"]
     backend = BACKENDS[configured]
-    if backend.client_module and importlib.util.find_spec(backend.client_module) is None:
+    if backend.client and importlib.util.find_spec(backend.client) is None:
         app.logger.warning(
             "CACHE_TYPE=%s needs the %s package, which is not installed: serving from the "
             "simple cache instead. Fix: pip install %s, then reload the app.",
             configured,
-            backend.client_package,
-            backend.client_package,
+            backend.client,
+            backend.client,
         )
         active, backend = "simple", BACKENDS["simple"]
     cache.init_app(
