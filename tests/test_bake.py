@@ -19,11 +19,11 @@ JINJA_STATEMENT = re.compile(r"\{%|\{#")
 FLASK_TEMPLATES = TEMPLATE / "{{cookiecutter.project_slug}}" / "{{cookiecutter.package_name}}" / "templates"
 
 SERVE_HEALTH = """
-import json, runpy, sys
+import json, os, runpy, sys
 from werkzeug.test import Client
 application = runpy.run_path(sys.argv[1])["application"]
 response = Client(application).get("/health")
-print(json.dumps({"status": response.status_code, "body": response.get_json()}))
+print(json.dumps({"status": response.status_code, "body": response.get_json(), "pid": os.getpid()}))
 """
 
 case = pytest.mark.parametrize("case", CASES, ids=case_id)
@@ -106,13 +106,15 @@ def test_wsgi_file_serves_from_another_directory(bake, case, tmp_path, redis_url
     result = run([sys.executable, "-c", SERVE_HEALTH, str(wsgi)], cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
     backend = case["cache_backend"]  # read from the baked .env: the environment has no CACHE_TYPE
-    assert json.loads(result.stdout) == {
-        "status": 200,
-        "body": {
+    served = json.loads(result.stdout)
+    assert (served["status"], served["body"]) == (
+        200,
+        {
             "status": "ok",
+            "worker": served["pid"],
             "cache": {"backend": backend, "active": backend, "breaker": "closed", "last_error": None},
         },
-    }
+    )
 
 
 def get(url: str) -> tuple[int, bytes]:

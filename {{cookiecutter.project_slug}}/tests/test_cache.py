@@ -1,3 +1,4 @@
+import os
 import re
 import sys
 from datetime import datetime, timezone
@@ -67,6 +68,7 @@ def test_health_reports_the_serving_backend(backend_app):
     assert response.status_code == 200
     assert response.get_json() == {
         "status": "ok",
+        "worker": os.getpid(),
         "cache": {"backend": backend, "active": backend, "breaker": "closed", "last_error": None},
     }
 

@@ -1,3 +1,5 @@
+import os
+
 from {{ cookiecutter.package_name }} import PROJECT_NAME
 
 
@@ -21,6 +23,7 @@ def test_health(client):
     assert response.status_code == 200
     assert response.get_json() == {
         "status": "ok",
+        "worker": os.getpid(),
         "cache": {"backend": "simple", "active": "simple", "breaker": "closed", "last_error": None},
     }
 

@@ -48,4 +48,5 @@ def square_page(n: int):
 
 @bp.get("/health")
 def health():
-    return {"status": "ok", "cache": cache_status(current_app)}
+    # worker: the process that answered; each web worker has its own breaker and simple cache.
+    return {"status": "ok", "worker": os.getpid(), "cache": cache_status(current_app)}
