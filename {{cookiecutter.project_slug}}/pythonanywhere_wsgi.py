@@ -1,8 +1,9 @@
 """WSGI entry point for PythonAnywhere.
 
-Copy this file's contents to
+`python3 deploy.py` writes it to
 /var/www/{{ cookiecutter.pythonanywhere_username | lower }}{{ '_eu' if cookiecutter.pythonanywhere_region == 'eu' else '' }}_pythonanywhere_com_wsgi.py
-(the WSGI configuration file linked from the Web tab), then reload the web app.
+(the WSGI configuration file linked from the Web tab), with DEFAULT_HOME set to where the project
+is. By hand: copy this file's contents there, then reload the web app (docs/deploy.md).
 
 PythonAnywhere does not pass environment variables to web apps, so the settings are loaded
 from the project's .env here, by absolute path, before the app is imported.
@@ -13,7 +14,8 @@ import sys
 
 from dotenv import load_dotenv
 
-# Where the project was uploaded or cloned. PROJECT_HOME overrides it (tests, other layouts).
+# Where the project was uploaded or cloned (deploy.py rewrites this line). PROJECT_HOME overrides
+# it (tests, other layouts).
 DEFAULT_HOME = "/home/{{ cookiecutter.pythonanywhere_username }}/{{ cookiecutter.project_slug }}"
 PROJECT_HOME = os.environ.get("PROJECT_HOME", DEFAULT_HOME)
 

@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import click
 import flask_caching
@@ -54,6 +55,10 @@ class Backend:
     # The errors that mean the backend is unreachable; none: it cannot fail that way.
     connection_errors: Callable[[], tuple[type[BaseException], ...]] = field(default=lambda: ())
     where: Callable[[dict], str] = field(default=lambda config: "this process")
+    # The .env variable naming the server, and the hosts it names (deploy.py refuses loopback:
+    # PythonAnywhere runs no Redis or memcached, so 127.0.0.1 there is always a mistake).
+    setting: str | None = None
+    hosts: Callable[[dict], list[str]] = field(default=lambda config: [])
 
 
 def _threshold(config: dict) -> dict:
@@ -126,6 +131,8 @@ BACKENDS: dict[str, Backend] = {
         client="redis",
         connection_errors=_redis_errors,
         where=lambda config: redact_url(config["REDIS_URL"]),
+        setting="REDIS_URL",
+        hosts=lambda config: [urlsplit(config["REDIS_URL"]).hostname or ""],
     ),
     "memcached": Backend(
         f"{PACKAGE}.backends.NamespacedMemcachedCache",
@@ -133,6 +140,8 @@ BACKENDS: dict[str, Backend] = {
         client="pymemcache",
         connection_errors=_memcached_errors,
         where=lambda config: ",".join(f"{h}:{p}" for h, p in config["MEMCACHED_SERVERS"]),
+        setting="MEMCACHED_SERVERS",
+        hosts=lambda config: [host for host, _ in config["MEMCACHED_SERVERS"]],
     ),
     "null": Backend("NullCache", lambda config: {"CACHE_NO_NULL_WARNING": True}),
 }

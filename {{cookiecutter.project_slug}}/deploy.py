@@ -1,0 +1,442 @@
+"""Deploy this project to PythonAnywhere, or update it: `python3 deploy.py` in a Bash console.
+
+Run it again after every change; `--dry-run` prints each step and API call and changes nothing.
+See docs/deploy.md. It works in two stages:
+
+1. With the console's own Python and only the standard library: check the console (API token,
+   region, Python), then create or update the virtualenv ~/.virtualenvs/<project> and install
+   requirements-deploy.txt (the app's requirements and pythonanywhere-core) into it.
+2. This file again, with the virtualenv's Python: check .env, then create or update the web app
+   through PythonAnywhere's API, write its WSGI file, map /static/, reload, and check /health.
+"""
+
+import argparse
+import getpass
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+# The answers this project was baked with.
+PROJECT_SLUG = {{ cookiecutter.project_slug | tojson }}
+PACKAGE = {{ cookiecutter.package_name | tojson }}
+PYTHON_VERSION = {{ cookiecutter.python_version | tojson }}
+REGION = {{ cookiecutter.pythonanywhere_region | tojson }}
+
+# Each PythonAnywhere region: its API host, and the domain its web apps get.
+REGIONS = {
+    "us": {"api_host": "www.pythonanywhere.com", "domain": "pythonanywhere.com"},
+    "eu": {"api_host": "eu.pythonanywhere.com", "domain": "eu.pythonanywhere.com"},
+}
+
+PROJECT = Path(__file__).resolve().parent
+# Tests only: a folder that stands in for / (its var/www and var/log).
+ROOT = Path(os.environ.get("DEPLOY_TEST_ROOT", "/"))
+IN_VIRTUALENV = "DEPLOY_IN_VIRTUALENV"  # set when stage 2 runs
+LOCAL_HOSTS = ("localhost", "::1", "0.0.0.0")  # noqa: S104 - names, not a bind address
+RATE_LIMIT_TRIES = 4
+MAX_WAIT = 60  # seconds; a longer Retry-After is left to the user
+
+
+class DeployError(Exception):
+    """A problem the user can fix; its message says what to do."""
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    parser.add_argument(
+        "--force", action="store_true", help="take over a web app that serves another folder"
+    )
+    parser.add_argument(
+        "--wait", type=float, default=60, help="seconds to wait for /health after the reload"
+    )
+    args = parser.parse_args(argv)
+    try:
+        if os.environ.get(IN_VIRTUALENV):
+            deploy(args)
+            return 0
+        return bootstrap(args, argv)
+    except DeployError as error:
+        print(f"deploy.py: {error}", file=sys.stderr)
+        return 1
+
+
+def step(text: str) -> None:
+    print(f"==> {text}", flush=True)
+
+
+def say(text: str) -> None:
+    print(f"    {text}", flush=True)
+
+
+# Stage 1: the console's Python, standard library only.
+
+
+def bootstrap(args: argparse.Namespace, argv: list[str]) -> int:
+    step("Checking this console")
+    if not os.environ.get("API_TOKEN"):
+        raise DeployError(
+            "API_TOKEN is not set: create a token on the Account page (API Token tab), "
+            "then open a new Bash console and run this again"
+        )
+    say(f"API host {api_host()}, user {username()}")
+    python = shutil.which(f"python{PYTHON_VERSION}")
+    if not python:
+        raise DeployError(
+            f"python{PYTHON_VERSION} is not in this console: PythonAnywhere offers the Pythons of "
+            "your account's system image (Account page, System image tab); pick one that has "
+            f"{PYTHON_VERSION}, or re-bake the project with another python_version"
+        )
+    venv = virtualenv()
+    requirements = PROJECT / "requirements-deploy.txt"
+    if args.dry_run:
+        step(f"Virtualenv {venv}")
+        doing = "update it" if venv.exists() else f"create it with {python}, then"
+        say(f"would {doing}: pip install -r {requirements.name}")
+        with tempfile.TemporaryDirectory() as tools:
+            say("installing the deploy tools into a temporary folder, to plan the rest")
+            pip = [sys.executable, "-m", "pip", "install", "-q", "--target", tools]
+            run([*pip, "-r", str(requirements)])
+            return stage_two(sys.executable, argv, PYTHONPATH=tools)
+    step(f"Virtualenv {venv}")
+    if python_version_of(venv / "bin" / "python") == PYTHON_VERSION:
+        say("exists; updating its packages")
+    else:
+        say(f"creating it with {python}")
+        run([python, "-m", "venv", "--clear", str(venv)])
+    run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "-r", str(requirements)])
+    return stage_two(str(venv / "bin" / "python"), argv)
+
+
+def stage_two(python: str, argv: list[str], **env: str) -> int:
+    command = [python, str(Path(__file__).resolve()), *argv]
+    return subprocess.run(command, env={**os.environ, IN_VIRTUALENV: "1", **env}).returncode  # noqa: S603
+
+
+def run(command: list[str]) -> None:
+    if subprocess.run(command).returncode != 0:  # noqa: S603 - our own fixed commands
+        raise DeployError(f"this command failed (its output is above): {' '.join(command)}")
+
+
+def python_version_of(python: Path) -> str | None:
+    if not python.exists():
+        return None
+    code = "import sys; print('%d.%d' % sys.version_info[:2])"
+    found = subprocess.run([str(python), "-c", code], capture_output=True, text=True)  # noqa: S603
+    return found.stdout.strip() or None
+
+
+def virtualenv() -> Path:
+    return Path.home() / ".virtualenvs" / PROJECT_SLUG
+
+
+def api_host() -> str:
+    """The API host of the region this project was baked for; a console on the other one fails."""
+    wanted = REGIONS[REGION]["api_host"]
+    console = os.environ.get("PYTHONANYWHERE_SITE", "")
+    if console and console != wanted:
+        other = next(name for name, region in REGIONS.items() if region["api_host"] == console)
+        raise DeployError(
+            f"this console is on {console} ({other.upper()}) but the project was baked for "
+            f"{wanted} ({REGION.upper()}): re-bake with pythonanywhere_region={other}, or run "
+            f"this in a console on {wanted}"
+        )
+    return wanted
+
+
+def username() -> str:
+    # As pythonanywhere-core finds it: $PYTHONANYWHERE_USERNAME, else the console's user.
+    return os.environ.get("PYTHONANYWHERE_USERNAME") or getpass.getuser()
+
+
+def domain() -> str:
+    return f"{username()}.{REGIONS[REGION]['domain']}".lower()
+
+
+def wsgi_path() -> Path:
+    return ROOT / "var" / "www" / (domain().replace(".", "_") + "_wsgi.py")
+
+
+def error_log() -> Path:
+    return ROOT / "var" / "log" / f"{domain()}.error.log"
+
+
+def wsgi_source() -> str:
+    """pythonanywhere_wsgi.py, pointed at where this project really is."""
+    text = (PROJECT / "pythonanywhere_wsgi.py").read_text()
+    text, found = re.subn(r"^DEFAULT_HOME = .*$", f"DEFAULT_HOME = {json.dumps(str(PROJECT))}",
+                          text, flags=re.M)  # fmt: skip
+    if found != 1:
+        raise DeployError("pythonanywhere_wsgi.py must have exactly one DEFAULT_HOME = line")
+    return text
+
+
+# Stage 2: the virtualenv's Python (or, for --dry-run, the console's with a temporary folder).
+
+
+def deploy(args: argparse.Namespace) -> None:
+    os.environ.setdefault("PYTHONANYWHERE_SITE", api_host())  # before pythonanywhere-core reads it
+    step("Checking .env")
+    check_env()
+    api = Api(dry_run=args.dry_run)
+    site = domain()
+    venv = virtualenv()
+    webapp = f"{api.webapps}{site}/"
+
+    step(f"Web app {site}")
+    existing = api.get(webapp, missing_ok=True)
+    if existing is None:
+        from pythonanywhere_core.base import PYTHON_VERSIONS
+
+        python = PYTHON_VERSIONS[PYTHON_VERSION]  # "3.12" -> "python312"
+        api.send("POST", api.webapps, data={"domain_name": site, "python_version": python})
+    else:
+        check_takeover(existing, site, args.force)
+    settings = {"source_directory": str(PROJECT), "virtualenv_path": str(venv), "force_https": True}
+    api.send("PATCH", webapp, data=settings)
+
+    step(f"WSGI file {wsgi_path()}")
+    write_wsgi_file(args.dry_run)
+
+    step("Static files: /static/")
+    static = {"url": "/static/", "path": str(PROJECT / PACKAGE / "static")}
+    mappings = api.get(f"{webapp}static_files/") if existing else []
+    current = next((m for m in mappings if m["url"] == static["url"]), None)
+    if current is None:
+        api.send("POST", f"{webapp}static_files/", json=static)
+    elif current["path"] != static["path"]:
+        api.send("PATCH", f"{webapp}static_files/{current['id']}/", json=static)
+    else:
+        say(f"already mapped to {static['path']}")
+
+    step("Reload")
+    api.send("POST", f"{webapp}reload/")
+    check_health(site, args)
+
+
+def check_env() -> None:
+    """Refuse to touch the live app with a .env it could not start with."""
+    from dotenv import dotenv_values
+
+    path = PROJECT / ".env"
+    if not path.is_file():
+        raise DeployError(
+            f"{path} is missing: copy .env.example to .env and set SECRET_KEY "
+            "(upload .env with the project, or see docs/deploy.md)"
+        )
+    env = dotenv_values(path)
+    if len((env.get("SECRET_KEY") or "").strip()) < 32:
+        raise DeployError(
+            f"{path} has no real SECRET_KEY (at least 32 random characters): set one, e.g. "
+            "the output of python3 -c 'import secrets; print(secrets.token_hex(32))'"
+        )
+    sys.path.insert(0, str(PROJECT))
+    from importlib import import_module
+
+    cache = import_module(f"{PACKAGE}.cache")
+    settings = import_module(f"{PACKAGE}.settings")
+    try:
+        config = settings.from_env(
+            env, instance_path=str(PROJECT / "instance"), default_key_prefix=f"{PACKAGE}:"
+        )
+    except settings.ConfigError as error:
+        raise DeployError(f"{path}: {error}") from None
+    backend = cache.BACKENDS[config["CACHE_TYPE"]]
+    local = [host for host in backend.hosts(config) if is_local(host)]
+    if local:
+        raise DeployError(
+            f"{path}: CACHE_TYPE={config['CACHE_TYPE']} but {backend.setting} points at this "
+            f"machine ({', '.join(local)}), and PythonAnywhere runs no such server: set "
+            f"{backend.setting} to your hosted server (docs/caching.md), or CACHE_TYPE=simple"
+        )
+    say(f"SECRET_KEY set; CACHE_TYPE={config['CACHE_TYPE']} ({backend.where(config)})")
+
+
+def is_local(host: str) -> bool:
+    return host in LOCAL_HOSTS or host.startswith("127.")
+
+
+def check_takeover(existing: dict, site: str, force: bool) -> None:
+    source = existing.get("source_directory") or ""
+    if source.rstrip("/") != str(PROJECT) and not force:
+        raise DeployError(
+            f"{site} already serves another app (source directory {source or 'not set'}): run "
+            f"again with --force to point it at {PROJECT} (its WSGI file is backed up)"
+        )
+    running = existing.get("python_version")
+    if running != PYTHON_VERSION:
+        raise DeployError(
+            f"{site} runs Python {running} but this project's virtualenv is Python "
+            f"{PYTHON_VERSION}: set Python {PYTHON_VERSION} on the Web tab, then run this again"
+        )
+    say(f"exists (Python {running}); updating it")
+
+
+def write_wsgi_file(dry_run: bool) -> None:
+    path, text = wsgi_path(), wsgi_source()
+    if path.exists() and path.read_text() == text:
+        say("unchanged")
+        return
+    backup = path.with_name(f"{path.name}.{time.strftime('%Y%m%d-%H%M%S')}.bak")
+    if dry_run:
+        kept = f", backing up the old one to {backup.name}" if path.exists() else ""
+        say(f"would write it{kept}")
+        return
+    if path.exists():
+        shutil.copy2(path, backup)
+        say(f"old one backed up to {backup}")
+    temporary = path.with_name(f".{path.name}.new")
+    temporary.write_text(text)
+    os.replace(temporary, path)  # the web app never sees half a file
+    say("written")
+
+
+def check_health(site: str, args: argparse.Namespace) -> None:
+    import requests
+
+    url = f"https://{site}/health"
+    step(f"Health check {url}")
+    if args.dry_run:
+        say("would request it until it answers 200")
+        return
+    deadline = time.monotonic() + args.wait
+    while True:
+        try:
+            response = requests.get(url, timeout=15)
+            if response.status_code == 200:
+                break
+            problem = f"answered {response.status_code}"
+        except requests.RequestException as error:
+            problem = f"failed: {type(error).__name__}"
+        if time.monotonic() >= deadline:
+            raise DeployError(f"{url} {problem} after the reload\n{log_tail()}")
+        time.sleep(1)
+    health = response.json()
+    say(f"200 {json.dumps(health)}")
+    print(f"\nDeployed: https://{site}/\nError log: {error_log()}", flush=True)
+
+
+def log_tail(lines: int = 20) -> str:
+    path = error_log()
+    try:
+        tail = path.read_text(errors="replace").splitlines()[-lines:]
+    except OSError:
+        return f"The error log {path} could not be read; open it from the Web tab."
+    return f"The last lines of {path}:\n" + "\n".join(f"    {line}" for line in tail)
+
+
+class Api:
+    """PythonAnywhere's API through pythonanywhere-core's call_api (token header, host, user).
+
+    pythonanywhere-core's Webapp methods turn every failure into one generic exception; the
+    status codes are handled here instead, so each problem gets its own message: a refused
+    token, the rate limit (waited out when short), a refused Python version.
+    """
+
+    def __init__(self, dry_run: bool):
+        from pythonanywhere_core.base import get_api_endpoint
+
+        self.dry_run = dry_run
+        self.host = os.environ["PYTHONANYWHERE_SITE"]
+        self.webapps = get_api_endpoint(username=username(), flavor="webapps")
+
+    def get(self, url: str, missing_ok: bool = False):
+        response = self.call("GET", url)
+        if missing_ok and response.status_code == 404:
+            say("does not exist yet")
+            return None
+        self.check(response, "GET", url)
+        return response.json()
+
+    def send(self, method: str, url: str, **payload) -> None:
+        """A request that changes something: printed, and only printed with --dry-run."""
+        body = payload.get("data") or payload.get("json") or {}
+        shown = f"{method} {url} {json.dumps(body)}" if body else f"{method} {url}"
+        if self.dry_run:
+            say(f"would {shown}")
+            return
+        response = self.call(method, url, **payload)
+        self.check(response, method, url)
+        say(f"{shown} -> {response.status_code}")
+
+    def call(self, method: str, url: str, **payload):
+        import requests
+        from pythonanywhere_core.base import call_api
+        from pythonanywhere_core.exceptions import AuthenticationError
+
+        for attempt in range(1, RATE_LIMIT_TRIES + 1):
+            try:
+                response = call_api(url, method.lower(), timeout=30, **payload)
+            except AuthenticationError:
+                raise DeployError(
+                    f"{self.host} refused API_TOKEN (401): check the token on the Account page "
+                    f"(API Token tab) of your account on {self.host}; an account on the other "
+                    "region's site has a different token and host"
+                ) from None
+            except requests.RequestException as error:
+                raise DeployError(f"cannot reach {self.host}: {type(error).__name__}") from None
+            if response.status_code != 429:
+                return response
+            wait = retry_after(response)
+            if attempt == RATE_LIMIT_TRIES or wait > MAX_WAIT:
+                raise DeployError(
+                    "PythonAnywhere's API rate limit (40 requests a minute per endpoint) is "
+                    f"still reached: wait {wait:.0f} s, then run this again"
+                )
+            say(f"rate limited by the API: waiting {wait:.0f} s, then trying again")
+            time.sleep(wait)
+        raise AssertionError("unreachable")
+
+    def check(self, response, method: str, url: str) -> None:
+        if response.ok and not is_error_status(response):
+            return
+        detail = error_detail(response)
+        if response.status_code == 400 and "python_version" in json_body(response):
+            raise DeployError(
+                f"PythonAnywhere refused Python {PYTHON_VERSION} for the web app ({detail}): "
+                "your account's system image may not offer it (Account page, System image "
+                "tab); pick another Python there or re-bake with another python_version"
+            )
+        raise DeployError(f"{method} {url} failed with {response.status_code}: {detail}")
+
+
+def json_body(response) -> dict:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def is_error_status(response) -> bool:
+    return json_body(response).get("status") == "ERROR"
+
+
+def error_detail(response) -> str:
+    """The API's error message: {"detail"}, {"error_message"} or {"field": ["message"]}."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200].strip() or response.reason
+    if not isinstance(body, dict):
+        return str(body)[:200]
+    if "detail" in body or "error_message" in body:
+        return str(body.get("error_message") or body.get("detail"))
+    return "; ".join(f"{key}: {' '.join(map(str, value))}" for key, value in body.items())
+
+
+def retry_after(response) -> float:
+    try:
+        return max(float(response.headers.get("Retry-After", "")), 0.0)
+    except ValueError:
+        return float(MAX_WAIT)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
