@@ -20,11 +20,15 @@ import pytest
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
-def app_env(project: Path, **settings: str) -> dict[str, str]:
+def app_env(project: Path | None, **settings: str) -> dict[str, str]:
     """The environment of the app deployed from ``project``: this process's, without any cache
-    setting or secret (those come from the project's .env), plus ``settings``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CACHE_", "SECRET_KEY"))}
-    env.update(PROJECT_HOME=str(project), **settings)
+    setting or secret (those come from the project's .env), plus ``settings``. With no project,
+    the WSGI file must find the project itself, as on PythonAnywhere."""
+    skip = ("CACHE_", "SECRET_KEY", "PROJECT_HOME")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(skip)}
+    env.update(settings)
+    if project is not None:
+        env["PROJECT_HOME"] = str(project)
     return env
 
 
@@ -108,12 +112,12 @@ def redis_tls_server(workdir: Path):
         yield f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={ca}"
 
 
-def make_certificates(workdir: Path) -> tuple[Path, Path, Path]:
-    """A throwaway CA and a server certificate for 127.0.0.1 signed by it."""
+def make_certificates(workdir: Path, names: str = "IP:127.0.0.1,DNS:localhost") -> tuple[Path, Path, Path]:
+    """A throwaway CA and a server certificate for ``names`` (subjectAltName) signed by it."""
     ca, ca_key = workdir / "ca.crt", workdir / "ca.key"
     key, csr, cert = workdir / "server.key", workdir / "server.csr", workdir / "server.crt"
     ext = workdir / "san.ext"
-    ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    ext.write_text(f"subjectAltName={names}\n")
 
     def openssl(*args: str) -> None:
         subprocess.run(["openssl", *args], check=True, capture_output=True)

@@ -1,0 +1,303 @@
+"""deploy.py end to end, against a stand-in for PythonAnywhere (pythonanywhere_fake.py).
+
+The baked project is copied to a fake /home/alice, deploy.py runs there as in a Bash console
+(through a proxy, with API_TOKEN set), builds a real virtualenv with pip, and the fake's reload
+serves the result with real uWSGI inside that virtualenv. The virtualenv is kept between tests,
+as it is between deployments; everything else starts afresh for each test.
+"""
+
+import copy
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import requests
+
+from .pythonanywhere_fake import FakePythonAnywhere, python_tag
+
+USER, TOKEN = "alice", "alice-api-token-0123456789abcdef"
+DOMAIN = "alice.pythonanywhere.com"
+WEBAPP = f"webapps/{DOMAIN}/"
+PYTHON = python_tag()  # the Python of this machine, so uWSGI (pyuwsgi) can run the virtualenv
+
+
+@pytest.fixture(scope="module")
+def world(bake, tmp_path_factory):
+    source = bake(python_version=PYTHON, pythonanywhere_username=USER)
+    work = tmp_path_factory.mktemp("pythonanywhere")
+    home = work / "home" / USER
+    home.mkdir(parents=True)
+    fake = FakePythonAnywhere(work, home, USER, TOKEN, "www.pythonanywhere.com")
+    yield SimpleNamespace(source=source, home=home, fake=fake, project=home / source.name)
+    fake.close()
+
+
+@pytest.fixture
+def pa(world):
+    """A new account, and a fresh upload of the project to /home/alice/<project>."""
+    world.fake.reset()
+    shutil.rmtree(world.project, ignore_errors=True)
+    shutil.copytree(world.source, world.project)
+    return world
+
+
+def deploy(world, *args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "deploy.py", *args],
+        cwd=world.project,
+        env=world.fake.client_env(TOKEN, **env),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+def deployed(world, *args: str) -> subprocess.CompletedProcess:
+    result = deploy(world, *args)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def refused(result: subprocess.CompletedProcess, message: str) -> None:
+    """Exit 1 with one clear first line on stderr, and no traceback of deploy.py's own."""
+    assert result.returncode == 1, result.stdout + result.stderr
+    first = result.stderr.strip().splitlines()[0]
+    assert first.startswith("deploy.py: ") and message in first, result.stderr
+    assert 'deploy.py", line' not in result.stderr
+
+
+def live(world, path: str) -> requests.Response:
+    proxy = world.fake.client_env(TOKEN)["https_proxy"]
+    return requests.get(
+        f"https://{DOMAIN}{path}", proxies={"https": proxy}, verify=str(world.fake.ca_bundle), timeout=30
+    )
+
+
+def set_env(path: Path, **values: str) -> None:
+    text = path.read_text()
+    for name, value in values.items():
+        text, count = re.subn(rf"^{name}=.*$", f"{name}={value}", text, flags=re.M)
+        assert count == 1, name
+    path.write_text(text)
+
+
+def backups(world) -> list[Path]:
+    wsgi = world.fake.wsgi_file(DOMAIN)
+    return sorted(wsgi.parent.glob(f"{wsgi.name}.*.bak"))
+
+
+def test_first_run_creates_the_web_app_and_serves_it(pa):
+    env_file = pa.project / ".env"
+    set_env(env_file, CACHE_TYPE="filesystem")  # a value the live site must show it read
+    env_before = env_file.read_bytes()
+
+    result = deployed(pa)
+
+    assert pa.fake.requested() == [
+        ("GET", WEBAPP),
+        ("POST", "webapps/"),
+        ("PATCH", WEBAPP),
+        ("POST", f"{WEBAPP}static_files/"),
+        ("POST", f"{WEBAPP}reload/"),
+    ]
+    python = f"python{PYTHON.replace('.', '')}"
+    assert pa.fake.requests[1][2] == {"domain_name": DOMAIN, "python_version": python}
+    webapp = pa.fake.webapps[DOMAIN]
+    venv = pa.home / ".virtualenvs" / pa.project.name
+    assert webapp["source_directory"] == str(pa.project)
+    assert webapp["virtualenv_path"] == str(venv)
+    assert webapp["force_https"] is True
+    [mapping] = pa.fake.static_files[DOMAIN]
+    assert (mapping["url"], mapping["path"]) == ("/static/", str(pa.project / pa.project.name / "static"))
+    wsgi = pa.fake.wsgi_file(DOMAIN)
+    assert f'DEFAULT_HOME = "{pa.project}"' in wsgi.read_text()
+    [backup] = backups(pa)
+    assert "PythonAnywhere's default WSGI file" in backup.read_text()
+
+    health = live(pa, "/health")
+    assert health.status_code == 200
+    assert health.json()["cache"]["backend"] == "filesystem"
+    assert live(pa, "/example").status_code == 200
+    assert any((pa.project / "instance" / "cache").iterdir()), "the cache is in the project"
+    css = live(pa, "/static/style.css")
+    assert css.status_code == 200 and css.headers["Content-Type"] == "text/css"
+
+    assert env_file.read_bytes() == env_before
+    assert f"Deployed: https://{DOMAIN}/" in result.stdout
+    assert str(pa.fake.error_log(DOMAIN)) in result.stdout
+    assert TOKEN not in result.stdout + result.stderr
+
+
+def test_second_run_updates_in_place(pa):
+    deployed(pa)
+    first_backups = backups(pa)
+    env_before = (pa.project / ".env").read_bytes()
+    # Edits made on the Web tab since: another virtualenv, another static folder.
+    pa.fake.webapps[DOMAIN]["virtualenv_path"] = f"/home/{USER}/.virtualenvs/old"
+    [mapping] = pa.fake.static_files[DOMAIN]
+    mapping["path"] = f"/home/{USER}/old/static"
+    pa.fake.requests.clear()
+
+    result = deployed(pa)
+
+    assert pa.fake.requested() == [
+        ("GET", WEBAPP),
+        ("PATCH", WEBAPP),
+        ("GET", f"{WEBAPP}static_files/"),
+        ("PATCH", f"{WEBAPP}static_files/{mapping['id']}/"),
+        ("POST", f"{WEBAPP}reload/"),
+    ]
+    assert list(pa.fake.webapps) == [DOMAIN]
+    assert pa.fake.webapps[DOMAIN]["virtualenv_path"] == str(pa.home / ".virtualenvs" / pa.project.name)
+    assert pa.fake.static_files[DOMAIN] == [
+        {"id": mapping["id"], "url": "/static/", "path": str(pa.project / pa.project.name / "static")}
+    ]
+    assert backups(pa) == first_backups, "an unchanged WSGI file is not rewritten"
+    assert "unchanged" in result.stdout
+    assert (pa.project / ".env").read_bytes() == env_before
+    assert live(pa, "/health").status_code == 200
+
+
+def test_dry_run_of_a_first_deployment_changes_nothing(pa, tmp_path):
+    result = deploy(pa, "--dry-run", HOME=str(tmp_path))  # a console with no virtualenv yet
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert pa.fake.requested() == [("GET", WEBAPP)]
+    assert list(pa.fake.wsgi_file(DOMAIN).parent.iterdir()) == []
+    assert not (tmp_path / ".virtualenvs").exists()
+    api = f"https://www.pythonanywhere.com/api/v0/user/{USER}/"
+    for planned in (
+        "would create it with python",
+        f"would POST {api}webapps/ ",
+        f"would PATCH {api}{WEBAPP} ",
+        "would write it",
+        f"would POST {api}{WEBAPP}static_files/ ",
+        f"would POST {api}{WEBAPP}reload/",
+        "would request it",
+    ):
+        assert planned in result.stdout, planned
+
+
+def test_dry_run_of_an_update_changes_nothing(pa):
+    deployed(pa)
+    wsgi = pa.fake.wsgi_file(DOMAIN)
+    (pa.project / "pythonanywhere_wsgi.py").write_text(
+        (pa.project / "pythonanywhere_wsgi.py").read_text() + "# changed since\n"
+    )
+    state = (copy.deepcopy(pa.fake.webapps), copy.deepcopy(pa.fake.static_files))
+    files = {path: path.read_bytes() for path in wsgi.parent.iterdir()}
+    pa.fake.requests.clear()
+
+    result = deploy(pa, "--dry-run")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert {method for method, _ in pa.fake.requested()} == {"GET"}
+    assert (pa.fake.webapps, pa.fake.static_files) == state
+    assert {path: path.read_bytes() for path in wsgi.parent.iterdir()} == files
+    assert "would write it, backing up the old one" in result.stdout
+    assert f"would POST https://www.pythonanywhere.com/api/v0/user/{USER}/{WEBAPP}reload/" in result.stdout
+
+
+def test_no_api_token(pa):
+    refused(deploy(pa, API_TOKEN=""), "API_TOKEN is not set: create a token on the Account page")
+    assert pa.fake.requests == []
+
+
+def test_console_on_the_other_region(pa):
+    result = deploy(pa, PYTHONANYWHERE_SITE="eu.pythonanywhere.com")
+    refused(result, "this console is on eu.pythonanywhere.com (EU) but the project was baked for "
+                    "www.pythonanywhere.com (US): re-bake with pythonanywhere_region=eu")  # fmt: skip
+    assert pa.fake.requests == []
+
+
+def test_token_the_host_does_not_know(pa):
+    refused(deploy(pa, API_TOKEN="a-token-of-the-eu-site"), "www.pythonanywhere.com refused API_TOKEN (401)")
+    assert pa.fake.requests == []
+
+
+def test_domain_serving_another_app_needs_force(pa):
+    blog = "# the WSGI file of alice's blog\n"
+    pa.fake.existing_webapp(DOMAIN, blog, source_directory=f"/home/{USER}/blog", python_version=PYTHON)
+    pa.fake.requests.clear()
+
+    refused(deploy(pa), f"{DOMAIN} already serves another app (source directory /home/{USER}/blog)")
+    assert pa.fake.requested() == [("GET", WEBAPP)]
+    assert pa.fake.wsgi_file(DOMAIN).read_text() == blog
+
+    deployed(pa, "--force")
+    assert pa.fake.webapps[DOMAIN]["source_directory"] == str(pa.project)
+    assert [path.read_text() for path in backups(pa)] == [blog]
+    assert live(pa, "/health").status_code == 200
+
+
+def test_web_app_on_another_python(pa):
+    pa.fake.existing_webapp(DOMAIN, "# old\n", source_directory=str(pa.project), python_version="3.9")
+    refused(deploy(pa), f"{DOMAIN} runs Python 3.9 but this project's virtualenv is Python {PYTHON}")
+
+
+def test_python_the_system_image_lacks(pa):
+    pa.fake.pythons.discard(f"python{PYTHON.replace('.', '')}")
+    try:
+        refused(deploy(pa), f"PythonAnywhere refused Python {PYTHON} for the web app")
+    finally:
+        pa.fake.pythons.add(f"python{PYTHON.replace('.', '')}")
+    assert pa.fake.requested() == [("GET", WEBAPP), ("POST", "webapps/")]
+
+
+def test_python_missing_from_the_console(pa, tmp_path):
+    refused(deploy(pa, PATH=str(tmp_path)), f"python{PYTHON} is not in this console")
+
+
+def test_rate_limit_is_waited_out(pa):
+    pa.fake.throttle(2)
+    result = deployed(pa)
+    assert result.stdout.count("rate limited by the API: waiting 1 s, then trying again") == 2
+
+
+def test_rate_limit_that_lasts_stops_with_advice(pa):
+    pa.fake.throttle(100)
+    refused(deploy(pa), "API rate limit (40 requests a minute per endpoint) is still reached: wait 1 s")
+    assert pa.fake.requests == []
+
+
+def test_failing_health_check_shows_the_error_log(pa):
+    wsgi = pa.project / "pythonanywhere_wsgi.py"
+    text = wsgi.read_text()
+    assert "\napplication = create_app()" in text
+    planted = '\nraise RuntimeError("planted by the test")\napplication = '
+    wsgi.write_text(text.replace("\napplication = ", planted))
+
+    result = deploy(pa, "--wait", "3")
+
+    refused(result, f"https://{DOMAIN}/health answered 500 after the reload")
+    assert f"The last lines of {pa.fake.error_log(DOMAIN)}:" in result.stderr
+    assert "RuntimeError: planted by the test" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        (None, ".env is missing: copy .env.example to .env"),
+        ({"SECRET_KEY": ""}, "has no real SECRET_KEY"),
+        ({"SECRET_KEY": "changeme"}, "has no real SECRET_KEY"),
+        ({"CACHE_TYPE": "redsi"}, "CACHE_TYPE='redsi' is not valid"),
+        ({"CACHE_TYPE": "redis"}, "CACHE_TYPE=redis but REDIS_URL points at this machine (127.0.0.1)"),
+        (
+            {"CACHE_TYPE": "memcached", "MEMCACHED_SERVERS": "localhost:11211"},
+            "CACHE_TYPE=memcached but MEMCACHED_SERVERS points at this machine (localhost)",
+        ),
+    ],
+    ids=["missing", "empty-secret", "weak-secret", "unknown-backend", "local-redis", "local-memcached"],
+)
+def test_env_is_checked_before_the_live_app_is_touched(pa, values, message):
+    env_file = pa.project / ".env"
+    if values is None:
+        env_file.unlink()
+    else:
+        set_env(env_file, **values)
+    refused(deploy(pa), message)
+    assert pa.fake.requests == []

@@ -1,0 +1,83 @@
+"""The WSGI file as PythonAnywhere runs it, on a free plan (1 worker) and a paid one (2 workers).
+
+deploy.py's own wsgi_source() writes /var/www/<domain>_wsgi.py (here, a fake /var/www); uWSGI
+serves it with no environment of its own, so every setting comes from the project's .env. With
+2 workers, what one worker cached must be seen by the other on filesystem, redis and memcached,
+and must not be on simple: what docs/caching.md says about workers, shown.
+"""
+
+import http.client
+import importlib.util
+import json
+import re
+import shutil
+import uuid
+
+import pytest
+
+from . import servers
+from .conftest import CHOICES
+from .test_deploy import set_env
+
+
+def load_deploy(project):
+    spec = importlib.util.spec_from_file_location(f"deploy_{uuid.uuid4().hex}", project / "deploy.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def get(connection: http.client.HTTPConnection, path: str) -> tuple[int, str]:
+    connection.request("GET", path)
+    response = connection.getresponse()
+    return response.status, response.read().decode()
+
+
+def computed_by(page: str) -> int:
+    return int(re.search(r'<code class="pid">(\d+)</code>', page).group(1))
+
+
+@pytest.mark.parametrize("processes", [1, 2], ids=["free-1-worker", "paid-2-workers"])
+@pytest.mark.parametrize("backend", CHOICES["cache_backend"])
+def test_wsgi_file_as_pythonanywhere_runs_it(
+    bake, backend, processes, tmp_path, redis_url, memcached_servers
+):
+    source = bake(cache_backend=backend, pythonanywhere_username="alice")
+    project = tmp_path / "home" / "alice" / source.name
+    shutil.copytree(source, project)
+    set_env(
+        project / ".env",
+        CACHE_KEY_PREFIX=f"workers-{uuid.uuid4().hex[:8]}:",  # apart from other tests' keys
+        REDIS_URL=redis_url,
+        MEMCACHED_SERVERS=memcached_servers,
+    )
+    wsgi = tmp_path / "var" / "www" / "alice_pythonanywhere_com_wsgi.py"
+    wsgi.parent.mkdir(parents=True)
+    wsgi.write_text(load_deploy(project).wsgi_source())
+
+    env = servers.app_env(None)  # no PROJECT_HOME, no CACHE_*: as a web app on PythonAnywhere
+    with servers.uwsgi(wsgi, env, tmp_path / "uwsgi.log", processes=processes) as url:
+        port = int(url.rpartition(":")[2])
+        first = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        status, body = get(first, "/health")
+        assert status == 200
+        health = json.loads(body)
+        assert health["cache"]["backend"] == health["cache"]["active"] == backend  # from .env
+        status, page = get(first, "/example")
+        assert status == 200 and computed_by(page) == health["worker"]
+        if processes == 1:
+            return
+
+        # The first worker is held by the open keep-alive connection, so the other one answers.
+        second = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        status, body = get(second, "/health")
+        other = json.loads(body)["worker"]
+        assert other != health["worker"], "both requests went to one worker"
+        status, page = get(second, "/example")
+        assert status == 200
+        if backend == "simple":
+            assert computed_by(page) == other, "simple is per worker: the second computes its own"
+        else:
+            assert computed_by(page) == health["worker"], f"{backend} is shared between workers"
+        first.close()
+        second.close()
