@@ -92,7 +92,8 @@ def main(answers: dict, project: Path) -> str:
             "  python -m venv .venv && . .venv/bin/activate && pip install -r requirements-dev.txt",
             "  pytest",
             f"  flask --app {answers['package_name']} run --debug",
-            f"Deploy: README.md, 'Deploy on PythonAnywhere'; the site will be https://{site_domain(answers)}/",
+            f"Deploy: upload it to PythonAnywhere, then `python3 deploy.py` in a Bash console there "
+            f"(docs/deploy.md); the site will be https://{site_domain(answers)}/",
             ".env holds your SECRET_KEY: keep it out of git (it is in .gitignore).",
         ]
     )
