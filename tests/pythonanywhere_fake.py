@@ -271,12 +271,7 @@ class FakePythonAnywhere:
     def _stop(self, domain: str) -> None:
         process, _ = self.apps.pop(domain, (None, None))
         if process is not None:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            servers.stop(process)
 
     def site(self, method: str, domain: str, path: str, headers, body: bytes):
         for mapping in sorted(self.static_files.get(domain, []), key=lambda m: -len(m["url"])):

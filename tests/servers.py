@@ -6,7 +6,6 @@ already run instead. With CI=true a server that can be neither found nor started
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -66,12 +65,17 @@ def running(command: list[str], port: int, name: str):
         wait_for_port(port, process, name)
         yield
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, seconds=10)
+
+
+def stop(process: subprocess.Popen, seconds: float = 15) -> None:
+    """SIGTERM, and SIGKILL if it is still there after ``seconds``."""
+    process.terminate()
+    try:
+        process.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def redis_command(port: int, *extra: str) -> list[str]:
@@ -175,12 +179,7 @@ def uwsgi(wsgi_file: Path, env: dict[str, str], log: Path, processes: int = 2):
         wait_for_port(port, process, "uwsgi", seconds=20)
         yield f"http://127.0.0.1:{port}"
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 def start_server(kind: str, port: int) -> subprocess.Popen:
