@@ -335,6 +335,7 @@ def _payload(headers, body: bytes) -> dict:
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
     pythonanywhere: FakePythonAnywhere
 
     def _answer(self) -> None:

@@ -170,8 +170,8 @@ def test_dry_run_of_a_first_deployment_changes_nothing(pa, tmp_path):
     assert list(pa.fake.wsgi_file(DOMAIN).parent.iterdir()) == []
     assert not (tmp_path / ".virtualenvs").exists()
     api = f"https://www.pythonanywhere.com/api/v0/user/{USER}/"
+    assert re.search(rf"would create it with \S*python{PYTHON}, then: pip install", result.stdout)
     for planned in (
-        "would create it with python",
         f"would POST {api}webapps/ ",
         f"would PATCH {api}{WEBAPP} ",
         "would write it",
