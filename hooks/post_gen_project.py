@@ -35,6 +35,12 @@ BACKENDS = {
         "memcached connections need a paid PythonAnywhere account (free accounts only reach "
         "allowlisted HTTP(S) sites).",
     },
+    "upstash": {
+        "requirement": "requests>=2.31,<3",
+        "next_steps": "Set UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN in .env from your "
+        "database's REST API section on console.upstash.com. Upstash over HTTPS is the way for "
+        "free accounts, if Upstash is on PythonAnywhere's allowlist: docs/upstash.md says how to check.",
+    },
 }
 
 # Answers kept in the baked project (.cookiecutter.json); never secrets, never local paths.

@@ -13,14 +13,15 @@ import sys
 CHOICES = {
     "pythonanywhere_region": ("us", "eu"),
     "python_version": ("3.13", "3.12", "3.11", "3.10"),
-    "cache_backend": ("simple", "filesystem", "redis", "memcached"),
+    "cache_backend": ("simple", "filesystem", "redis", "memcached", "upstash"),
 }
 
 # Top-level modules the baked app or its tests import: a package of the same name would shadow one.
 APP_IMPORTS = {
     "flask", "flask_caching", "cachelib", "werkzeug", "jinja2", "click", "itsdangerous",
-    "markupsafe", "blinker", "dotenv", "redis", "pymemcache", "pytest", "test", "tests", "conftest",
-    "pythonanywhere_wsgi", "ruff", "pip", "setuptools",
+    "markupsafe", "blinker", "dotenv", "redis", "pymemcache", "requests", "pytest", "test",
+    "tests", "conftest", "pythonanywhere_wsgi", "deploy", "pythonanywhere_core", "ruff", "pip",
+    "setuptools",
 }  # fmt: skip
 
 # lowercase letter first, then lowercase letters, digits and underscores: a directory, a

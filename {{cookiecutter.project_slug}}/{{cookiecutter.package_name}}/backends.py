@@ -1,4 +1,4 @@
-"""Flask-Caching backends whose clear() removes this app's entries only.
+"""Flask-Caching backends whose clear() removes this app's entries only, and Upstash over REST.
 
 Flask-Caching's own clear() runs KEYS (or FLUSHDB with an empty prefix) on Redis, flush_all on
 memcached, and deletes every file in the cache directory: each can wipe another app's data.
@@ -30,6 +30,21 @@ class ScopedRedisCache(RedisCache):
         if batch:
             client.unlink(*batch)
         return True
+
+
+class UpstashCache(ScopedRedisCache):
+    """The Redis backend, its scoped clear included, over Upstash's REST API (upstash.py)."""
+
+    @classmethod
+    def factory(cls, app, config, args, kwargs):
+        from .upstash import UpstashRedis
+
+        client = UpstashRedis(
+            config["CACHE_UPSTASH_URL"],
+            config["CACHE_UPSTASH_TOKEN"],
+            config["CACHE_UPSTASH_TIMEOUT"],
+        )
+        return cls(*args, host=client, key_prefix=config["CACHE_KEY_PREFIX"], **kwargs)
 
 
 class NamespacedMemcachedCache(MemcachedCache):

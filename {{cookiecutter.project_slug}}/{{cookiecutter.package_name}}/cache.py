@@ -23,6 +23,7 @@ from flask import Flask, current_app, request
 from flask.cli import AppGroup
 
 from .guard import GuardedCache
+from .signing import SignedSerde, SignedSerializer, Signer
 
 
 class Cache(flask_caching.Cache):
@@ -65,8 +66,17 @@ def _threshold(config: dict) -> dict:
     return {"CACHE_THRESHOLD": config["CACHE_THRESHOLD"]}
 
 
+def _signed(config: dict) -> SignedSerializer:
+    # Pickles that another writer planted are refused, not run (signing.py).
+    return SignedSerializer(Signer(config["CACHE_SIGNING_KEY"] or config["SECRET_KEY"]))
+
+
 def _filesystem(config: dict) -> dict:
-    return {"CACHE_DIR": config["CACHE_DIR"], **_threshold(config)}
+    return {
+        "CACHE_DIR": config["CACHE_DIR"],
+        "CACHE_SERIALIZER": _signed(config),
+        **_threshold(config),
+    }
 
 
 def _redis(config: dict) -> dict:
@@ -76,6 +86,7 @@ def _redis(config: dict) -> dict:
     timeout = config["CACHE_SOCKET_TIMEOUT"]
     return {
         "CACHE_REDIS_URL": config["REDIS_URL"],
+        "CACHE_SERIALIZER": _signed(config),
         "CACHE_OPTIONS": {
             "socket_timeout": timeout,
             "socket_connect_timeout": timeout,
@@ -91,17 +102,32 @@ def _redis_errors() -> tuple[type[BaseException], ...]:
     return (ConnectionError, TimeoutError, OSError)
 
 
+def _upstash(config: dict) -> dict:
+    return {
+        "CACHE_UPSTASH_URL": config["UPSTASH_REDIS_REST_URL"],
+        "CACHE_UPSTASH_TOKEN": config["UPSTASH_REDIS_REST_TOKEN"],
+        "CACHE_UPSTASH_TIMEOUT": config["CACHE_SOCKET_TIMEOUT"],
+        "CACHE_SERIALIZER": _signed(config),
+    }
+
+
+def _upstash_errors() -> tuple[type[BaseException], ...]:
+    from .upstash import UpstashError
+
+    return (UpstashError,)
+
+
 def _memcached(config: dict) -> dict:
-    from pymemcache import serde
     from pymemcache.client.hash import HashClient
 
     timeout = config["CACHE_SOCKET_TIMEOUT"]
-    # Flask-Caching only knows pymemcache through a ready client object. Without pickle_serde
-    # values come back as bytes; with noreply, has() and add() always answer True. The breaker
-    # decides when to retry a server, so the client neither retries nor waits to.
+    # Flask-Caching only knows pymemcache through a ready client object. Without a pickling
+    # serde values come back as bytes (ours signs them); with noreply, has() and add() always
+    # answer True. The breaker decides when to retry a server, so the client neither retries
+    # nor waits to.
     client = HashClient(
         config["MEMCACHED_SERVERS"],
-        serde=serde.pickle_serde,
+        serde=SignedSerde(_signed(config).signer),
         default_noreply=False,
         connect_timeout=timeout,
         timeout=timeout,
@@ -142,6 +168,15 @@ BACKENDS: dict[str, Backend] = {
         where=lambda config: ",".join(f"{h}:{p}" for h, p in config["MEMCACHED_SERVERS"]),
         setting="MEMCACHED_SERVERS",
         hosts=lambda config: [host for host, _ in config["MEMCACHED_SERVERS"]],
+    ),
+    "upstash": Backend(
+        f"{PACKAGE}.backends.UpstashCache",
+        _upstash,
+        client="requests",
+        connection_errors=_upstash_errors,
+        where=lambda config: config["UPSTASH_REDIS_REST_URL"],
+        setting="UPSTASH_REDIS_REST_URL",
+        hosts=lambda config: [urlsplit(config["UPSTASH_REDIS_REST_URL"]).hostname or ""],
     ),
     "null": Backend("NullCache", lambda config: {"CACHE_NO_NULL_WARNING": True}),
 }

@@ -28,6 +28,7 @@ def from_env(
     config: dict[str, object] = {
         "TESTING": testing,
         "SECRET_KEY": _secret_key(env, allow_missing=debug or testing),
+        "CACHE_SIGNING_KEY": _get(env, "CACHE_SIGNING_KEY"),
         "CACHE_TYPE": cache_type,
         "CACHE_DEFAULT_TIMEOUT": _number(env, "CACHE_DEFAULT_TIMEOUT", 300, int, minimum=0),
         "CACHE_KEY_PREFIX": _get(env, "CACHE_KEY_PREFIX") or default_key_prefix,
@@ -37,6 +38,7 @@ def from_env(
         "CACHE_RETRY_AFTER": _number(env, "CACHE_RETRY_AFTER", 30.0, float, minimum=0),
         "REDIS_URL": _redis_url(env) if cache_type == "redis" else _get(env, "REDIS_URL"),
         "MEMCACHED_SERVERS": _memcached_servers(env) if cache_type == "memcached" else [],
+        **(_upstash(env) if cache_type == "upstash" else {}),
     }
     return config
 
@@ -119,6 +121,27 @@ def _redis_url(env: Mapping[str, object]) -> str:
     if not ok:
         raise ConfigError(f"REDIS_URL={redact_url(value)!r} is not valid: {accepted}")
     return value
+
+
+def _upstash(env: Mapping[str, object]) -> dict[str, str]:
+    """Upstash's own names for its REST URL and token (the database page, REST API section)."""
+    url, token = _get(env, "UPSTASH_REDIS_REST_URL"), _get(env, "UPSTASH_REDIS_REST_TOKEN")
+    accepted = "use the database's REST URL, https://<name>.upstash.io"
+    if not url:
+        raise ConfigError(f"UPSTASH_REDIS_REST_URL is not set but CACHE_TYPE=upstash: {accepted}")
+    try:
+        parts = urlsplit(url)
+        ok = parts.scheme in ("https", "http") and bool(parts.hostname) and not parts.password
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ConfigError(f"UPSTASH_REDIS_REST_URL={redact_url(url)!r} is not valid: {accepted}")
+    if not token:
+        raise ConfigError(
+            "UPSTASH_REDIS_REST_TOKEN is not set but CACHE_TYPE=upstash: copy the token from the "
+            "database's REST API section on console.upstash.com"
+        )
+    return {"UPSTASH_REDIS_REST_URL": url, "UPSTASH_REDIS_REST_TOKEN": token}
 
 
 def _memcached_servers(env: Mapping[str, object]) -> list[tuple[str, int]]:

@@ -1,0 +1,140 @@
+"""Upstash Redis over its REST API, for accounts that can only make HTTP(S) requests.
+
+Free PythonAnywhere accounts reach the internet only through an HTTP(S) proxy, so a rediss://
+connection cannot get out; Upstash also serves each database over HTTPS
+(upstash.com/docs/redis/features/restapi): a command is a JSON array POSTed to the database's
+URL with `Authorization: Bearer <token>`, the answer `{"result": ...}` or `{"error": ...}`.
+
+UpstashRedis offers the few redis-py calls that cachelib's RedisCache and our scoped clear make,
+so the Redis backend is reused as it is. Unlike Upstash's own SDK, it has connect and read
+timeouts, never sleeps to retry (the breaker decides when to try again) and is bytes-safe: JSON
+carries text, so a value that is not plain digits is stored base64-encoded, behind a marker.
+requests keeps the connection alive and honours https_proxy/HTTPS_PROXY, as PythonAnywhere sets.
+"""
+
+import base64
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import requests
+
+ENCODED = "b64:"  # marks a base64-encoded value; integers stay digits so INCRBY works
+_DIGITS = re.compile(rb"-?\d{1,19}\Z")
+
+
+class UpstashError(Exception):
+    """Upstash cannot serve: unreachable, a refused token, or an answer that is not its API's."""
+
+
+class UpstashCommandError(Exception):
+    """Upstash ran the command and answered an error (a wrong type, a bad argument)."""
+
+
+def encode(value: Any) -> Any:
+    if isinstance(value, bytes):
+        if _DIGITS.match(value):
+            return value.decode()
+        return ENCODED + base64.b64encode(value).decode()
+    return value  # keys (str), numbers: JSON carries them as they are
+
+
+def decode(result: Any) -> Any:
+    if isinstance(result, str):
+        if result.startswith(ENCODED):
+            return base64.b64decode(result[len(ENCODED) :])
+        return result.encode()
+    if isinstance(result, list):
+        return [decode(item) for item in result]
+    return result
+
+
+class UpstashRedis:
+    def __init__(self, url: str, token: str, timeout: float):
+        self.url = url.rstrip("/")
+        self.timeout = (timeout, timeout)  # connect, read
+        self.session = requests.Session()  # no retries: requests' adapters default to none
+        self.session.headers["Authorization"] = f"Bearer {token}"
+
+    def _post(self, path: str, body: list) -> Any:
+        try:
+            response = self.session.post(self.url + path, json=body, timeout=self.timeout)
+        except requests.RequestException as error:
+            raise UpstashError(f"{type(error).__name__}: {error}") from None
+        if response.status_code == 401:
+            raise UpstashError("Upstash refused the token (401): check UPSTASH_REDIS_REST_TOKEN")
+        try:
+            answer = response.json()
+        except ValueError:
+            raise UpstashError(f"{self.url} answered {response.status_code}, not JSON") from None
+        if isinstance(answer, dict) and "error" in answer:
+            if response.status_code >= 500:
+                raise UpstashError(f"Upstash answered {response.status_code}: {answer['error']}")
+            raise UpstashCommandError(answer["error"])
+        return answer
+
+    def execute(self, *command: Any) -> Any:
+        return decode(self._post("", [encode(part) for part in command])["result"])
+
+    # The redis-py calls cachelib's RedisCache makes.
+    def get(self, name: str) -> bytes | None:
+        return self.execute("GET", name)
+
+    def mget(self, keys: list[str]) -> list[bytes | None]:
+        return self.execute("MGET", *keys) if keys else []
+
+    def set(self, name: str, value: bytes, ex: int | None = None) -> bool:
+        expiry = ["EX", int(ex)] if ex else []
+        return self.execute("SET", name, value, *expiry) == b"OK"
+
+    def setnx(self, name: str, value: bytes) -> bool:
+        return bool(self.execute("SETNX", name, value))
+
+    def expire(self, name: str, time: int) -> bool:
+        return bool(self.execute("EXPIRE", name, int(time)))
+
+    def delete(self, *names: str) -> int:
+        return self.execute("DEL", *names)
+
+    def unlink(self, *names: str) -> int:
+        return self.execute("UNLINK", *names)
+
+    def exists(self, *names: str) -> int:
+        return self.execute("EXISTS", *names)
+
+    def incr(self, name: str, amount: int = 1) -> int:
+        return self.execute("INCRBY", name, amount)
+
+    def ping(self) -> bool:
+        return self.execute("PING") == b"PONG"
+
+    def scan_iter(self, match: str | None = None, count: int | None = None) -> Iterator[str]:
+        cursor = "0"
+        while True:
+            options = [*(["MATCH", match] if match else []), *(["COUNT", count] if count else [])]
+            cursor, keys = self.execute("SCAN", cursor, *options)
+            cursor = cursor.decode()
+            yield from (key.decode() for key in keys)
+            if cursor == "0":
+                return
+
+    def pipeline(self, transaction: bool = False) -> "Pipeline":
+        return Pipeline(self)
+
+
+class Pipeline:
+    """Commands sent together to /pipeline, as set_many() uses them."""
+
+    def __init__(self, client: UpstashRedis):
+        self.client, self.commands = client, []
+
+    def set(self, name: str, value: bytes, ex: int | None = None) -> None:
+        expiry = ["EX", int(ex)] if ex else []
+        self.commands.append([encode(part) for part in ("SET", name, value, *expiry)])
+
+    def execute(self) -> list:
+        if not self.commands:
+            return []
+        answers = self.client._post("/pipeline", self.commands)
+        self.commands = []
+        return [decode(answer.get("result")) == b"OK" for answer in answers]
