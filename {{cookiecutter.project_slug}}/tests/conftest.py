@@ -5,9 +5,16 @@ import pytest
 
 from {{ cookiecutter.package_name }} import create_app
 
-# Backends that need a server, and the variable that tells the tests where it runs.
-SERVERS = {"redis": "TEST_REDIS_URL", "memcached": "TEST_MEMCACHED_SERVERS"}
-BACKENDS = ["simple", "filesystem", "redis", "memcached"]
+from . import upstash_server
+
+# Backends that need a server, and the variable that tells the tests where it runs. Upstash is
+# a local server that follows its REST contract (upstash_server.py), storing into that Redis.
+SERVERS = {
+    "redis": "TEST_REDIS_URL",
+    "memcached": "TEST_MEMCACHED_SERVERS",
+    "upstash": "TEST_REDIS_URL",
+}
+BACKENDS = ["simple", "filesystem", "redis", "memcached", "upstash"]
 
 
 def server_settings(backend: str) -> dict[str, str]:
@@ -21,6 +28,11 @@ def server_settings(backend: str) -> dict[str, str]:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"{message} (CI=true: a missing server is a failure)")
         pytest.skip(message)
+    if backend == "upstash":
+        return {
+            "UPSTASH_REDIS_REST_URL": upstash_server.upstash_url(address),
+            "UPSTASH_REDIS_REST_TOKEN": upstash_server.TOKEN,
+        }
     return {"redis": {"REDIS_URL": address}, "memcached": {"MEMCACHED_SERVERS": address}}[backend]
 
 

@@ -62,7 +62,7 @@ class Relay:
                 sock.shutdown(socket.SHUT_RDWR)
 
 
-def relayed_redis_url(url: str, relay: Relay) -> str:
+def relayed_url(url: str, relay: Relay) -> str:
     parts = urlsplit(url)
     netloc = parts.netloc.rpartition("@")
     userinfo = netloc[0] + netloc[1]
@@ -70,9 +70,10 @@ def relayed_redis_url(url: str, relay: Relay) -> str:
 
 
 def server_address(setting: str, backend: str) -> tuple[str, int]:
-    """host and port of the test server named by REDIS_URL or MEMCACHED_SERVERS."""
-    if backend == "redis":
+    """host and port of the test server named by REDIS_URL, UPSTASH_REDIS_REST_URL or
+    MEMCACHED_SERVERS."""
+    if backend in ("redis", "upstash"):
         parts = urlsplit(setting)
-        return parts.hostname, parts.port or 6379
+        return parts.hostname, parts.port or {"redis": 6379, "upstash": 443}[backend]
     host, _, port = setting.split(",")[0].rpartition(":")
     return host, int(port)

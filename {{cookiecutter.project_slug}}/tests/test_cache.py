@@ -20,6 +20,8 @@ def test_values_round_trip_unchanged(backend_app):
         assert cache.get("missing") is None
         assert cache.set("key", value)
         assert cache.get("key") == value
+        every_byte = bytes(range(256))  # Upstash's REST API carries JSON text: must survive
+        assert cache.set("raw", every_byte) and cache.get("raw") == every_byte
 
 
 def test_has_add_and_delete_tell_the_truth(backend_app):

@@ -1,5 +1,7 @@
 """clear() and `flask cache ...` touch this app's entries only."""
 
+import os
+
 import pytest
 
 from {{ cookiecutter.package_name }}.cache import cache
@@ -7,14 +9,19 @@ from {{ cookiecutter.package_name }}.cache import cache
 from .conftest import make_app, server_settings
 
 
-def test_redis_clear_keeps_other_apps_keys(tmp_path):
+@pytest.mark.parametrize("backend", ["redis", "upstash"])
+def test_redis_clear_keeps_other_apps_keys(tmp_path, backend):
     import redis
 
     # A prefix with glob characters: an unescaped SCAN pattern would match the other app's key.
     app = make_app(
-        tmp_path, CACHE_TYPE="redis", CACHE_KEY_PREFIX="te*t:", **server_settings("redis")
+        tmp_path,
+        CACHE_TYPE=backend,
+        CACHE_KEY_PREFIX="te*t:",
+        CACHE_SOCKET_TIMEOUT="10",  # 1,200 keys in one pipeline: not a test of timeouts
+        **server_settings(backend),
     )
-    server = redis.Redis.from_url(app.config["REDIS_URL"])
+    server = redis.Redis.from_url(os.environ["TEST_REDIS_URL"])  # upstash's store, too
     server.set("tenant:keep", b"other app")
     with app.app_context():
         cache.set_many({f"k{i}": i for i in range(1200)})  # more than one SCAN/UNLINK batch

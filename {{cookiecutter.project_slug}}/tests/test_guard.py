@@ -10,20 +10,35 @@ from {{ cookiecutter.package_name }} import create_app
 from {{ cookiecutter.package_name }}.cache import cache
 
 from .conftest import make_app, server_settings
-from .relay import Relay, relayed_redis_url, server_address
+from .relay import Relay, relayed_url, server_address
 
 RETRY_AFTER = 0.3
 
 
-@pytest.fixture(params=["redis", "memcached"])
+# The setting that names each backend's server: the relay takes its place.
+ADDRESS = {
+    "redis": "REDIS_URL",
+    "memcached": "MEMCACHED_SERVERS",
+    "upstash": "UPSTASH_REDIS_REST_URL",
+}
+
+
+@pytest.fixture(params=["redis", "memcached", "upstash"])
 def outage(request, tmp_path):
     """(app, relay): the app on a real server, reached through a relay the test can cut."""
     backend = request.param
-    ((name, setting),) = server_settings(backend).items()
-    relay = Relay(*server_address(setting, backend))
-    relayed = relayed_redis_url(setting, relay) if backend == "redis" else f"127.0.0.1:{relay.port}"
+    settings = server_settings(backend)
+    name = ADDRESS[backend]
+    relay = Relay(*server_address(settings[name], backend))
+    if backend == "memcached":
+        relayed = f"127.0.0.1:{relay.port}"
+    else:
+        relayed = relayed_url(settings[name], relay)
     app = make_app(
-        tmp_path, CACHE_TYPE=backend, CACHE_RETRY_AFTER=str(RETRY_AFTER), **{name: relayed}
+        tmp_path,
+        CACHE_TYPE=backend,
+        CACHE_RETRY_AFTER=str(RETRY_AFTER),
+        **{**settings, name: relayed},
     )
     yield app, relay
     relay.cut()
@@ -135,13 +150,16 @@ def test_each_change_of_state_is_logged_once(outage, caplog):
         {"CACHE_TYPE": "redis", "REDIS_URL": "redis://127.0.0.1:{closed}/0"},
         {"CACHE_TYPE": "redis", "REDIS_URL": "redis://no-such-host.invalid:6379/0"},
         {"CACHE_TYPE": "memcached", "MEMCACHED_SERVERS": "127.0.0.1:{closed}"},
+        {"CACHE_TYPE": "upstash", "UPSTASH_REDIS_REST_URL": "http://127.0.0.1:{closed}"},
+        {"CACHE_TYPE": "upstash", "UPSTASH_REDIS_REST_URL": "https://no-such-host.invalid"},
     ],
 )
 def test_an_unreachable_server_from_the_start_serves_on_simple(tmp_path, settings):
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
         closed = probe.getsockname()[1]
-    app = make_app(tmp_path, **{k: v.format(closed=closed) for k, v in settings.items()})
+    settings = {k: v.format(closed=closed) for k, v in settings.items()}
+    app = make_app(tmp_path, UPSTASH_REDIS_REST_TOKEN="token", **settings)
     client = app.test_client()
     assert client.get("/example").status_code == 200
     assert client.get("/").status_code == 200
@@ -164,12 +182,20 @@ def test_create_app_opens_no_connection(hung_server):
     create_app(
         {"SECRET_KEY": "x", "CACHE_TYPE": "memcached", "MEMCACHED_SERVERS": f"127.0.0.1:{port}"}
     )
+    create_app(
+        {
+            "SECRET_KEY": "x",
+            "CACHE_TYPE": "upstash",
+            "UPSTASH_REDIS_REST_URL": f"http://127.0.0.1:{port}",
+            "UPSTASH_REDIS_REST_TOKEN": "token",
+        }
+    )
     hung_server.settimeout(0.2)
     with pytest.raises(TimeoutError):
         hung_server.accept()
 
 
-@pytest.mark.parametrize("backend", ["redis", "memcached"])
+@pytest.mark.parametrize("backend", ["redis", "memcached", "upstash"])
 def test_a_hung_server_costs_one_timeout_per_window(tmp_path, hung_server, backend):
     port = hung_server.getsockname()[1]
     app = make_app(
@@ -177,6 +203,8 @@ def test_a_hung_server_costs_one_timeout_per_window(tmp_path, hung_server, backe
         CACHE_TYPE=backend,
         REDIS_URL=f"redis://127.0.0.1:{port}/0",
         MEMCACHED_SERVERS=f"127.0.0.1:{port}",
+        UPSTASH_REDIS_REST_URL=f"http://127.0.0.1:{port}",
+        UPSTASH_REDIS_REST_TOKEN="token",
         CACHE_SOCKET_TIMEOUT="0.2",
         CACHE_RETRY_AFTER="0.5",
     )

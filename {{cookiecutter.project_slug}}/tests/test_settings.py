@@ -54,6 +54,18 @@ def clean_environment(monkeypatch):
             {"CACHE_TYPE": "memcached", "MEMCACHED_SERVERS": "h:99999"},
             "use comma-separated host:port",
         ),
+        (
+            {"CACHE_TYPE": "upstash", "UPSTASH_REDIS_REST_TOKEN": "t"},
+            "UPSTASH_REDIS_REST_URL is not set but CACHE_TYPE=upstash",
+        ),
+        (
+            {"CACHE_TYPE": "upstash", "UPSTASH_REDIS_REST_URL": "rediss://default:pw@h:6379"},
+            "UPSTASH_REDIS_REST_URL='rediss://default:***@h:6379' is not valid: use the database's",
+        ),
+        (
+            {"CACHE_TYPE": "upstash", "UPSTASH_REDIS_REST_URL": "https://h.upstash.io"},
+            "UPSTASH_REDIS_REST_TOKEN is not set but CACHE_TYPE=upstash",
+        ),
     ],
 )
 def test_bad_values_stop_start_up_naming_the_variable(settings, message):
