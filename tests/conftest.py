@@ -74,6 +74,12 @@ def memcached_servers():
 
 
 @pytest.fixture(scope="session")
+def https_proxy(tmp_path_factory):
+    with servers.tinyproxy(tmp_path_factory.mktemp("proxy")) as proxy:
+        yield proxy
+
+
+@pytest.fixture(scope="session")
 def server_env(redis_url, memcached_servers):
     """Environment for a baked project's own tests: the real servers, CI passed through."""
     return {**os.environ, "TEST_REDIS_URL": redis_url, "TEST_MEMCACHED_SERVERS": memcached_servers}

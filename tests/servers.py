@@ -1,7 +1,7 @@
-"""Real redis-server and memcached processes on free loopback ports, for the tests.
+"""Real redis-server, memcached and tinyproxy processes on free loopback ports, for the tests.
 
-TEST_REDIS_URL, TEST_REDIS_TLS_URL and TEST_MEMCACHED_SERVERS point the tests at servers that
-already run instead. With CI=true a server that can be neither found nor started is a failure.
+TEST_REDIS_URL, TEST_REDIS_TLS_URL, TEST_MEMCACHED_SERVERS and TEST_HTTPS_PROXY point the tests
+at servers that already run instead. With CI=true a server that can be neither found nor started is a failure.
 """
 
 import os
@@ -153,6 +153,24 @@ def memcached_server():
     port = free_port()
     with running(memcached_command(port), port, "memcached"):
         yield f"127.0.0.1:{port}"
+
+
+@contextmanager
+def tinyproxy(workdir: Path):
+    """Yield (proxy URL, its log file): Debian's tinyproxy on loopback, a proxy like the one free
+    PythonAnywhere accounts must use. TEST_HTTPS_PROXY names one that already runs instead."""
+    if os.environ.get("TEST_HTTPS_PROXY"):
+        yield os.environ["TEST_HTTPS_PROXY"], None
+        return
+    if not shutil.which("tinyproxy"):
+        missing("tinyproxy (apt-get install tinyproxy, or set TEST_HTTPS_PROXY)")
+    port, log, conf = free_port(), workdir / "tinyproxy.log", workdir / "tinyproxy.conf"
+    conf.write_text(
+        f'Port {port}\nListen 127.0.0.1\nTimeout 60\nLogFile "{log}"\nLogLevel Connect\n'
+        "MaxClients 100\nAllow 127.0.0.1\n"  # no ConnectPort line: CONNECT to any port
+    )
+    with running(["tinyproxy", "-d", "-c", str(conf)], port, "tinyproxy"):
+        yield f"http://127.0.0.1:{port}", log
 
 
 def uwsgi_binary() -> str:

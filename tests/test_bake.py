@@ -94,6 +94,31 @@ def test_baked_redis_tests_pass_over_tls(bake, case, server_env, redis_tls_url):
     assert passed >= 6 and "skipped" not in summary, summary  # every redis-backed test ran
 
 
+@pytest.mark.parametrize("case", [c for c in CASES if c["cache_backend"] == "upstash"], ids=case_id)
+def test_baked_upstash_tests_pass_over_https_through_a_proxy(bake, case, server_env, https_proxy, tmp_path):
+    """As on a free PythonAnywhere account: Upstash over HTTPS, through an HTTP proxy."""
+    project = bake(**case)
+    ca, key, cert = servers.make_certificates(tmp_path)
+    proxy, log = https_proxy
+    env = {
+        **server_env, "TEST_UPSTASH_TLS_CERT": str(cert), "TEST_UPSTASH_TLS_KEY": str(key),
+        "REQUESTS_CA_BUNDLE": str(ca), "HTTPS_PROXY": proxy, "https_proxy": proxy,
+    }  # fmt: skip
+    env = {k: v for k, v in env.items() if k.lower() != "no_proxy"}
+    tunnels_before = log.read_text().count("CONNECT 127.0.0.1:") if log and log.exists() else 0
+    result = run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "upstash"],
+        cwd=project,
+        env=env,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    summary = result.stdout.splitlines()[-1]
+    passed = int(re.search(r"(\d+) passed", summary).group(1))
+    assert passed >= 15 and "skipped" not in summary, summary
+    if log is not None:
+        assert log.read_text().count("CONNECT 127.0.0.1:") > tunnels_before, "not through the proxy"
+
+
 @case
 def test_wsgi_file_serves_from_another_directory(bake, case, tmp_path, redis_url, memcached_servers):
     project = bake(**case)

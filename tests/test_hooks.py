@@ -104,7 +104,8 @@ def test_post_gen_writes_env_requirements_and_answers(tmp_path, backend):
     lines = (project / "requirements.txt").read_text().splitlines()
     if requirement:
         assert requirement in lines
-    assert not any(line.startswith(("redis", "pymemcache")) for line in lines if line != requirement)
+    clients = ("redis", "pymemcache", "requests")
+    assert not any(line.startswith(clients) for line in lines if line != requirement)
     assert json.loads((project / ".cookiecutter.json").read_text())["cache_backend"] == backend
     assert ("paid PythonAnywhere account" in steps) == (backend in ("redis", "memcached"))
 

@@ -2,8 +2,8 @@
 
 deploy.py's own wsgi_source() writes /var/www/<domain>_wsgi.py (here, a fake /var/www); uWSGI
 serves it with no environment of its own, so every setting comes from the project's .env. With
-2 workers, what one worker cached must be seen by the other on filesystem, redis and memcached,
-and must not be on simple: what docs/caching.md says about workers, shown.
+2 workers, what one worker cached must be seen by the other on filesystem, redis, memcached and
+upstash, and must not be on simple: what docs/caching.md says about workers, shown.
 """
 
 import http.client
@@ -20,8 +20,9 @@ from .conftest import CHOICES
 from .test_deploy import set_env
 
 
-def load_deploy(project):
-    spec = importlib.util.spec_from_file_location(f"deploy_{uuid.uuid4().hex}", project / "deploy.py")
+def load(path):
+    """A module of the baked project, by file (its tests package would clash with ours)."""
+    spec = importlib.util.spec_from_file_location(f"baked_{uuid.uuid4().hex}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -45,15 +46,18 @@ def test_wsgi_file_as_pythonanywhere_runs_it(
     source = bake(cache_backend=backend, pythonanywhere_username="alice")
     project = tmp_path / "home" / "alice" / source.name
     shutil.copytree(source, project)
+    upstash = load(project / "tests" / "upstash_server.py")  # Upstash's REST API, on our Redis
     set_env(
         project / ".env",
         CACHE_KEY_PREFIX=f"workers-{uuid.uuid4().hex[:8]}:",  # apart from other tests' keys
         REDIS_URL=redis_url,
         MEMCACHED_SERVERS=memcached_servers,
+        UPSTASH_REDIS_REST_URL=upstash.upstash_url(redis_url),
+        UPSTASH_REDIS_REST_TOKEN=upstash.TOKEN,
     )
     wsgi = tmp_path / "var" / "www" / "alice_pythonanywhere_com_wsgi.py"
     wsgi.parent.mkdir(parents=True)
-    wsgi.write_text(load_deploy(project).wsgi_source())
+    wsgi.write_text(load(project / "deploy.py").wsgi_source())
 
     env = servers.app_env(None)  # no PROJECT_HOME, no CACHE_*: as a web app on PythonAnywhere
     with servers.uwsgi(wsgi, env, tmp_path / "uwsgi.log", processes=processes) as url:
