@@ -171,6 +171,24 @@ def in_process(bench: "Bench", redis_url: str) -> None:
         )
 
 
+def signing_cost(bench: "Bench", redis_url: str, memcached: str) -> None:
+    print("\n== Signed cache entries: a hit on the cached /example page, signed vs unsigned")
+    print(f"   in one process, interleaved call by call, {bench.args.samples} of each; medians")
+    env = bench.env("ours", REDIS_URL=redis_url, MEMCACHED_SERVERS=memcached)
+    out = subprocess.run(
+        [sys.executable, str(Path(__file__).parent / "signing.py"), str(bench.args.samples)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for backend, m in json.loads(out).items():
+        print(
+            f"   {backend:<11} unsigned {m['unsigned'] * 1e6:7.1f} us  signed {m['signed'] * 1e6:7.1f} us"
+            f"  signed/unsigned {m['signed'] / m['unsigned']:.3f}x"
+        )
+
+
 def interleaved_latencies(url: str, client, samples: int):
     parts = urllib.parse.urlsplit(url)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
@@ -240,7 +258,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=2, help="seconds per wrk run")
     parser.add_argument("--phase", type=float, default=6, help="seconds per outage phase")
     parser.add_argument("--samples", type=int, default=3000, help="requests of each kind, latency")
-    parser.add_argument("--part", choices=["all", "hits", "outage"], default="all")
+    parser.add_argument("--part", choices=["all", "hits", "signing", "outage"], default="all")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
@@ -250,6 +268,9 @@ def main() -> None:
             if args.part in ("all", "hits"):
                 hit_cost(bench, redis_url, memcached)
                 in_process(bench, redis_url)
+                signing_cost(bench, redis_url, memcached)
+            if args.part == "signing":
+                signing_cost(bench, redis_url, memcached)
             if args.part in ("all", "outage"):
                 outage(bench)
 
