@@ -141,7 +141,13 @@ def api_host() -> str:
     wanted = REGIONS[REGION]["api_host"]
     console = os.environ.get("PYTHONANYWHERE_SITE", "")
     if console and console != wanted:
-        other = next(name for name, region in REGIONS.items() if region["api_host"] == console)
+        hosts = {region["api_host"]: name for name, region in REGIONS.items()}
+        if console not in hosts:
+            raise DeployError(
+                f"PYTHONANYWHERE_SITE={console!r} is not a PythonAnywhere API host: use "
+                f"{' or '.join(hosts)}, or unset it"
+            )
+        other = hosts[console]
         raise DeployError(
             f"this console is on {console} ({other.upper()}) but the project was baked for "
             f"{wanted} ({REGION.upper()}): re-bake with pythonanywhere_region={other}, or run "

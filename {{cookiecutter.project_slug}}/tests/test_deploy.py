@@ -26,3 +26,13 @@ def test_no_api_token_stops_before_anything(monkeypatch, capsys):
 )  # fmt: skip
 def test_servers_on_this_machine_are_refused(host, local):
     assert deploy.is_local(host) is local
+
+
+def test_an_unknown_api_host_is_named(monkeypatch, capsys):
+    monkeypatch.setenv("API_TOKEN", "token")
+    monkeypatch.setenv("PYTHONANYWHERE_SITE", "pythonanywhere.example")
+    monkeypatch.delenv(deploy.IN_VIRTUALENV, raising=False)
+    assert deploy.main(["--dry-run"]) == 1
+    assert "PYTHONANYWHERE_SITE='pythonanywhere.example' is not a PythonAnywhere API host" in (
+        capsys.readouterr().err
+    )
