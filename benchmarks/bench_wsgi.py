@@ -5,6 +5,7 @@ BENCH_MODE=ours  : the baked project's create_app() (its cache.py, breaker and a
 BENCH_MODE=plain : Flask-Caching configured the usual way (RedisCache, default options): the
                    baseline the outage benchmark compares against.
 Both get /bench/bare and /bench/cached, the same view with and without @cache.cached.
+BENCH_UNSIGNED=1 with BENCH_MODE=ours: entries stored unsigned, to measure what signing costs.
 """
 
 import os
@@ -25,6 +26,11 @@ if os.environ["BENCH_MODE"] == "ours":
     package = importlib.import_module(os.environ["BENCH_PACKAGE"])
     cache = importlib.import_module(f"{package.__name__}.cache").cache
     app = package.create_app()
+    if os.environ.get("BENCH_UNSIGNED"):  # the same app with its cache entries unsigned
+        sys.path.insert(0, os.path.dirname(__file__))
+        from unsigned import unsign
+
+        unsign(app, cache, app.config["CACHE_TYPE"])
 else:
     from flask import Flask
     from flask_caching import Cache

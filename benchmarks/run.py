@@ -102,17 +102,17 @@ class Bench:
         self.project, self.workdir, self.args = project, workdir, args
 
     def env(self, mode: str, **settings) -> dict[str, str]:
+        defaults = {"CACHE_DIR": str(self.workdir / "cache")}
         return servers.app_env(
             self.project,
             BENCH_MODE=mode,
             BENCH_PACKAGE=self.project.name,
-            CACHE_DIR=str(self.workdir / "cache"),
-            **settings,
+            **{**defaults, **settings},
         )
 
     @contextmanager
     def serve(self, mode: str, processes: int, **settings):
-        log = self.workdir / "uwsgi.log"
+        log = self.workdir / f"uwsgi-{len(list(self.workdir.glob('uwsgi-*.log')))}.log"
         with servers.uwsgi(BENCH_WSGI, self.env(mode, **settings), log, processes) as url:
             for _ in range(3):  # fill the cache in every worker
                 urllib.request.urlopen(url + "/bench/cached").read()
@@ -135,6 +135,28 @@ def hit_cost(bench: Bench, redis_url: str, memcached: str) -> None:
             f"   cached/bare {median(cached) / median(bare):.3f}x"
         )
 
+    print("\n== Signing's cost on a hit: @cache.cached view with signed vs unsigned entries")
+    print(f"   uWSGI, 1 worker each, wrk 4 connections, {rounds} interleaved rounds; medians of req/s")
+    # The unsigned app keeps its entries apart: read by the signed one, they would be misses.
+    unsigned_apart = {
+        "BENCH_UNSIGNED": "1",
+        "CACHE_KEY_PREFIX": "unsigned:",
+        "CACHE_DIR": str(bench.workdir / "cache-unsigned"),
+    }
+    for backend in ("filesystem", "redis", "memcached"):
+        signed, unsigned = [], []
+        with (
+            bench.serve("ours", 1, CACHE_TYPE=backend, **settings) as signed_url,
+            bench.serve("ours", 1, CACHE_TYPE=backend, **settings, **unsigned_apart) as plain_url,
+        ):
+            for _ in range(rounds):
+                unsigned.append(wrk(plain_url + "/bench/cached", seconds, 4)["rps"])
+                signed.append(wrk(signed_url + "/bench/cached", seconds, 4)["rps"])
+        print(
+            f"   {backend:<11} unsigned {median(unsigned):8.0f} req/s   signed {median(signed):8.0f} req/s"
+            f"   signed/unsigned {median(signed) / median(unsigned):.3f}x"
+        )
+
     print("\n== Redis hit latency over HTTP: bare, cached and a raw redis-py GET, interleaved")
     print(f"   over one keep-alive connection, {bench.args.samples} of each; medians")
     client = redis.Redis.from_url(redis_url)
@@ -150,19 +172,18 @@ def hit_cost(bench: Bench, redis_url: str, memcached: str) -> None:
         )
 
 
+def run_script(name: str, env: dict[str, str], samples: int) -> dict:
+    """Run a measuring script of this folder in its own process; it prints JSON."""
+    command = [sys.executable, str(Path(__file__).parent / name), str(samples)]
+    return json.loads(subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout)
+
+
 def in_process(bench: "Bench", redis_url: str) -> None:
     print("\n== Redis hit latency in one process (as FACTS.md measured): WSGI calls and raw GETs")
     print(f"   interleaved call by call, {bench.args.samples} of each; medians")
     for mode, label in (("ours", "this template"), ("plain", "plain Flask-Caching")):
         env = bench.env(mode, CACHE_TYPE="redis", REDIS_URL=redis_url)
-        out = subprocess.run(
-            [sys.executable, str(Path(__file__).parent / "inprocess.py"), str(bench.args.samples)],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        m = json.loads(out)
+        m = run_script("inprocess.py", env, bench.args.samples)
         extra = m["cached"] - m["bare"]
         print(
             f"   {label:<20} bare {m['bare'] * 1e6:7.1f} us  cached {m['cached'] * 1e6:7.1f} us"
@@ -175,14 +196,7 @@ def signing_cost(bench: "Bench", redis_url: str, memcached: str) -> None:
     print("\n== Signed cache entries: a hit on the cached /example page, signed vs unsigned")
     print(f"   in one process, interleaved call by call, {bench.args.samples} of each; medians")
     env = bench.env("ours", REDIS_URL=redis_url, MEMCACHED_SERVERS=memcached)
-    out = subprocess.run(
-        [sys.executable, str(Path(__file__).parent / "signing.py"), str(bench.args.samples)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    for backend, m in json.loads(out).items():
+    for backend, m in run_script("signing.py", env, bench.args.samples).items():
         print(
             f"   {backend:<11} unsigned {m['unsigned'] * 1e6:7.1f} us  signed {m['signed'] * 1e6:7.1f} us"
             f"  signed/unsigned {m['signed'] / m['unsigned']:.3f}x"

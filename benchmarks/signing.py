@@ -16,8 +16,7 @@ import tempfile
 import time
 import uuid
 
-from cachelib.serializers import FileSystemSerializer, RedisSerializer
-from pymemcache import serde
+from unsigned import unsign
 
 package_name = os.environ["BENCH_PACKAGE"]
 sys.path.insert(0, os.environ["PROJECT_HOME"])
@@ -34,16 +33,6 @@ def settings(backend: str) -> dict[str, str]:
         "REDIS_URL": os.environ["REDIS_URL"],
         "MEMCACHED_SERVERS": os.environ["MEMCACHED_SERVERS"],
     }
-
-
-def unsigned(app, backend: str) -> None:
-    """Put back the serializers the backends ship with: pickles, unsigned."""
-    store = app.extensions["cache"][cache].backend
-    if backend == "memcached":
-        for client in store._client.clients.values():
-            client.serde = serde.pickle_serde
-    else:
-        store.serializer = FileSystemSerializer() if backend == "filesystem" else RedisSerializer()
 
 
 def caller(app):
@@ -63,7 +52,7 @@ def main(samples: int) -> None:
     for backend in ("filesystem", "redis", "memcached"):
         signed_app = package.create_app(settings(backend))
         plain_app = package.create_app(settings(backend))
-        unsigned(plain_app, backend)
+        unsign(plain_app, cache, backend)
         calls = {"signed": caller(signed_app), "unsigned": caller(plain_app)}
         for call in calls.values():
             call()  # fill the cache
