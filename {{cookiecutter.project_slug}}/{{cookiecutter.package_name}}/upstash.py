@@ -112,9 +112,9 @@ class UpstashRedis:
         cursor = "0"
         while True:
             options = [*(["MATCH", match] if match else []), *(["COUNT", count] if count else [])]
-            cursor, keys = self.execute("SCAN", cursor, *options)
-            cursor = cursor.decode()
-            yield from (key.decode() for key in keys)
+            # Keys as they are: only values carry the base64 marker.
+            cursor, keys = self._post("", ["SCAN", cursor, *options])["result"]
+            yield from keys
             if cursor == "0":
                 return
 
