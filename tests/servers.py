@@ -4,6 +4,7 @@ TEST_REDIS_URL, TEST_REDIS_TLS_URL, TEST_MEMCACHED_SERVERS and TEST_HTTPS_PROXY 
 at servers that already run instead. With CI=true a server that can be neither found nor started is a failure.
 """
 
+import importlib.util
 import os
 import shutil
 import socket
@@ -29,6 +30,21 @@ def app_env(project: Path | None, **settings: str) -> dict[str, str]:
     if project is not None:
         env["PROJECT_HOME"] = str(project)
     return env
+
+
+def upstash_settings(project: Path, redis_url: str) -> dict[str, str]:
+    """UPSTASH_REDIS_REST_URL and _TOKEN of the baked project's own stand-in for Upstash's REST
+    API (its tests/upstash_server.py), started in this process in front of ``redis_url``."""
+    path = project / "tests" / "upstash_server.py"
+    spec = importlib.util.spec_from_file_location(f"upstash_server_{abs(hash(path))}", path)
+    module = sys.modules.get(spec.name)
+    if module is None:  # loaded by file: the baked tests package would clash with ours
+        module = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    return {
+        "UPSTASH_REDIS_REST_URL": module.upstash_url(redis_url),
+        "UPSTASH_REDIS_REST_TOKEN": module.TOKEN,
+    }
 
 
 def missing(what: str) -> None:

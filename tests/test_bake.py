@@ -39,7 +39,12 @@ def baked_files(project: Path):
 
 def backend_env(project: Path, redis_url: str, memcached_servers: str) -> dict[str, str]:
     """The deployed app's environment, pointing .env's backend at our servers."""
-    return servers.app_env(project, REDIS_URL=redis_url, MEMCACHED_SERVERS=memcached_servers)
+    return servers.app_env(
+        project,
+        REDIS_URL=redis_url,
+        MEMCACHED_SERVERS=memcached_servers,
+        **servers.upstash_settings(project, redis_url),
+    )
 
 
 def wsgi_file_name(case: dict) -> str:

@@ -21,7 +21,7 @@ from .test_deploy import set_env
 
 
 def load(path):
-    """A module of the baked project, by file (its tests package would clash with ours)."""
+    """deploy.py of the baked project, by file."""
     spec = importlib.util.spec_from_file_location(f"baked_{uuid.uuid4().hex}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -46,14 +46,12 @@ def test_wsgi_file_as_pythonanywhere_runs_it(
     source = bake(cache_backend=backend, pythonanywhere_username="alice")
     project = tmp_path / "home" / "alice" / source.name
     shutil.copytree(source, project)
-    upstash = load(project / "tests" / "upstash_server.py")  # Upstash's REST API, on our Redis
     set_env(
         project / ".env",
         CACHE_KEY_PREFIX=f"workers-{uuid.uuid4().hex[:8]}:",  # apart from other tests' keys
         REDIS_URL=redis_url,
         MEMCACHED_SERVERS=memcached_servers,
-        UPSTASH_REDIS_REST_URL=upstash.upstash_url(redis_url),
-        UPSTASH_REDIS_REST_TOKEN=upstash.TOKEN,
+        **servers.upstash_settings(project, redis_url),  # Upstash's REST API, on our Redis
     )
     wsgi = tmp_path / "var" / "www" / "alice_pythonanywhere_com_wsgi.py"
     wsgi.parent.mkdir(parents=True)
