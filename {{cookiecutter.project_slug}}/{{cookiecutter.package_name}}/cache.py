@@ -66,15 +66,15 @@ def _threshold(config: dict) -> dict:
     return {"CACHE_THRESHOLD": config["CACHE_THRESHOLD"]}
 
 
-def _signed(config: dict) -> SignedSerializer:
+def _signer(config: dict) -> Signer:
     # Pickles that another writer planted are refused, not run (signing.py).
-    return SignedSerializer(Signer(config["CACHE_SIGNING_KEY"] or config["SECRET_KEY"]))
+    return Signer(config["CACHE_SIGNING_KEY"] or config["SECRET_KEY"])
 
 
 def _filesystem(config: dict) -> dict:
     return {
         "CACHE_DIR": config["CACHE_DIR"],
-        "CACHE_SERIALIZER": _signed(config),
+        "CACHE_SERIALIZER": SignedSerializer(_signer(config)),
         **_threshold(config),
     }
 
@@ -86,7 +86,7 @@ def _redis(config: dict) -> dict:
     timeout = config["CACHE_SOCKET_TIMEOUT"]
     return {
         "CACHE_REDIS_URL": config["REDIS_URL"],
-        "CACHE_SERIALIZER": _signed(config),
+        "CACHE_SERIALIZER": SignedSerializer(_signer(config)),
         "CACHE_OPTIONS": {
             "socket_timeout": timeout,
             "socket_connect_timeout": timeout,
@@ -107,7 +107,7 @@ def _upstash(config: dict) -> dict:
         "CACHE_UPSTASH_URL": config["UPSTASH_REDIS_REST_URL"],
         "CACHE_UPSTASH_TOKEN": config["UPSTASH_REDIS_REST_TOKEN"],
         "CACHE_UPSTASH_TIMEOUT": config["CACHE_SOCKET_TIMEOUT"],
-        "CACHE_SERIALIZER": _signed(config),
+        "CACHE_SERIALIZER": SignedSerializer(_signer(config)),
     }
 
 
@@ -127,7 +127,7 @@ def _memcached(config: dict) -> dict:
     # nor waits to.
     client = HashClient(
         config["MEMCACHED_SERVERS"],
-        serde=SignedSerde(_signed(config).signer),
+        serde=SignedSerde(_signer(config)),
         default_noreply=False,
         connect_timeout=timeout,
         timeout=timeout,
