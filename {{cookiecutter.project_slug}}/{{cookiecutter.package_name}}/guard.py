@@ -109,8 +109,7 @@ class GuardedCache(BaseCache):
         except self.connection_errors as error:
             self._trip(error)
         except Exception as error:  # a bad value or key: a miss for this call, not an outage
-            self.log.warning("cache: %s(...) failed on %s: %r", method, self.name, error)
-            return _MISS[method](args)
+            return self._miss(method, args, error)
         return self._fallback(method, args, writes, clears)
 
     def _probe_call(self, method, args, writes, clears):
@@ -122,12 +121,15 @@ class GuardedCache(BaseCache):
             self.open_until = self.clock() + self.retry_after
             return self._fallback(method, args, writes, clears)
         except Exception as error:
-            self.log.warning("cache: %s(...) failed on %s: %r", method, self.name, error)
-            result = _MISS[method](args)
+            result = self._miss(method, args, error)
         self.open_until = None
         self.local.clear()
         self.log.warning("cache: %s at %s is back; serving from it again", self.name, self.where)
         return result
+
+    def _miss(self, method, args, error: Exception):
+        self.log.warning("cache: %s(...) failed on %s: %r", method, self.name, error)
+        return _MISS[method](args)
 
     def _replay(self) -> None:
         """Apply to the backend what was invalidated while it was away."""

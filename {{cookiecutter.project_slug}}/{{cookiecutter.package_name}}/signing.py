@@ -50,6 +50,10 @@ class Signer:
         mac, payload = view[:MAC_SIZE], view[MAC_SIZE:]
         if len(mac) == MAC_SIZE and hmac.compare_digest(mac, self.mac(payload)):
             return pickle.loads(payload)  # noqa: S301 - signed by this app, checked just above
+        return self.reject()
+
+    def reject(self) -> None:
+        """Count an entry this app did not write, log the first, and answer a miss (None)."""
         self.rejected += 1
         if self.rejected == 1:  # once per process: a rotated key would otherwise flood the log
             log.warning(
@@ -57,7 +61,6 @@ class Signer:
                 "signing key changed, or something other than this app wrote to the cache); "
                 "later ones are not logged"
             )
-        return None
 
 
 class SignedSerializer(BaseSerializer):
@@ -79,7 +82,7 @@ class SignedSerializer(BaseSerializer):
         try:
             return int(value)
         except ValueError:
-            return self.signer.loads(b"")  # neither ours nor a counter: a miss, counted
+            return self.signer.reject()  # neither ours nor a counter
 
     def dump(self, value: Any, f, protocol: int = pickle.HIGHEST_PROTOCOL) -> None:
         f.write(self.signer.dumps(value))
@@ -107,4 +110,6 @@ class SignedSerde:
     def deserialize(self, key: str, value: bytes, flags: int) -> Any:
         if flags == self.FLAG_INTEGER:
             return int(value)
-        return self.signer.loads(value if flags == self.FLAG_PICKLE else b"")
+        if flags == self.FLAG_PICKLE:
+            return self.signer.loads(value)
+        return self.signer.reject()

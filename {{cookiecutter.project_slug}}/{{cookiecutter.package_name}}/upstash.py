@@ -49,6 +49,14 @@ def decode(result: Any) -> Any:
     return result
 
 
+def encoded(command: tuple | list) -> list:
+    return [encode(part) for part in command]
+
+
+def set_command(name: str, value: bytes, ex: int | None) -> tuple:
+    return ("SET", name, value, *(("EX", int(ex)) if ex else ()))
+
+
 class UpstashRedis:
     def __init__(self, url: str, token: str, timeout: float):
         self.url = url.rstrip("/")
@@ -74,7 +82,7 @@ class UpstashRedis:
         return answer
 
     def execute(self, *command: Any) -> Any:
-        return decode(self._post("", [encode(part) for part in command])["result"])
+        return decode(self._post("", encoded(command))["result"])
 
     # The redis-py calls cachelib's RedisCache makes.
     def get(self, name: str) -> bytes | None:
@@ -84,8 +92,7 @@ class UpstashRedis:
         return self.execute("MGET", *keys) if keys else []
 
     def set(self, name: str, value: bytes, ex: int | None = None) -> bool:
-        expiry = ["EX", int(ex)] if ex else []
-        return self.execute("SET", name, value, *expiry) == b"OK"
+        return self.execute(*set_command(name, value, ex)) == b"OK"
 
     def setnx(self, name: str, value: bytes) -> bool:
         return bool(self.execute("SETNX", name, value))
@@ -129,8 +136,7 @@ class Pipeline:
         self.client, self.commands = client, []
 
     def set(self, name: str, value: bytes, ex: int | None = None) -> None:
-        expiry = ["EX", int(ex)] if ex else []
-        self.commands.append([encode(part) for part in ("SET", name, value, *expiry)])
+        self.commands.append(encoded(set_command(name, value, ex)))
 
     def execute(self) -> list:
         if not self.commands:
