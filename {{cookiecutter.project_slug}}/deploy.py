@@ -35,8 +35,6 @@ REGIONS = {
 }
 
 PROJECT = Path(__file__).resolve().parent
-# Tests only: a folder that stands in for / (its var/www and var/log).
-ROOT = Path(os.environ.get("DEPLOY_TEST_ROOT", "/"))
 IN_VIRTUALENV = "DEPLOY_IN_VIRTUALENV"  # set when stage 2 runs
 LOCAL_HOSTS = ("localhost", "::1", "0.0.0.0")  # noqa: S104 - names, not a bind address
 RATE_LIMIT_TRIES = 4
@@ -56,6 +54,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--wait", type=float, default=60, help="seconds to wait for /health after the reload"
     )
+    # Not for users: the folder standing in for / (its var/www and var/log), for the template's
+    # tests against a stand-in for PythonAnywhere.
+    parser.add_argument("--root", type=Path, default=Path("/"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     try:
         if os.environ.get(IN_VIRTUALENV):
@@ -165,12 +166,12 @@ def domain() -> str:
     return f"{username()}.{REGIONS[REGION]['domain']}".lower()
 
 
-def wsgi_path() -> Path:
-    return ROOT / "var" / "www" / (domain().replace(".", "_") + "_wsgi.py")
+def wsgi_path(root: Path) -> Path:
+    return root / "var" / "www" / (domain().replace(".", "_") + "_wsgi.py")
 
 
-def error_log() -> Path:
-    return ROOT / "var" / "log" / f"{domain()}.error.log"
+def error_log(root: Path) -> Path:
+    return root / "var" / "log" / f"{domain()}.error.log"
 
 
 def wsgi_source() -> str:
@@ -207,8 +208,8 @@ def deploy(args: argparse.Namespace) -> None:
     settings = {"source_directory": str(PROJECT), "virtualenv_path": str(venv), "force_https": True}
     api.send("PATCH", webapp, data=settings)
 
-    step(f"WSGI file {wsgi_path()}")
-    write_wsgi_file(args.dry_run)
+    step(f"WSGI file {wsgi_path(args.root)}")
+    write_wsgi_file(wsgi_path(args.root), args.dry_run)
 
     step("Static files: /static/")
     static = {"url": "/static/", "path": str(PROJECT / PACKAGE / "static")}
@@ -242,26 +243,24 @@ def check_env() -> None:
             f"{path} has no real SECRET_KEY (at least 32 random characters): set one, e.g. "
             "the output of python3 -c 'import secrets; print(secrets.token_hex(32))'"
         )
+    # The app as the web app will build it: from .env's values alone (it opens no connection).
     sys.path.insert(0, str(PROJECT))
     from importlib import import_module
 
-    cache = import_module(f"{PACKAGE}.cache")
-    settings = import_module(f"{PACKAGE}.settings")
+    package = import_module(PACKAGE)
     try:
-        config = settings.from_env(
-            env, instance_path=str(PROJECT / "instance"), default_key_prefix=f"{PACKAGE}:"
-        )
-    except settings.ConfigError as error:
+        config = package.create_app(environ={k: v or "" for k, v in env.items()}).config
+    except package.cache.ConfigError as error:
         raise DeployError(f"{path}: {error}") from None
-    backend = cache.BACKENDS[config["CACHE_TYPE"]]
+    backend = package.cache.BACKENDS[config["CACHE_TYPE"]]
     local = [host for host in backend.hosts(config) if is_local(host)]
     if local:
-        raise DeployError(
-            f"{path}: CACHE_TYPE={config['CACHE_TYPE']} but {backend.setting} points at this "
-            f"machine ({', '.join(local)}), and PythonAnywhere runs no such server: set "
-            f"{backend.setting} to your hosted server (docs/caching.md), or CACHE_TYPE=simple"
+        raise DeployError(  # a server backend's first variable names its server
+            f"{path}: CACHE_TYPE={backend.name} but {backend.variables[0]} points at this machine "
+            f"({', '.join(local)}), and PythonAnywhere runs no such server: set it to your "
+            "hosted server (docs/caching.md), or CACHE_TYPE=simple"
         )
-    say(f"SECRET_KEY set; CACHE_TYPE={config['CACHE_TYPE']} ({backend.where(config)})")
+    say(f"SECRET_KEY set; CACHE_TYPE={backend.name} ({backend.describe(config)})")
 
 
 def is_local(host: str) -> bool:
@@ -284,8 +283,8 @@ def check_takeover(existing: dict, site: str, force: bool) -> None:
     say(f"exists (Python {running}); updating it")
 
 
-def write_wsgi_file(dry_run: bool) -> None:
-    path, text = wsgi_path(), wsgi_source()
+def write_wsgi_file(path: Path, dry_run: bool) -> None:
+    text = wsgi_source()
     if path.exists() and path.read_text() == text:
         say("unchanged")
         return
@@ -321,15 +320,14 @@ def check_health(site: str, args: argparse.Namespace) -> None:
         except requests.RequestException as error:
             problem = f"failed: {type(error).__name__}"
         if time.monotonic() >= deadline:
-            raise DeployError(f"{url} {problem} after the reload\n{log_tail()}")
+            raise DeployError(f"{url} {problem} after the reload\n{log_tail(error_log(args.root))}")
         time.sleep(1)
     health = response.json()
     say(f"200 {json.dumps(health)}")
-    print(f"\nDeployed: https://{site}/\nError log: {error_log()}", flush=True)
+    print(f"\nDeployed: https://{site}/\nError log: {error_log(args.root)}", flush=True)
 
 
-def log_tail(lines: int = 20) -> str:
-    path = error_log()
+def log_tail(path: Path, lines: int = 20) -> str:
     try:
         tail = path.read_text(errors="replace").splitlines()[-lines:]
     except OSError:

@@ -1,39 +1,57 @@
+"""Fixtures: the app (as Flask's tutorial builds it for tests), caches on each backend, and the
+servers they need, named by TEST_REDIS_URL and TEST_MEMCACHED_SERVERS.
+
+Without those variables the tests that need a server are skipped; with CI=true they fail.
+"""
+
 import os
+import socket
 import uuid
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
 from {{ cookiecutter.package_name }} import create_app
+from {{ cookiecutter.package_name }}.cache import cache
 
 from . import upstash_server
+from .common import OutageTests
+from .relay import Relay
 
-# Backends that need a server, and the variable that tells the tests where it runs. Upstash is
-# a local server that follows its REST contract (upstash_server.py), storing into that Redis.
+# The setting that names each backend's server, and the fixture that gives its test value.
 SERVERS = {
-    "redis": "TEST_REDIS_URL",
-    "memcached": "TEST_MEMCACHED_SERVERS",
-    "upstash": "TEST_REDIS_URL",
+    "redis": ("REDIS_URL", "redis_url"),
+    "memcached": ("MEMCACHED_SERVERS", "memcached_servers"),
+    "upstash": ("UPSTASH_REDIS_REST_URL", "upstash_url"),
 }
-BACKENDS = ["simple", "filesystem", "redis", "memcached", "upstash"]
 
 
-def server_settings(backend: str) -> dict[str, str]:
-    """Settings that point ``backend`` at its test server; skip (or fail under CI) without one."""
-    if backend not in SERVERS:
-        return {}
-    variable = SERVERS[backend]
+def needed_server(variable: str, what: str) -> str:
+    """The address in ``variable``; skip without it, or fail under CI."""
     address = os.environ.get(variable)
     if not address:
-        message = f"{variable} is not set: no {backend} server to test against"
+        message = f"{variable} is not set: no {what} to test against"
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"{message} (CI=true: a missing server is a failure)")
         pytest.skip(message)
-    if backend == "upstash":
-        return {
-            "UPSTASH_REDIS_REST_URL": upstash_server.upstash_url(address),
-            "UPSTASH_REDIS_REST_TOKEN": upstash_server.TOKEN,
-        }
-    return {"redis": {"REDIS_URL": address}, "memcached": {"MEMCACHED_SERVERS": address}}[backend]
+    return address
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    return needed_server("TEST_REDIS_URL", "Redis server")
+
+
+@pytest.fixture(scope="session")
+def memcached_servers() -> str:
+    return needed_server("TEST_MEMCACHED_SERVERS", "memcached server")
+
+
+@pytest.fixture(scope="session")
+def upstash_url(redis_url) -> str:
+    """A local server that follows Upstash's REST API (upstash_server.py), storing into Redis:
+    no Upstash account needed."""
+    return upstash_server.upstash_url(redis_url)
 
 
 def make_app(tmp_path, **settings):
@@ -42,11 +60,58 @@ def make_app(tmp_path, **settings):
             "TESTING": True,
             "SECRET_KEY": "test",
             "CACHE_DIR": str(tmp_path / "cache"),
-            # A fresh prefix per test: runs never see each other's keys on a shared server.
+            # A fresh prefix per app: runs never see each other's keys on a shared server.
             "CACHE_KEY_PREFIX": f"test-{uuid.uuid4().hex[:12]}:",
+            "UPSTASH_REDIS_REST_TOKEN": upstash_server.TOKEN,
             **settings,
-        }
+        },
+        environ={},  # only what the test says, not the developer's shell or .env
     )
+
+
+def cache_of(app):
+    """The backend the app's cache calls go to (behind the breaker on a shared backend)."""
+    with app.app_context():
+        return cache.cache
+
+
+def moved(address: str, port: int) -> str:
+    """A server address (a URL, or memcached's host:port list) moved to 127.0.0.1:``port``."""
+    if "://" not in address:
+        return f"127.0.0.1:{port}"
+    parts = urlsplit(address)
+    userinfo = parts.netloc.rpartition("@")[0]
+    netloc = f"{userinfo}@127.0.0.1:{port}" if userinfo else f"127.0.0.1:{port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def host_and_port(address: str) -> tuple[str, int]:
+    if "://" not in address:
+        host, _, port = address.split(",")[0].rpartition(":")
+        return host, int(port)
+    parts = urlsplit(address)
+    return parts.hostname, parts.port or {"https": 443, "http": 80}.get(parts.scheme, 6379)
+
+
+@pytest.fixture
+def settings_for(request):
+    """settings_for(backend, port=None): CACHE_TYPE=backend, pointed at its test server (or at
+    127.0.0.1:port, for a relay or a hung server in front of it)."""
+
+    def settings_for(backend: str, port: int | None = None) -> dict[str, str]:
+        if backend not in SERVERS:
+            return {"CACHE_TYPE": backend}
+        setting, fixture = SERVERS[backend]
+        address = request.getfixturevalue(fixture)
+        return {"CACHE_TYPE": backend, setting: address if port is None else moved(address, port)}
+
+    return settings_for
+
+
+@pytest.fixture
+def make_cache(tmp_path):
+    """make_cache(**settings): a new app's cache backend, as its views use it."""
+    return lambda **settings: cache_of(make_app(tmp_path, **settings))
 
 
 @pytest.fixture
@@ -54,12 +119,52 @@ def app(tmp_path):
     return make_app(tmp_path, CACHE_TYPE="simple")
 
 
-@pytest.fixture(params=BACKENDS)
-def backend_app(request, tmp_path):
-    """The app on each backend in turn, against a real server where one is needed."""
-    return make_app(tmp_path, CACHE_TYPE=request.param, **server_settings(request.param))
-
-
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+class Clock:
+    """A clock for the breaker that moves only when a test says (no sleeping)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def outage(request, make_cache, settings_for, clock):
+    """(cache, relay, clock): a cache on the test class's backend, whose server it reaches
+    through a relay the test can cut and restore, with the test's clock in its breaker."""
+    backend = request.cls.backend
+    relay = Relay(*host_and_port(request.getfixturevalue(SERVERS[backend][1])))
+    cache = make_cache(
+        **settings_for(backend, port=relay.port),
+        CACHE_RETRY_AFTER=str(OutageTests.RETRY_AFTER),
+    )
+    cache.clock = clock
+    yield cache, relay, clock
+    relay.cut()
+
+
+@pytest.fixture
+def hung_server():
+    """A listening socket that accepts no connection and answers nothing: a hung server."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    yield listener
+    listener.close()

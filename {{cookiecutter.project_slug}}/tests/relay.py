@@ -3,7 +3,6 @@
 import contextlib
 import socket
 import threading
-from urllib.parse import urlsplit, urlunsplit
 
 
 class Relay:
@@ -60,20 +59,3 @@ class Relay:
         for sock in (source, sink):
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-
-
-def relayed_url(url: str, relay: Relay) -> str:
-    parts = urlsplit(url)
-    netloc = parts.netloc.rpartition("@")
-    userinfo = netloc[0] + netloc[1]
-    return urlunsplit(parts._replace(netloc=f"{userinfo}127.0.0.1:{relay.port}"))
-
-
-def server_address(setting: str, backend: str) -> tuple[str, int]:
-    """host and port of the test server named by REDIS_URL, UPSTASH_REDIS_REST_URL or
-    MEMCACHED_SERVERS."""
-    if backend in ("redis", "upstash"):
-        parts = urlsplit(setting)
-        return parts.hostname, parts.port or {"redis": 6379, "upstash": 443}[backend]
-    host, _, port = setting.split(",")[0].rpartition(":")
-    return host, int(port)

@@ -1,51 +1,77 @@
-"""CACHE_TYPE=upstash against a server that follows Upstash's REST contract (upstash_server.py),
-storing into a real Redis. With HTTPS_PROXY set, every request goes through that proxy."""
+"""CACHE_TYPE=upstash, against a server that follows Upstash's REST API (upstash_server.py) and
+stores into a real Redis (TEST_REDIS_URL). With HTTPS_PROXY set, every request goes through it."""
 
-import os
+import base64
+from functools import partial
 
+import pytest
 import redis
 
-from {{ cookiecutter.package_name }}.cache import cache
+from .common import ClearTests, CommonTests, OutageTests, SignedTests
+from .conftest import make_app
 
-from .conftest import make_app, server_settings
+pytestmark = pytest.mark.redis
 
 
-def test_entries_land_in_redis_under_the_prefix(tmp_path):
-    app = make_app(tmp_path, CACHE_TYPE="upstash", **server_settings("upstash"))
-    with app.app_context():
+@pytest.fixture
+def cache_factory(make_cache, settings_for):
+    return partial(make_cache, **settings_for("upstash"))
+
+
+class RawUpstash:
+    """Stored bytes as the REST API stores them in Redis: "b64:" and base64, past the app."""
+
+    frame = b"!"  # cachelib's mark for a pickle
+
+    def __init__(self, url: str):
+        self.server = redis.Redis.from_url(url)
+
+    def get(self, cache, key: str) -> bytes:
+        stored = self.server.get(cache.backend.key_prefix + key)
+        return base64.b64decode(stored.removeprefix(b"b64:"))
+
+    def set(self, cache, key: str, data: bytes) -> None:
+        self.server.set(cache.backend.key_prefix + key, b"b64:" + base64.b64encode(data))
+
+
+@pytest.fixture
+def raw(redis_url):
+    return RawUpstash(redis_url)
+
+
+class TestUpstash(CommonTests, ClearTests, SignedTests, OutageTests):
+    backend = "upstash"
+
+    def test_entries_land_in_redis_under_the_prefix(self, cache_factory, raw):
+        cache = cache_factory(CACHE_KEY_PREFIX="upstash-test:")
         cache.set("text", "héllo")
         cache.set("count", 41)
-    server = redis.Redis.from_url(os.environ["TEST_REDIS_URL"])
-    prefix = app.config["CACHE_KEY_PREFIX"]
-    assert server.get(f"{prefix}count") == b"41", "integers stay digits, so INCRBY works"
-    assert server.get(f"{prefix}text").startswith(b"b64:"), "pickles travel as base64 text"
-    assert server.ttl(f"{prefix}text") > 0
+        assert raw.server.get("upstash-test:count") == b"41", "integers stay digits, for INCRBY"
+        assert raw.server.get("upstash-test:text").startswith(b"b64:"), "pickles go as base64"
+        assert raw.server.ttl("upstash-test:text") > 0
+        raw.server.delete("upstash-test:count", "upstash-test:text")
 
+    @pytest.mark.parametrize("debug", [False, True], ids=["production", "debug"])
+    def test_a_wrong_token_logs_one_clear_line_and_serves(
+        self, tmp_path, settings_for, caplog, debug
+    ):
+        app = make_app(
+            tmp_path, **settings_for("upstash"), UPSTASH_REDIS_REST_TOKEN="not-the-token"
+        )
+        app.debug = debug  # Flask-Caching's decorators re-raise backend errors in debug mode
+        client = app.test_client()
+        for path in ("/example", "/example", "/example/square/3", "/"):
+            assert client.get(path).status_code == 200
+        health = client.get("/health").get_json()["cache"]
+        assert (health["active"], health["breaker"]) == ("simple", "open")
+        logged = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+        assert len(logged) == 1
+        assert "Upstash refused the token (401): check UPSTASH_REDIS_REST_TOKEN" in logged[0]
+        assert "not-the-token" not in caplog.text
 
-def test_a_wrong_token_logs_one_clear_line_and_serves(tmp_path, caplog):
-    settings = {**server_settings("upstash"), "UPSTASH_REDIS_REST_TOKEN": "not-the-token"}
-    app = make_app(tmp_path, CACHE_TYPE="upstash", **settings)
-    client = app.test_client()
-    for path in ("/example", "/example", "/example/square/3", "/"):
-        assert client.get(path).status_code == 200
-    health = client.get("/health").get_json()["cache"]
-    assert (health["active"], health["breaker"]) == ("simple", "open")
-    logged = [record.getMessage() for record in caplog.records if record.levelname == "ERROR"]
-    assert len(logged) == 1
-    assert "Upstash refused the token (401): check UPSTASH_REDIS_REST_TOKEN" in logged[0]
-    assert "not-the-token" not in caplog.text
-
-
-def test_a_wrong_token_never_fails_a_page_in_debug_mode(tmp_path):
-    settings = {**server_settings("upstash"), "UPSTASH_REDIS_REST_TOKEN": "not-the-token"}
-    app = make_app(tmp_path, CACHE_TYPE="upstash", **settings)
-    app.debug = True
-    assert app.test_client().get("/example").status_code == 200
-
-
-def test_cache_status_command_reaches_upstash(tmp_path):
-    app = make_app(tmp_path, CACHE_TYPE="upstash", **server_settings("upstash"))
-    result = app.test_cli_runner().invoke(args=["cache", "status"])
-    assert result.exit_code == 0, result.output
-    assert "upstash" in result.output
-    assert server_settings("upstash")["UPSTASH_REDIS_REST_TOKEN"] not in result.output
+    def test_an_unknown_host_serves_from_simple(self, make_cache):
+        cache = make_cache(
+            CACHE_TYPE="upstash", UPSTASH_REDIS_REST_URL="https://no-such-host.invalid"
+        )
+        assert cache.set("key", 1) and cache.get("key") == 1
+        assert cache.status()["active"] == "simple"

@@ -1,12 +1,37 @@
+"""The pages, on every backend, and the cache decorators as Flask-Caching documents them."""
+
 import os
+import re
+import socket
+import sys
+
+import pytest
+from flask import request
 
 from {{ cookiecutter.package_name }} import PROJECT_NAME
+from {{ cookiecutter.package_name }}.cache import BACKENDS, cache
+
+from .conftest import SERVERS, make_app
+
+# A mark per backend that needs a server, so `-m redis` selects its cases too.
+MARKS = {"redis": pytest.mark.redis, "upstash": pytest.mark.redis}
+MARKS["memcached"] = pytest.mark.memcached
+EVERY_BACKEND = [pytest.param(name, marks=MARKS.get(name, ())) for name in BACKENDS]
+
+
+def computed_at(response) -> str:
+    assert response.status_code == 200
+    return re.search(r'class="computed-at">([^<]+)<', response.get_data(as_text=True)).group(1)
+
+
+@pytest.fixture(params=EVERY_BACKEND)
+def backend_app(request, tmp_path, settings_for):
+    """The app on each backend in turn, against a real server where one is needed."""
+    return make_app(tmp_path, **settings_for(request.param))
 
 
 def test_index_shows_the_name_and_the_cache(client):
-    response = client.get("/")
-    assert response.status_code == 200
-    page = response.get_data(as_text=True)
+    page = client.get("/").get_data(as_text=True)
     assert f"<h1>{PROJECT_NAME}</h1>" in page.replace("&#39;", "'").replace("&amp;", "&")
     assert "<strong>simple</strong> cache backend" in page
     assert 'href="/static/style.css"' in page
@@ -18,16 +43,6 @@ def test_static_css_is_served(client):
     assert response.mimetype == "text/css"
 
 
-def test_health(client):
-    response = client.get("/health")
-    assert response.status_code == 200
-    assert response.get_json() == {
-        "status": "ok",
-        "worker": os.getpid(),
-        "cache": {"backend": "simple", "active": "simple", "breaker": "closed", "last_error": None},
-    }
-
-
 def test_unknown_page_is_404(client):
     assert client.get("/nope").status_code == 404
 
@@ -35,3 +50,105 @@ def test_unknown_page_is_404(client):
 def test_memoized_square(client):
     assert client.get("/example/square/12").get_json() == {"n": 12, "square": 144}
     assert client.get("/example/square/12").get_json() == {"n": 12, "square": 144}
+
+
+def test_example_page_is_served_from_the_cache(backend_app):
+    client = backend_app.test_client()
+    first, second = computed_at(client.get("/example")), computed_at(client.get("/example"))
+    if backend_app.config["CACHE_TYPE"] == "null":
+        assert first != second, "null caches nothing"
+    else:
+        assert first == second
+
+
+def test_health_reports_the_serving_backend(backend_app):
+    backend = backend_app.config["CACHE_TYPE"]
+    response = backend_app.test_client().get("/health")
+    assert response.status_code == 200
+    assert response.get_json() == {
+        "status": "ok",
+        "worker": os.getpid(),
+        "cache": {"backend": backend, "active": backend, "breaker": "closed", "last_error": None},
+    }
+
+
+def test_memoize_computes_once_per_argument(backend_app):
+    calls = []
+
+    @cache.memoize(timeout=30)
+    def double(n):
+        calls.append(n)
+        return 2 * n
+
+    with backend_app.app_context():
+        assert [double(3), double(3), double(4), double(4)] == [6, 6, 8, 8]
+    assert calls == ([3, 3, 4, 4] if backend_app.config["CACHE_TYPE"] == "null" else [3, 4])
+
+
+@pytest.mark.parametrize("backend", [name for name, b in BACKENDS.items() if b.requires])
+def test_a_missing_client_library_falls_back_to_simple(tmp_path, monkeypatch, caplog, backend):
+    package = BACKENDS[backend].requires
+    monkeypatch.setitem(sys.modules, package, None)  # as if it were not installed
+    server = {SERVERS[backend][0]: "redis://127.0.0.1:1/0" if backend == "redis" else "h:1"}
+    if backend == "upstash":
+        server = {"UPSTASH_REDIS_REST_URL": "https://127.0.0.1:1"}
+    app = make_app(tmp_path, CACHE_TYPE=backend, **server)
+    status = app.test_client().get("/health").get_json()["cache"]
+    assert (status["backend"], status["active"]) == (backend, "simple")
+    assert f"pip install {package}" in caplog.text
+
+
+@pytest.mark.parametrize("backend", list(SERVERS))
+def test_pages_survive_an_unreachable_server_in_debug_mode(tmp_path, settings_for, backend):
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    app = make_app(tmp_path, **settings_for(backend, port=closed))
+    app.debug = True  # Flask-Caching's decorators re-raise backend errors in debug mode
+    client = app.test_client()
+    for path in ("/", "/example", "/example", "/example/square/4", "/health"):
+        assert client.get(path).status_code == 200
+
+
+def test_create_app_opens_no_connection(tmp_path, settings_for, hung_server):
+    for backend in SERVERS:
+        make_app(tmp_path, **settings_for(backend, port=hung_server.getsockname()[1]))
+    hung_server.settimeout(0.2)
+    with pytest.raises(TimeoutError):
+        hung_server.accept()
+
+
+def test_cached_views_use_flask_cachings_own_key(app):
+    from {{ cookiecutter.package_name }}.views import example
+
+    app.test_client().get("/example")
+    with app.app_context():
+        key = example.make_cache_key(path="/example")  # Flask-Caching's own key function
+        assert key == "view//example"
+        assert cache.get(key) is not None
+        assert cache.delete(key)
+
+
+def test_an_assigned_make_cache_key_is_honoured(app):
+    # Flask-Caching documents a cached view's make_cache_key as writable.
+    @app.get("/q")
+    @cache.cached(timeout=60)
+    def by_query():
+        return request.args.get("foo", "")
+
+    by_query.make_cache_key = lambda *args, **kwargs: "q/" + request.full_path
+    client = app.test_client()
+    assert client.get("/q?foo=a").get_data(as_text=True) == "a"
+    assert client.get("/q?foo=b").get_data(as_text=True) == "b"
+
+
+def test_delete_cached_finds_the_entry_with_source_check(tmp_path):
+    app = make_app(tmp_path, CACHE_TYPE="simple", CACHE_SOURCE_CHECK=True)
+    from {{ cookiecutter.package_name }}.views import example
+
+    client = app.test_client()
+    first = computed_at(client.get("/example"))
+    assert computed_at(client.get("/example")) == first
+    with app.test_request_context("/example"):
+        assert cache.delete_cached(example, "/example")
+    assert computed_at(client.get("/example")) != first

@@ -10,19 +10,15 @@ from . import cache, settings, views
 PROJECT_NAME = {{ cookiecutter.project_name | tojson }}
 
 
-def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
-    """Build the app from the environment; ``overrides`` win over it (tests use them)."""
+def create_app(
+    test_config: Mapping[str, object] | None = None, environ: Mapping[str, str] = os.environ
+) -> Flask:
+    """Build the app. Its settings come from ``environ``: .env, which the WSGI file (and `flask`)
+    loads. ``test_config`` wins over it and is checked the same way (tests use it)."""
     app = Flask(__name__, instance_relative_config=True)
-    overrides = dict(overrides or {})
-    app.config.update(overrides)
-    app.config.update(
-        settings.from_env(
-            {**os.environ, **overrides},
-            instance_path=app.instance_path,
-            default_key_prefix=f"{__name__}:",
-            debug=app.debug,
-        )
-    )
+    overrides = dict(test_config or {})
+    app.config.from_mapping(overrides)  # as given, for anything no parser reads
+    app.config.from_mapping(settings.from_env({**environ, **overrides}, debug=app.debug))
     app.config["PROJECT_NAME"] = PROJECT_NAME
     cache.init_app(app)
     app.register_blueprint(views.bp)

@@ -1,17 +1,11 @@
+"""Settings from the environment: a value the app cannot use stops it at start, in one line."""
+
 import os
 
 import pytest
 
 from {{ cookiecutter.package_name }} import create_app
-from {{ cookiecutter.package_name }}.settings import ConfigError
-
-
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch):
-    """Only the overrides each test passes count, not the developer's own .env or shell."""
-    for name in list(os.environ):
-        if name.startswith(("CACHE_", "REDIS_", "MEMCACHED_", "SECRET_KEY", "FLASK_")):
-            monkeypatch.delenv(name)
+from {{ cookiecutter.package_name }}.cache import ConfigError
 
 
 @pytest.mark.parametrize(
@@ -29,7 +23,10 @@ def clean_environment(monkeypatch):
         ),
         ({"CACHE_SOCKET_TIMEOUT": "nan"}, "CACHE_SOCKET_TIMEOUT='nan' is not valid"),
         ({"CACHE_THRESHOLD": "0"}, "CACHE_THRESHOLD='0' is not valid"),
-        ({"CACHE_DIR": "cache"}, "CACHE_DIR='cache' is not valid: use an absolute path"),
+        (
+            {"CACHE_TYPE": "filesystem", "CACHE_DIR": "cache"},
+            "CACHE_DIR='cache' is not valid: use an absolute path",
+        ),
         ({"TESTING": "maybe"}, "TESTING='maybe' is not valid"),
         ({"CACHE_TYPE": "redis", "REDIS_URL": ""}, "REDIS_URL is not set but CACHE_TYPE=redis"),
         (
@@ -70,7 +67,7 @@ def clean_environment(monkeypatch):
 )
 def test_bad_values_stop_start_up_naming_the_variable(settings, message):
     with pytest.raises(ConfigError) as error:
-        create_app({"SECRET_KEY": "x", **settings})
+        create_app({"SECRET_KEY": "x", **settings}, environ={})
     assert message in str(error.value)
     assert "\n" not in str(error.value)
 
@@ -78,7 +75,8 @@ def test_bad_values_stop_start_up_naming_the_variable(settings, message):
 def test_a_bad_redis_url_is_reported_without_its_password():
     with pytest.raises(ConfigError) as error:
         create_app(
-            {"SECRET_KEY": "x", "CACHE_TYPE": "redis", "REDIS_URL": "rediss://default:hunter2@h:x"}
+            {"SECRET_KEY": "x", "CACHE_TYPE": "redis", "REDIS_URL": "rediss://default:hunter2@h:x"},
+            environ={},
         )
     assert "hunter2" not in str(error.value)
     assert "rediss://default:***@h:x" in str(error.value)
@@ -86,13 +84,16 @@ def test_a_bad_redis_url_is_reported_without_its_password():
 
 def test_secret_key_is_required_outside_debug_and_testing(monkeypatch):
     with pytest.raises(ConfigError, match="SECRET_KEY is not set"):
-        create_app()
-    assert create_app({"TESTING": True}).secret_key
-    monkeypatch.setenv("FLASK_DEBUG", "1")
-    assert create_app().secret_key
+        create_app(environ={})
+    assert create_app({"TESTING": True}, environ={}).secret_key
+    monkeypatch.setenv("FLASK_DEBUG", "1")  # as `flask run --debug` sets it
+    assert create_app(environ={}).secret_key
 
 
 def test_settings_come_from_the_environment(monkeypatch, tmp_path):
+    for name in list(os.environ):
+        if name.startswith(("CACHE_", "REDIS_", "MEMCACHED_", "UPSTASH_", "SECRET_KEY")):
+            monkeypatch.delenv(name)
     monkeypatch.setenv("SECRET_KEY", "from-env")
     monkeypatch.setenv("CACHE_TYPE", "FileSystem")
     monkeypatch.setenv("CACHE_DIR", str(tmp_path))
@@ -104,15 +105,19 @@ def test_settings_come_from_the_environment(monkeypatch, tmp_path):
 
 
 def test_defaults():
-    app = create_app({"SECRET_KEY": "x", "CACHE_KEY_PREFIX": "", "CACHE_DIR": ""})
+    app = create_app({"SECRET_KEY": "x"}, environ={})
     assert app.config["CACHE_TYPE"] == "simple"
     assert app.config["CACHE_KEY_PREFIX"] == "{{ cookiecutter.package_name }}:"
     assert app.config["CACHE_DIR"] == os.path.join(app.instance_path, "cache")
     assert os.path.isabs(app.config["CACHE_DIR"])
     assert app.config["CACHE_SOCKET_TIMEOUT"] == 0.5
     assert app.config["CACHE_DEFAULT_TIMEOUT"] == 300
+    assert app.config["CACHE_RETRY_AFTER"] == 30
 
 
 def test_unused_backend_settings_are_not_checked():
-    app = create_app({"SECRET_KEY": "x", "CACHE_TYPE": "simple", "REDIS_URL": "nonsense"})
+    app = create_app(
+        {"SECRET_KEY": "x", "CACHE_TYPE": "simple", "REDIS_URL": "nonsense", "CACHE_DIR": "rel"},
+        environ={},
+    )
     assert app.config["CACHE_TYPE"] == "simple"

@@ -15,9 +15,10 @@ import hashlib
 import hmac
 import logging
 import pickle
-from typing import Any
+from collections.abc import Mapping
+from typing import IO, Any
 
-from cachelib.serializers import BaseSerializer
+from cachelib.serializers import FileSystemSerializer, RedisSerializer
 
 MAC_SIZE = hashlib.sha256().digest_size
 PICKLED = b"!"  # cachelib's mark for a pickled value in Redis; kept so the format reads the same
@@ -29,13 +30,18 @@ def derive_key(secret: str) -> bytes:
     return hmac.new(secret.encode(), b"cache-entry-signing-v1", hashlib.sha256).digest()
 
 
+def signer(config: Mapping[str, Any]) -> "Signer":
+    """The app's signer: keyed with CACHE_SIGNING_KEY, or else SECRET_KEY."""
+    return Signer(config["CACHE_SIGNING_KEY"] or config["SECRET_KEY"])
+
+
 class Signer:
     def __init__(self, secret: str):
         # Keyed once; each MAC copies this state (about 30% faster than hmac.new per call).
         self._keyed = hmac.new(derive_key(secret), digestmod=hashlib.sha256)
         self.rejected = 0  # entries refused since start, in this process
 
-    def mac(self, payload: bytes) -> bytes:
+    def mac(self, payload: bytes | memoryview) -> bytes:
         keyed = self._keyed.copy()
         keyed.update(payload)
         return keyed.digest()
@@ -63,8 +69,8 @@ class Signer:
             )
 
 
-class SignedSerializer(BaseSerializer):
-    """cachelib's serializer for Redis (dumps/loads) and for files (dump/load), signed."""
+class SignedSerializer(RedisSerializer, FileSystemSerializer):
+    """cachelib's serializers for Redis (dumps/loads) and for files (dump/load), signed."""
 
     def __init__(self, signer: Signer):
         self.signer = signer
@@ -84,10 +90,10 @@ class SignedSerializer(BaseSerializer):
         except ValueError:
             return self.signer.reject()  # neither ours nor a counter
 
-    def dump(self, value: Any, f, protocol: int = pickle.HIGHEST_PROTOCOL) -> None:
+    def dump(self, value: Any, f: IO[bytes], protocol: int = pickle.HIGHEST_PROTOCOL) -> None:
         f.write(self.signer.dumps(value))
 
-    def load(self, f) -> Any:
+    def load(self, f: IO[bytes]) -> Any:
         return self.signer.loads(f.read())
 
 

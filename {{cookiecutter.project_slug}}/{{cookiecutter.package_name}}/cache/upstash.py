@@ -14,7 +14,7 @@ requests keeps the connection alive and honours https_proxy/HTTPS_PROXY, as Pyth
 
 import base64
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import requests
@@ -49,11 +49,11 @@ def decode(result: Any) -> Any:
     return result
 
 
-def encoded(command: tuple | list) -> list:
+def encoded(command: Sequence[Any]) -> list[Any]:
     return [encode(part) for part in command]
 
 
-def set_command(name: str, value: bytes, ex: int | None) -> tuple:
+def set_command(name: str, value: bytes, ex: int | None) -> tuple[Any, ...]:
     return ("SET", name, value, *(("EX", int(ex)) if ex else ()))
 
 
@@ -64,7 +64,7 @@ class UpstashRedis:
         self.session = requests.Session()  # no retries: requests' adapters default to none
         self.session.headers["Authorization"] = f"Bearer {token}"
 
-    def _post(self, path: str, body: list) -> Any:
+    def _post(self, path: str, body: list[Any]) -> Any:
         try:
             response = self.session.post(self.url + path, json=body, timeout=self.timeout)
         except requests.RequestException as error:
@@ -85,14 +85,14 @@ class UpstashRedis:
         return decode(self._post("", encoded(command))["result"])
 
     # The redis-py calls cachelib's RedisCache makes.
-    def get(self, name: str) -> bytes | None:
+    def get(self, name: str) -> Any:
         return self.execute("GET", name)
 
-    def mget(self, keys: list[str]) -> list[bytes | None]:
+    def mget(self, keys: list[str]) -> Any:
         return self.execute("MGET", *keys) if keys else []
 
     def set(self, name: str, value: bytes, ex: int | None = None) -> bool:
-        return self.execute(*set_command(name, value, ex)) == b"OK"
+        return bool(self.execute(*set_command(name, value, ex)) == b"OK")
 
     def setnx(self, name: str, value: bytes) -> bool:
         return bool(self.execute("SETNX", name, value))
@@ -101,19 +101,19 @@ class UpstashRedis:
         return bool(self.execute("EXPIRE", name, int(time)))
 
     def delete(self, *names: str) -> int:
-        return self.execute("DEL", *names)
+        return int(self.execute("DEL", *names))
 
     def unlink(self, *names: str) -> int:
-        return self.execute("UNLINK", *names)
+        return int(self.execute("UNLINK", *names))
 
     def exists(self, *names: str) -> int:
-        return self.execute("EXISTS", *names)
+        return int(self.execute("EXISTS", *names))
 
     def incr(self, name: str, amount: int = 1) -> int:
-        return self.execute("INCRBY", name, amount)
+        return int(self.execute("INCRBY", name, amount))
 
     def ping(self) -> bool:
-        return self.execute("PING") == b"PONG"
+        return bool(self.execute("PING") == b"PONG")
 
     def scan_iter(self, match: str | None = None, count: int | None = None) -> Iterator[str]:
         cursor = "0"
@@ -133,12 +133,13 @@ class Pipeline:
     """Commands sent together to /pipeline, as set_many() uses them."""
 
     def __init__(self, client: UpstashRedis):
-        self.client, self.commands = client, []
+        self.client = client
+        self.commands: list[list[Any]] = []
 
     def set(self, name: str, value: bytes, ex: int | None = None) -> None:
         self.commands.append(encoded(set_command(name, value, ex)))
 
-    def execute(self) -> list:
+    def execute(self) -> list[bool]:
         if not self.commands:
             return []
         answers = self.client._post("/pipeline", self.commands)

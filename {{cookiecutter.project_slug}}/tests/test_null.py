@@ -1,0 +1,21 @@
+"""CACHE_TYPE=null: no caching at all."""
+
+from functools import partial
+
+import pytest
+
+
+@pytest.fixture
+def cache_factory(make_cache, settings_for):
+    return partial(make_cache, **settings_for("null"))
+
+
+class TestNull:
+    backend = "null"
+
+    def test_stores_nothing(self, cache_factory):
+        cache = cache_factory()
+        cache.set("key", "value")
+        assert cache.get("key") is None
+        assert not cache.has("key")
+        assert cache.get_many("key") == [None]

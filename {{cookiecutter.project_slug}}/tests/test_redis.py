@@ -1,0 +1,51 @@
+"""CACHE_TYPE=redis, against a real Redis server (TEST_REDIS_URL)."""
+
+from functools import partial
+
+import pytest
+import redis
+
+from .common import ClearTests, CommonTests, OutageTests, SignedTests
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture
+def cache_factory(make_cache, settings_for):
+    return partial(make_cache, **settings_for("redis"))
+
+
+class RawRedis:
+    """The stored bytes of a key, read and written past the app, as another client would."""
+
+    frame = b"!"  # cachelib's mark for a pickle
+
+    def __init__(self, url: str):
+        self.server = redis.Redis.from_url(url)
+
+    def get(self, cache, key: str) -> bytes:
+        return self.server.get(cache.backend.key_prefix + key)
+
+    def set(self, cache, key: str, data: bytes) -> None:
+        self.server.set(cache.backend.key_prefix + key, data)
+
+
+@pytest.fixture
+def raw(redis_url):
+    return RawRedis(redis_url)
+
+
+class TestRedis(CommonTests, ClearTests, SignedTests, OutageTests):
+    backend = "redis"
+
+    def test_keys_carry_the_prefix(self, cache_factory, raw):
+        cache = cache_factory(CACHE_KEY_PREFIX="myapp:")
+        cache.set("page", "x", timeout=60)
+        assert raw.server.exists("myapp:page")
+        assert 0 < raw.server.ttl("myapp:page") <= 60
+        raw.server.delete("myapp:page")
+
+    def test_an_unknown_host_serves_from_simple(self, make_cache):
+        cache = make_cache(CACHE_TYPE="redis", REDIS_URL="redis://no-such-host.invalid:6379/0")
+        assert cache.set("key", 1) and cache.get("key") == 1
+        assert cache.status()["active"] == "simple"

@@ -1,0 +1,24 @@
+"""CACHE_TYPE=simple: the memory of each worker process."""
+
+from functools import partial
+
+import pytest
+
+from .common import ClearTests, CommonTests
+
+
+@pytest.fixture
+def cache_factory(make_cache, settings_for):
+    return partial(make_cache, **settings_for("simple"))
+
+
+class TestSimple(CommonTests, ClearTests):
+    backend = "simple"
+
+    def test_keeps_at_most_its_threshold(self, cache_factory):
+        cache = cache_factory(CACHE_THRESHOLD="20")
+        for i in range(100):
+            cache.set(f"k{i}", i)
+        # cachelib prunes once it holds more than the threshold: at most one more.
+        assert sum(cache.has(f"k{i}") for i in range(100)) <= 20 + 1
+        assert cache.get("k99") == 99

@@ -1,0 +1,95 @@
+"""The app's cache, used like any Flask extension: one object, one init_app.
+
+    from .cache import cache      # Flask-Caching's Cache: @cache.cached, @cache.memoize, get/set
+    cache.init_app(app)           # done by create_app()
+
+You don't need to edit anything in this folder. CACHE_TYPE in .env picks the backend when the app
+starts (simple, filesystem, redis, memcached, upstash or null; .env.example documents each
+setting, docs/caching.md says which to choose), so moving to another one is an edit of .env and a
+reload, never a code change. Shared backends sit behind a circuit breaker (breaker.py): when the
+server fails, each worker serves from its own memory instead of failing the request.
+
+This folder comes from the project template and is kept up to date by it: in a project made with
+`cruft create`, `cruft update` brings the template's fixes here (see the README), and never
+touches .env. Your code lives beside it: views.py, templates/, static/, settings.py.
+
+The public face, all that views.py, settings.py and deploy.py use:
+- ``cache``: the Flask-Caching object;
+- ``init_app(app)``: connects it to the backend that app.config names, and adds `flask cache`;
+- ``from_env(env)``: the cache's settings from the environment, parsed and checked;
+- ``status()``: which backend serves now, for pages and /health (no URL, no secret);
+- ``cli``: the `flask cache status|clear|bench` commands;
+- ``Env`` and ``ConfigError``: checked reads of settings, for settings.py's own;
+- ``BACKENDS``: the backend classes by CACHE_TYPE name.
+"""
+
+import importlib.util
+import os
+from typing import Any
+
+import flask_caching
+from flask import Flask, current_app
+
+from .backends import BACKENDS, Backend, Simple
+from .breaker import Breaker
+from .cli import cli
+from .config import ConfigError, Env
+
+__all__ = ["BACKENDS", "ConfigError", "Env", "cache", "cli", "from_env", "init_app", "status"]
+
+cache = flask_caching.Cache()
+
+
+def from_env(env: Env) -> dict[str, object]:
+    """The cache's settings as Flask config: the common ones, then the chosen backend's own."""
+    backend = BACKENDS[env.choice("CACHE_TYPE", "simple", tuple(BACKENDS))]
+    return {
+        "CACHE_TYPE": backend.name,
+        "CACHE_DEFAULT_TIMEOUT": env.integer("CACHE_DEFAULT_TIMEOUT", 300, minimum=0),
+        "CACHE_KEY_PREFIX": env.text("CACHE_KEY_PREFIX"),  # empty: init_app's default
+        "CACHE_THRESHOLD": env.integer("CACHE_THRESHOLD", 500, minimum=1),
+        "CACHE_SOCKET_TIMEOUT": env.number("CACHE_SOCKET_TIMEOUT", 0.5, minimum=0.001),
+        "CACHE_RETRY_AFTER": env.number("CACHE_RETRY_AFTER", 30.0, minimum=0),
+        "CACHE_SIGNING_KEY": env.text("CACHE_SIGNING_KEY"),
+        **backend.settings(env),
+    }
+
+
+def init_app(app: Flask) -> None:
+    """Connect ``cache`` to the backend app.config names (from from_env); open no connection."""
+    config = app.config
+    config["CACHE_KEY_PREFIX"] = config.get("CACHE_KEY_PREFIX") or f"{app.import_name}:"
+    config["CACHE_DIR"] = config.get("CACHE_DIR") or os.path.join(app.instance_path, "cache")
+    backend: type[Backend] = BACKENDS[config["CACHE_TYPE"]]
+    if backend.requires and importlib.util.find_spec(backend.requires) is None:
+        app.logger.warning(
+            "CACHE_TYPE=%s needs the %s package, which is not installed: serving from the "
+            "simple cache instead. Fix: pip install %s, then reload the app.",
+            backend.name,
+            backend.requires,
+            backend.requires,
+        )
+        backend = Simple
+    # Flask-Caching builds the class CACHE_TYPE names with its factory(); a shared backend is
+    # built by the breaker's, around it.
+    built = Breaker if backend.shared else backend
+    cache.init_app(
+        app,
+        config={
+            "CACHE_TYPE": f"{built.__module__}.{built.__qualname__}",
+            "CACHE_BACKEND": backend,
+            "CACHE_NO_NULL_WARNING": True,
+        },
+    )
+    app.cli.add_command(cli)
+
+
+def status() -> dict[str, Any]:
+    """Which backend .env asks for, which one serves, and the breaker's state: no URL, no secret."""
+    backend = cache.cache
+    if isinstance(backend, Breaker):
+        state = backend.status()
+    else:
+        active = backend.name if isinstance(backend, Backend) else type(backend).__name__
+        state = {"active": active, "breaker": "closed", "last_error": None}
+    return {"backend": current_app.config["CACHE_TYPE"], **state}

@@ -1,0 +1,421 @@
+"""The backends CACHE_TYPE can name: one class each, and the registry BACKENDS at the end.
+
+Each class is a Flask-Caching backend (its ``factory`` builds it from the app's config, as
+Flask-Caching's own do) that also owns what the rest of the package asks of a backend: its .env
+settings, parsed and checked; the client library it needs; the errors that mean "unreachable";
+a description fit for a log line (no password); and the hosts it connects to. Adding a backend is
+a class here, its line in BACKENDS, its row in the template's hooks table, and its docs.
+
+Flask-Caching's own clear() runs KEYS (or FLUSHDB with an empty prefix) on Redis, flush_all on
+memcached, and deletes every file in the cache directory: each can wipe another app's data. The
+clear() of each class here removes this app's entries only.
+"""
+
+import contextlib
+import os
+import re
+import struct
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+from flask import Flask, g, has_request_context
+from flask_caching.backends import (
+    FileSystemCache,
+    MemcachedCache,
+    NullCache,
+    RedisCache,
+    SimpleCache,
+)
+
+from .config import ConfigError, Env, redact_url
+from .signing import SignedSerde, SignedSerializer, signer
+
+Config = Mapping[str, Any]
+CLEAR_BATCH = 500  # keys per SCAN page and per UNLINK
+
+
+class Backend:
+    """What a backend says about itself; the Flask-Caching class it also is does the caching."""
+
+    name: ClassVar[str]
+    #: the client library: its import name and its pip name; None: nothing to install
+    requires: ClassVar[str | None] = None
+    #: entries outside the worker's memory, shared by every worker: signed, behind the breaker
+    shared: ClassVar[bool] = False
+    #: reached over raw TCP, which free PythonAnywhere accounts cannot open (they have a proxy)
+    needs_paid_account: ClassVar[bool] = False
+    #: offered as a cache_backend answer when baking the project
+    offered: ClassVar[bool] = True
+    #: the .env variables of this backend alone (.env.example documents each)
+    variables: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def settings(cls, env: Env) -> dict[str, object]:
+        """This backend's own settings, parsed and checked (only when CACHE_TYPE names it)."""
+        return {}
+
+    @classmethod
+    def unreachable(cls) -> tuple[type[BaseException], ...]:
+        """The errors that mean the backend cannot serve now: they open the breaker."""
+        return ()
+
+    @classmethod
+    def describe(cls, config: Config) -> str:
+        """Where the entries live, fit for a log line: never a password."""
+        return "memory of this worker process"
+
+    @classmethod
+    def hosts(cls, config: Config) -> list[str]:
+        """The hosts it connects to (deploy.py refuses this machine: PythonAnywhere runs none)."""
+        return []
+
+
+class Simple(Backend, SimpleCache):
+    """Each worker's own memory (Flask-Caching's factory reads CACHE_THRESHOLD)."""
+
+    name = "simple"
+
+
+class Null(Backend, NullCache):
+    """No caching at all: to compare, or to debug."""
+
+    name = "null"
+    offered = False
+
+
+class Filesystem(Backend, FileSystemCache):
+    """Files in CACHE_DIR, shared by the workers of the web app.
+
+    cachelib keeps its entry count in a counter file that concurrent workers overwrite, so its
+    threshold was not enforced; it is turned off (threshold=0, cachelib's documented "no
+    threshold"), and every write lists the directory instead (O(entries), bounded by the
+    threshold) and, when full, prunes to 90% of it: expired entries first, then those that expire
+    soonest. clear() removes entry files only, not everything in the directory.
+    """
+
+    name = "filesystem"
+    shared = True
+    variables = ("CACHE_DIR",)
+    # Entry files are named by the sha256 hex digest of their key; other files are left alone.
+    _ENTRY = re.compile(r"[0-9a-f]{64}\Z")
+
+    @classmethod
+    def settings(cls, env: Env) -> dict[str, object]:
+        return {"CACHE_DIR": env.absolute_path("CACHE_DIR")}  # None: init_app's default
+
+    def __init__(self, directory: str, *, limit: int, **kwargs: Any):
+        super().__init__(directory, threshold=0, **kwargs)
+        self.directory, self.limit = directory, limit
+
+    @classmethod
+    def factory(
+        cls, app: Flask, config: dict[str, Any], args: list[Any], kwargs: dict[str, Any]
+    ) -> "Filesystem":
+        cache = cls(config["CACHE_DIR"], limit=config["CACHE_THRESHOLD"], **kwargs)
+        cache.serializer = SignedSerializer(signer(config))
+        return cache
+
+    @classmethod
+    def unreachable(cls) -> tuple[type[BaseException], ...]:
+        return (OSError,)
+
+    @classmethod
+    def describe(cls, config: Config) -> str:
+        return str(config["CACHE_DIR"])
+
+    def set(self, key: str, value: Any, timeout: Any = None, mgmt_element: bool = False) -> bool:
+        self._make_room()
+        return bool(super().set(key, value, timeout, mgmt_element))
+
+    def clear(self) -> bool:
+        for path in self._entries():
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
+        return True
+
+    def _entries(self) -> list[str]:
+        return [
+            os.path.join(self.directory, n)
+            for n in os.listdir(self.directory)
+            if self._ENTRY.match(n)
+        ]
+
+    def _make_room(self) -> None:
+        entries = self._entries()
+        if len(entries) < self.limit:
+            return
+        expiries = []
+        for path in entries:
+            # Checked against cachelib 0.17: an entry file starts with its expiry time, a 4-byte
+            # struct "I" (0 = never); tests/test_filesystem.py pins it.
+            try:
+                with open(path, "rb") as entry:
+                    expiries.append((struct.unpack("I", entry.read(4))[0], path))
+            except (OSError, struct.error):
+                continue
+        now = time.time()
+        # Expired first (0 = never expires, so it sorts last), then the soonest to expire.
+        expiries.sort(key=lambda item: (not (0 < item[0] < now), item[0] or float("inf")))
+        for _, path in expiries[: max(len(expiries) - int(self.limit * 0.9), 0)]:
+            with contextlib.suppress(OSError):
+                os.remove(path)
+
+
+def _redis_url(env: Env, needed_by: str) -> str:
+    accepted = (
+        "use redis://[:password@]host:port/db, or rediss://... for TLS (Upstash, Redis Cloud)"
+    )
+    url = env.url("REDIS_URL", needed_by, schemes=("redis", "rediss"), accepted=accepted)
+    database = urlsplit(url).path.strip("/")
+    if database and not database.isdigit():
+        raise ConfigError(f"REDIS_URL={redact_url(url)!r} is not valid: {accepted}")
+    return url
+
+
+class Redis(Backend, RedisCache):
+    """A Redis server (Upstash, Redis Cloud) through redis-py: short timeouts, no retries."""
+
+    name = "redis"
+    requires = "redis"
+    shared = needs_paid_account = True
+    variables: ClassVar[tuple[str, ...]] = ("REDIS_URL",)
+
+    def __init__(self, client: Any, **kwargs: Any):
+        super().__init__(host=client, **kwargs)
+        self.client = client  # ours, for clear(): cachelib keeps its own copy private
+
+    @classmethod
+    def settings(cls, env: Env) -> dict[str, object]:
+        return {"REDIS_URL": _redis_url(env, f"CACHE_TYPE={cls.name}")}
+
+    @classmethod
+    def factory(
+        cls, app: Flask, config: dict[str, Any], args: list[Any], kwargs: dict[str, Any]
+    ) -> "Redis":
+        import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
+        timeout = config["CACHE_SOCKET_TIMEOUT"]
+        # redis-py retries failed calls by default, multiplying the time a request waits; the
+        # breaker decides when to try again.
+        client = redis.Redis.from_url(
+            config["REDIS_URL"],
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),
+        )
+        return cls._signed(client, config, kwargs)
+
+    @classmethod
+    def _signed(cls, client: Any, config: Config, kwargs: dict[str, Any]) -> "Redis":
+        cache = cls(client, key_prefix=config["CACHE_KEY_PREFIX"], **kwargs)
+        cache.serializer = SignedSerializer(signer(config))
+        return cache
+
+    @classmethod
+    def unreachable(cls) -> tuple[type[BaseException], ...]:
+        from redis.exceptions import ConnectionError, TimeoutError
+
+        return (ConnectionError, TimeoutError, OSError)
+
+    @classmethod
+    def describe(cls, config: Config) -> str:
+        return redact_url(config["REDIS_URL"])
+
+    @classmethod
+    def hosts(cls, config: Config) -> list[str]:
+        return [urlsplit(config["REDIS_URL"]).hostname or ""]
+
+    def clear(self) -> bool:
+        """Remove the keys under this app's prefix: SCAN + UNLINK in batches, never KEYS/FLUSHDB."""
+        pattern = re.sub(r"([*?\[\]\\])", r"\\\1", str(self.key_prefix)) + "*"
+        batch = []
+        for key in self.client.scan_iter(match=pattern, count=CLEAR_BATCH):
+            batch.append(key)
+            if len(batch) >= CLEAR_BATCH:
+                self.client.unlink(*batch)
+                batch.clear()
+        if batch:
+            self.client.unlink(*batch)
+        return True
+
+
+class Upstash(Redis):
+    """The Redis backend, its scoped clear included, over Upstash's HTTPS REST API (upstash.py):
+    the shared cache a free account can reach, through its proxy."""
+
+    name = "upstash"
+    requires = "requests"
+    needs_paid_account = False
+    variables = ("UPSTASH_REDIS_REST_URL", "UPSTASH_REDIS_REST_TOKEN")
+
+    @classmethod
+    def settings(cls, env: Env) -> dict[str, object]:
+        """Upstash's own names for its REST URL and token (the database page, REST API section)."""
+        needed_by = f"CACHE_TYPE={cls.name}"
+        url = env.url(
+            "UPSTASH_REDIS_REST_URL",
+            needed_by,
+            schemes=("https", "http"),
+            accepted="use the database's REST URL, https://<name>.upstash.io",
+        )
+        if urlsplit(url).password:  # a rediss:// URL pasted with https://: its password shows
+            raise ConfigError(
+                f"UPSTASH_REDIS_REST_URL={redact_url(url)!r} is not valid: use the database's "
+                "REST URL, https://<name>.upstash.io"
+            )
+        token = env.required(
+            "UPSTASH_REDIS_REST_TOKEN",
+            needed_by,
+            "copy the token from the database's REST API section on console.upstash.com",
+        )
+        return {"UPSTASH_REDIS_REST_URL": url, "UPSTASH_REDIS_REST_TOKEN": token}
+
+    @classmethod
+    def factory(
+        cls, app: Flask, config: dict[str, Any], args: list[Any], kwargs: dict[str, Any]
+    ) -> "Redis":
+        from .upstash import UpstashRedis
+
+        client = UpstashRedis(
+            config["UPSTASH_REDIS_REST_URL"],
+            config["UPSTASH_REDIS_REST_TOKEN"],
+            config["CACHE_SOCKET_TIMEOUT"],
+        )
+        return cls._signed(client, config, kwargs)
+
+    @classmethod
+    def unreachable(cls) -> tuple[type[BaseException], ...]:
+        from .upstash import UpstashError
+
+        return (UpstashError,)
+
+    @classmethod
+    def describe(cls, config: Config) -> str:
+        return redact_url(config["UPSTASH_REDIS_REST_URL"])  # the token is never in it
+
+    @classmethod
+    def hosts(cls, config: Config) -> list[str]:
+        return [urlsplit(config["UPSTASH_REDIS_REST_URL"]).hostname or ""]
+
+
+def _memcached_servers(env: Env, needed_by: str) -> list[tuple[str, int]]:
+    accepted = "use comma-separated host:port pairs, e.g. 127.0.0.1:11211"
+    raw = env.required("MEMCACHED_SERVERS", needed_by, accepted)
+    servers = []
+    for item in raw.split(","):
+        host, _, port = item.strip().rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"MEMCACHED_SERVERS={raw!r} is not valid: {accepted}")
+        servers.append((host.strip("[]"), int(port)))
+    return servers
+
+
+class Memcached(Backend, MemcachedCache):
+    """memcached servers through pymemcache. Every key carries a generation number kept in
+    memcached; clear() moves to the next one, since memcached cannot list keys and flush_all
+    empties the whole server. Entries of older generations are never read again and age out
+    under memcached's LRU.
+    """
+
+    name = "memcached"
+    requires = "pymemcache"
+    shared = needs_paid_account = True
+    variables = ("MEMCACHED_SERVERS",)
+
+    def __init__(self, client: Any, **kwargs: Any):
+        self.client = client  # before super(): key_prefix, set there, reads it
+        super().__init__(servers=client, **kwargs)
+
+    @classmethod
+    def settings(cls, env: Env) -> dict[str, object]:
+        return {"MEMCACHED_SERVERS": _memcached_servers(env, f"CACHE_TYPE={cls.name}")}
+
+    @classmethod
+    def factory(
+        cls, app: Flask, config: dict[str, Any], args: list[Any], kwargs: dict[str, Any]
+    ) -> "Memcached":
+        from pymemcache.client.hash import HashClient
+
+        timeout = config["CACHE_SOCKET_TIMEOUT"]
+        # Flask-Caching only knows pymemcache through a ready client object. Without a pickling
+        # serde values come back as bytes (ours signs them); with noreply, has() and add() always
+        # answer True. The breaker decides when to retry a server, so the client neither retries
+        # nor waits to.
+        client = HashClient(
+            config["MEMCACHED_SERVERS"],
+            serde=SignedSerde(signer(config)),
+            default_noreply=False,
+            connect_timeout=timeout,
+            timeout=timeout,
+            retry_attempts=0,
+            dead_timeout=0,
+        )
+        return cls(client, key_prefix=config["CACHE_KEY_PREFIX"], **kwargs)
+
+    @classmethod
+    def unreachable(cls) -> tuple[type[BaseException], ...]:
+        from pymemcache.exceptions import MemcacheServerError, MemcacheUnexpectedCloseError
+
+        return (OSError, MemcacheUnexpectedCloseError, MemcacheServerError)
+
+    @classmethod
+    def describe(cls, config: Config) -> str:
+        return ",".join(f"{host}:{port}" for host, port in config["MEMCACHED_SERVERS"])
+
+    @classmethod
+    def hosts(cls, config: Config) -> list[str]:
+        return [host for host, _ in config["MEMCACHED_SERVERS"]]
+
+    # cachelib reads the public key_prefix attribute on every call: each read names the current
+    # generation (tests/test_memcached.py pins this).
+    @property
+    def key_prefix(self) -> str:
+        return f"{self._base_prefix}{self._generation()}:"
+
+    @key_prefix.setter
+    def key_prefix(self, value: str | None) -> None:
+        self._base_prefix = value or ""
+
+    @property
+    def _generation_key(self) -> str:
+        return f"{self._base_prefix}generation"
+
+    def _generation(self) -> int:
+        # Read once per request: one extra round trip, and every worker sees a clear() at once.
+        if has_request_context() and "cache_generation" in g:
+            return int(g.cache_generation)
+        generation = self.client.get(self._generation_key)
+        if generation is None:
+            # A fresh, never-used number, even if the old counter was evicted.
+            self.client.add(self._generation_key, int(time.time() * 1000), 0)
+            generation = self.client.get(self._generation_key)
+        if has_request_context():
+            g.cache_generation = int(generation)
+        return int(generation)
+
+    def clear(self) -> bool:
+        """Start a new generation, orphaning this app's entries; never flush_all."""
+        current = self._generation()
+        self.client.incr(self._generation_key, 1)
+        if has_request_context():
+            g.cache_generation = current + 1
+        return True
+
+
+def _registry(*classes: type[Backend]) -> dict[str, type[Backend]]:
+    return {backend.name: backend for backend in classes}
+
+
+# The registry: CACHE_TYPE names one of these. Order is the order the docs and prompts use.
+BACKENDS = _registry(Simple, Filesystem, Redis, Memcached, Upstash, Null)
+
+
+def iter_names(**wanted: bool) -> Iterator[str]:
+    """The names of the backends whose attributes have the ``wanted`` values, in registry order."""
+    for name, backend in BACKENDS.items():
+        if all(getattr(backend, attribute) == value for attribute, value in wanted.items()):
+            yield name

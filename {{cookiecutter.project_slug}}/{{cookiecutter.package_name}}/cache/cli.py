@@ -1,0 +1,93 @@
+"""`flask cache status|clear|bench`: for a console, to see, clear and measure the backend itself.
+
+The commands talk to the backend past the breaker, so its errors show (exit status 1, one line,
+no password) instead of being served around.
+"""
+
+import statistics
+import sys
+import time
+import uuid
+from typing import NoReturn
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+from flask_caching.backends.base import BaseCache
+
+from .backends import Backend
+from .breaker import Breaker
+
+cli = AppGroup("cache", help="See, clear and measure the cache backend.")
+
+
+def _backend() -> BaseCache:
+    from . import cache  # the Flask-Caching object (the package imports this module first)
+
+    backend = cache.cache
+    return backend.backend if isinstance(backend, Breaker) else backend
+
+
+def _describe(backend: BaseCache) -> str:
+    if not isinstance(backend, Backend):
+        return type(backend).__name__
+    return f"{backend.name} ({backend.describe(current_app.config)})"
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(message, err=True)
+    sys.exit(1)
+
+
+@cli.command("status")
+def status_command() -> None:
+    """Show the configured and serving backend, and ping it."""
+    backend = _backend()
+    click.echo(f"configured: {current_app.config['CACHE_TYPE']}")
+    click.echo(f"serving:    {_describe(backend)}")
+    key = f"ping-{uuid.uuid4().hex}"
+    try:
+        started = time.perf_counter()
+        backend.set(key, 1, timeout=10)
+        backend.get(key)
+        elapsed = (time.perf_counter() - started) * 1000
+        backend.delete(key)
+    except Exception as error:
+        _fail(f"ping:       FAILED ({type(error).__name__}: {error})")
+    click.echo(f"ping:       ok, set+get in {elapsed:.2f} ms")
+
+
+@cli.command("clear")
+def clear_command() -> None:
+    """Delete this app's cache entries (and no one else's)."""
+    backend = _backend()
+    try:
+        backend.clear()
+    except Exception as error:
+        _fail(f"could not clear {_describe(backend)}: {type(error).__name__}: {error}")
+    click.echo(f"cleared this app's entries in {_describe(backend)}")
+
+
+@cli.command("bench")
+@click.option(
+    "-n", "--count", default=200, show_default=True, type=click.IntRange(min=2), help="round trips"
+)
+def bench_command(count: int) -> None:
+    """Time N set and N get round trips against the backend: p50/p99 in ms."""
+    backend, key, value = _backend(), f"bench-{uuid.uuid4().hex}", "x" * 1024
+    timings: dict[str, list[float]] = {"set": [], "get": []}
+    try:
+        for _ in range(count):
+            started = time.perf_counter()
+            backend.set(key, value)
+            middle = time.perf_counter()
+            backend.get(key)
+            timings["set"].append((middle - started) * 1000)
+            timings["get"].append((time.perf_counter() - middle) * 1000)
+        backend.delete(key)
+    except Exception as error:
+        _fail(f"bench failed on {_describe(backend)}: {type(error).__name__}: {error}")
+    click.echo(f"{_describe(backend)}, {count} round trips of a 1 KiB value:")
+    for name, samples in timings.items():
+        cuts = statistics.quantiles(samples, n=100, method="inclusive")
+        click.echo(f"  {name}: p50 {cuts[49]:.3f} ms, p99 {cuts[98]:.3f} ms")
