@@ -6,9 +6,10 @@ from pymemcache import serde
 
 
 def unsign(app, cache, backend: str) -> None:
-    store = app.extensions["cache"][cache].backend
+    with app.app_context():
+        store = cache.cache.backend  # the backend behind the breaker
     if backend == "memcached":
-        for client in store._client.clients.values():
+        for client in store.client.clients.values():
             client.serde = serde.pickle_serde
     else:
         store.serializer = FileSystemSerializer() if backend == "filesystem" else RedisSerializer()

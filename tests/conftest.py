@@ -1,6 +1,5 @@
 """The answer matrix, one bake per case shared by every check, and the test servers."""
 
-import itertools
 import json
 import os
 from pathlib import Path
@@ -29,14 +28,26 @@ def answers(**overrides: str) -> dict[str, str]:
 
 
 def case_id(case: dict[str, str]) -> str:
-    return "-".join(f"{key}:{value}" for key, value in case.items())
+    """What differs from the defaults, e.g. cache_backend:redis; "defaults" for none."""
+    changed = [f"{key}:{value}" for key, value in case.items() if DEFAULTS.get(key) != value]
+    return "-".join(changed) or "defaults"
 
 
 def pytest_configure(config):
     config.option.template = str(TEMPLATE)  # pytest-cookies bakes this template from any cwd
 
 
-CASES = [dict(zip(CHOICES, values, strict=True)) for values in itertools.product(*CHOICES.values())]
+# The answers chosen by axis, not cross-product (as cookiecutter-django does): every value of every
+# choice is baked once, the others at their defaults. Region and Python version change constants in
+# the rendered files only; the backend changes .env and requirements.txt, and gets the expensive
+# proofs (BACKEND_CASES).
+DEFAULTS = {key: values[0] for key, values in CHOICES.items()}
+CASES: list[dict[str, str]] = []
+for _key, _values in CHOICES.items():
+    for _value in _values:
+        if {**DEFAULTS, _key: _value} not in CASES:
+            CASES.append({**DEFAULTS, _key: _value})
+BACKEND_CASES = [{**DEFAULTS, "cache_backend": backend} for backend in CHOICES["cache_backend"]]
 
 
 @pytest.fixture(scope="session")
@@ -45,7 +56,7 @@ def bake(cookies_session):
     baked: dict[str, Path] = {}
 
     def bake(**overrides: str) -> Path:
-        key = json.dumps(overrides, sort_keys=True)
+        key = json.dumps({**DEFAULTS, **overrides}, sort_keys=True)
         if key not in baked:
             result = cookies_session.bake(extra_context=answers(**overrides))
             assert result.exit_code == 0, result.exception

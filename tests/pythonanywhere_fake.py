@@ -122,7 +122,6 @@ class FakePythonAnywhere:
             HOME=str(self.home), API_TOKEN=token, PYTHONANYWHERE_USERNAME=self.user,
             PYTHONANYWHERE_SITE=next(host for host, _ in self.accounts),
             https_proxy=proxy, HTTPS_PROXY=proxy, REQUESTS_CA_BUNDLE=str(self.ca_bundle),
-            DEPLOY_TEST_ROOT=str(self.root),
             # The real pip cache: a fake HOME must not mean downloading every wheel again.
             PIP_CACHE_DIR=os.environ.get("PIP_CACHE_DIR", str(Path.home() / ".cache" / "pip")),
         )  # fmt: skip

@@ -1,17 +1,25 @@
-"""Every case of the answer matrix, baked once and checked as a user would meet it."""
+"""The answers by axis (conftest.CASES), each baked once and checked as a user would meet it.
 
+Every bake: no template syntax left, ruff, the rendered constants, and the WSGI file serving
+/health from a fake /var/www. Each backend's bake (BACKEND_CASES) also gets the expensive
+proofs: its whole baked suite on real servers, its requirements.txt alone in a fresh virtualenv,
+and, for redis, its tests again over TLS, for upstash over HTTPS through a proxy. (uWSGI with 1
+and 2 workers, per backend: test_web_workers.py.)
+"""
+
+import filecmp
 import json
 import re
 import shutil
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 
 from . import servers
-from .conftest import CASES, CHOICES, TEMPLATE, answers, case_id
+from .conftest import BACKEND_CASES, CASES, CHOICES, TEMPLATE, answers, case_id
 
 # A leftover of cookiecutter's own syntax; Flask's Jinja templates may use {% and {{ themselves.
 COOKIECUTTER_LEFTOVER = re.compile(r"\{\{-?\s*cookiecutter|\{%-?\s*(raw|endraw)|cookiecutter\.")
@@ -26,7 +34,8 @@ response = Client(application).get("/health")
 print(json.dumps({"status": response.status_code, "body": response.get_json(), "pid": os.getpid()}))
 """
 
-case = pytest.mark.parametrize("case", CASES, ids=case_id)
+every_case = pytest.mark.parametrize("case", CASES, ids=case_id)
+every_backend = pytest.mark.parametrize("case", BACKEND_CASES, ids=case_id)
 
 
 def run(command, **kwargs) -> subprocess.CompletedProcess:
@@ -52,7 +61,19 @@ def wsgi_file_name(case: dict) -> str:
     return f"yourname{region}_pythonanywhere_com_wsgi.py"
 
 
-@case
+def baked_suite(project: Path, env: dict[str, str], *selection: str) -> None:
+    """Run the baked project's own tests (or the ``selection``): every one must pass, none skipped."""
+    pytest_command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *selection]
+    collected = run([*pytest_command, "--collect-only"], cwd=project, env=env).stdout.splitlines()[-1]
+    count = int(re.match(r"(\d+)(?:/\d+)? tests? collected", collected).group(1))
+    result = run(pytest_command, cwd=project, env=env)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    summary = result.stdout.splitlines()[-1]
+    assert re.match(rf"{count} passed", summary) and "skipped" not in summary, summary
+    assert count >= 20, collected  # a selection that still selects the tests it is for
+
+
+@every_case
 def test_no_template_syntax_is_left(bake, case):
     project = bake(**case)
     for path in baked_files(project):
@@ -68,7 +89,7 @@ def test_no_template_syntax_is_left(bake, case):
         assert baked.read_bytes() == source.read_bytes()
 
 
-@case
+@every_case
 def test_ruff_is_clean(bake, case):
     project = bake(**case)
     for command in (["check", "."], ["format", "--check", "."]):
@@ -76,55 +97,20 @@ def test_ruff_is_clean(bake, case):
         assert result.returncode == 0, result.stdout + result.stderr
 
 
-@case
-def test_baked_tests_pass_with_real_servers(bake, case, server_env):
+@every_case
+def test_the_answers_are_rendered_where_they_belong(bake, case):
     project = bake(**case)
-    result = run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=project, env=server_env
-    )
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    assert " skipped" not in result.stdout.splitlines()[-1], result.stdout[-2000:]
+    deploy = (project / "deploy.py").read_text()
+    assert f'PYTHON_VERSION = "{case["python_version"]}"' in deploy
+    assert f'REGION = "{case["pythonanywhere_region"]}"' in deploy
+    workflow = yaml.safe_load((project / ".github" / "workflows" / "ci.yml").read_text())
+    setup = [step for step in workflow["jobs"]["test"]["steps"] if "setup-python" in step.get("uses", "")]
+    assert setup[0]["with"]["python-version"] == case["python_version"]
+    env = (project / ".env").read_text().splitlines()
+    assert f"CACHE_TYPE={case['cache_backend']}" in env
 
 
-@case
-def test_baked_redis_tests_pass_over_tls(bake, case, server_env, redis_tls_url):
-    project = bake(**case)
-    env = {**server_env, "TEST_REDIS_URL": redis_tls_url}
-    result = run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "redis"], cwd=project, env=env
-    )
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    summary = result.stdout.splitlines()[-1]
-    passed = int(re.search(r"(\d+) passed", summary).group(1))
-    assert passed >= 6 and "skipped" not in summary, summary  # every redis-backed test ran
-
-
-@pytest.mark.parametrize("case", [c for c in CASES if c["cache_backend"] == "upstash"], ids=case_id)
-def test_baked_upstash_tests_pass_over_https_through_a_proxy(bake, case, server_env, https_proxy, tmp_path):
-    """As on a free PythonAnywhere account: Upstash over HTTPS, through an HTTP proxy."""
-    project = bake(**case)
-    ca, key, cert = servers.make_certificates(tmp_path)
-    proxy, log = https_proxy
-    env = {
-        **server_env, "TEST_UPSTASH_TLS_CERT": str(cert), "TEST_UPSTASH_TLS_KEY": str(key),
-        "REQUESTS_CA_BUNDLE": str(ca), "HTTPS_PROXY": proxy, "https_proxy": proxy,
-    }  # fmt: skip
-    env = {k: v for k, v in env.items() if k.lower() != "no_proxy"}
-    tunnels_before = log.read_text().count("CONNECT 127.0.0.1:") if log and log.exists() else 0
-    result = run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "upstash"],
-        cwd=project,
-        env=env,
-    )
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    summary = result.stdout.splitlines()[-1]
-    passed = int(re.search(r"(\d+) passed", summary).group(1))
-    assert passed >= 15 and "skipped" not in summary, summary
-    if log is not None:
-        assert log.read_text().count("CONNECT 127.0.0.1:") > tunnels_before, "not through the proxy"
-
-
-@case
+@every_case
 def test_wsgi_file_serves_from_another_directory(bake, case, tmp_path, redis_url, memcached_servers):
     project = bake(**case)
     var_www = tmp_path / "var" / "www"
@@ -147,26 +133,46 @@ def test_wsgi_file_serves_from_another_directory(bake, case, tmp_path, redis_url
     )
 
 
-def get(url: str) -> tuple[int, bytes]:
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return response.status, response.read()
+def test_the_baked_python_is_the_same_for_every_backend(bake):
+    """The backend is chosen in .env at run time: one baked suite run proves the same code for
+    all, and each backend's own run below proves its .env and requirements.txt."""
+    first, *others = (bake(**case) for case in BACKEND_CASES)
+    python = sorted(
+        path.relative_to(first) for path in first.rglob("*.py") if "__pycache__" not in path.parts
+    )
+    for other in others:
+        assert (
+            sorted(p.relative_to(other) for p in other.rglob("*.py") if "__pycache__" not in p.parts)
+            == python
+        )
+        _, mismatch, errors = filecmp.cmpfiles(first, other, python, shallow=False)
+        assert mismatch == errors == [], f"{other.name}: {mismatch} differ"
 
 
-@case
-def test_served_by_uwsgi_with_two_processes(bake, case, tmp_path, redis_url, memcached_servers):
-    project = bake(**case)
-    wsgi = tmp_path / wsgi_file_name(case)
-    shutil.copy(project / "pythonanywhere_wsgi.py", wsgi)
-    env = backend_env(project, redis_url, memcached_servers)
-    log = tmp_path / "uwsgi.log"
-    with servers.uwsgi(wsgi, env, log) as url:
-        status, body = get(f"{url}/health")
-        assert status == 200
-        backend = case["cache_backend"]
-        cache = json.loads(body)["cache"]
-        assert (cache["backend"], cache["active"], cache["breaker"]) == (backend, backend, "closed")
-        assert get(f"{url}/example")[0] == 200
-    assert "spawned uWSGI worker 2" in log.read_text()
+@every_backend
+def test_baked_tests_pass_with_real_servers(bake, case, server_env):
+    baked_suite(bake(**case), server_env)
+
+
+def test_baked_redis_tests_pass_over_tls(bake, server_env, redis_tls_url):
+    env = {**server_env, "TEST_REDIS_URL": redis_tls_url}
+    baked_suite(bake(cache_backend="redis"), env, "-m", "redis")  # the redis and upstash tests
+
+
+def test_baked_upstash_tests_pass_over_https_through_a_proxy(bake, server_env, https_proxy, tmp_path):
+    """As on a free PythonAnywhere account: Upstash over HTTPS, through an HTTP proxy."""
+    project = bake(cache_backend="upstash")
+    ca, key, cert = servers.make_certificates(tmp_path)
+    proxy, log = https_proxy
+    env = {
+        **server_env, "TEST_UPSTASH_TLS_CERT": str(cert), "TEST_UPSTASH_TLS_KEY": str(key),
+        "REQUESTS_CA_BUNDLE": str(ca), "HTTPS_PROXY": proxy, "https_proxy": proxy,
+    }  # fmt: skip
+    env = {k: v for k, v in env.items() if k.lower() != "no_proxy"}
+    tunnels_before = log.read_text().count("CONNECT 127.0.0.1:") if log and log.exists() else 0
+    baked_suite(project, env, "-m", "redis", "-k", "upstash")
+    if log is not None:
+        assert log.read_text().count("CONNECT 127.0.0.1:") > tunnels_before, "not through the proxy"
 
 
 @pytest.mark.parametrize("backend", CHOICES["cache_backend"])
@@ -176,12 +182,13 @@ def test_runtime_requirements_are_enough_in_a_fresh_virtualenv(
     """requirements.txt alone (no dev tools) installs an app that serves from the chosen backend."""
     project = bake(cache_backend=backend)
     venv = tmp_path / "venv"
-    run([sys.executable, "-m", "venv", str(venv)], check=True)
+    run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
     install = run(
-        [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "-r", "requirements.txt"],
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--disable-pip-version-check",
+         "-r", "requirements.txt"],
         cwd=project,
-    )
+    )  # fmt: skip
     assert install.returncode == 0, install.stderr[-3000:]
     env = backend_env(project, redis_url, memcached_servers)
     result = run(
@@ -225,3 +232,9 @@ def test_answers_are_kept_without_secrets(bake):
 def test_an_answer_key_missing_from_cookiecutter_json_fails_the_test():
     with pytest.raises(AssertionError, match="no answer named"):
         answers(cache="redis")
+
+
+def test_every_value_of_every_choice_is_baked():
+    for key, values in CHOICES.items():
+        assert {case[key] for case in CASES} == set(values), key
+    assert len(CASES) == 1 + sum(len(values) - 1 for values in CHOICES.values())

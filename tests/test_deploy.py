@@ -19,6 +19,9 @@ import requests
 
 from .pythonanywhere_fake import FakePythonAnywhere, python_tag
 
+# One worker runs them all, in order: they share the virtualenv deploy.py builds.
+pytestmark = pytest.mark.xdist_group("deploy")
+
 USER, TOKEN = "alice", "alice-api-token-0123456789abcdef"
 DOMAIN = "alice.pythonanywhere.com"
 WEBAPP = f"webapps/{DOMAIN}/"
@@ -46,8 +49,9 @@ def pa(world):
 
 
 def deploy(world, *args: str, **env: str) -> subprocess.CompletedProcess:
+    """deploy.py in a console of the stand-in, whose / (var/www, var/log) is --root."""
     return subprocess.run(
-        [sys.executable, "deploy.py", *args],
+        [sys.executable, "deploy.py", *args, "--root", str(world.fake.root)],
         cwd=world.project,
         env=world.fake.client_env(TOKEN, **env),
         capture_output=True,
@@ -290,8 +294,20 @@ def test_failing_health_check_shows_the_error_log(pa):
             {"CACHE_TYPE": "memcached", "MEMCACHED_SERVERS": "localhost:11211"},
             "CACHE_TYPE=memcached but MEMCACHED_SERVERS points at this machine (localhost)",
         ),
+        (  # the project was baked with simple: requirements.txt has no Redis client
+            {"CACHE_TYPE": "redis", "REDIS_URL": "rediss://default:pw@example.upstash.io:6379"},
+            "CACHE_TYPE=redis needs the redis package, which requirements.txt does not install",
+        ),
     ],
-    ids=["missing", "empty-secret", "weak-secret", "unknown-backend", "local-redis", "local-memcached"],
+    ids=[
+        "missing",
+        "empty-secret",
+        "weak-secret",
+        "unknown-backend",
+        "local-redis",
+        "local-memcached",
+        "client-not-installed",
+    ],  # fmt: skip
 )
 def test_env_is_checked_before_the_live_app_is_touched(pa, values, message):
     env_file = pa.project / ".env"

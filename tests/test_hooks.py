@@ -146,3 +146,22 @@ def test_template_code_is_ruff_clean():
             text=True,
         )
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_flask_caching_still_reserves_dotted_paths_with_cachelib(tmp_path, monkeypatch):
+    """Why the pre-gen hook refuses a package_name containing 'cachelib': Flask-Caching calls the
+    factory of a CACHE_TYPE whose path contains it without the app. If this stops holding, the
+    hook's rule can go."""
+    import flask
+    import flask_caching
+
+    (tmp_path / "my_cachelib_app.py").write_text(
+        "from flask_caching.backends import SimpleCache\n"
+        "class Ours(SimpleCache):\n"
+        "    @classmethod\n"
+        "    def factory(cls, app, config, args, kwargs):\n"
+        "        return cls()\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(TypeError):
+        flask_caching.Cache(flask.Flask(__name__), config={"CACHE_TYPE": "my_cachelib_app.Ours"})

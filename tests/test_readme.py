@@ -1,7 +1,9 @@
-"""The README's two opening commands are the ones that work and the ones CI runs."""
+"""The README's two opening commands are the ones that work and the one CI runs."""
 
 import re
 import subprocess
+
+import yaml
 
 from .conftest import TEMPLATE
 
@@ -14,18 +16,23 @@ def opening_commands() -> list[str]:
 
 def test_readme_starts_with_the_bake_and_test_commands():
     bake, test = opening_commands()
-    assert "cookiecutter --no-input" in bake
-    assert "pytest" in test
+    assert "python3 -m venv .venv" in bake and "cookiecutter --no-input" in bake  # PEP 668
+    assert test == "bash .ci/run"
 
 
 def test_ci_runs_the_readme_test_command():
     _, test = opening_commands()
-    assert test in (TEMPLATE / ".ci" / "run").read_text().splitlines()
+    workflow = yaml.safe_load((TEMPLATE / ".github" / "workflows" / "ci.yml").read_text())
+    assert [step["run"] for step in workflow["jobs"]["test"]["steps"] if "run" in step] == [test]
+    ci_run = (TEMPLATE / ".ci" / "run").read_text()
+    assert "python3 -m venv .venv" in ci_run and ".venv/bin/python -m pytest" in ci_run
 
 
 def test_the_readme_bake_command_bakes_the_defaults(tmp_path):
     bake, _ = opening_commands()
-    command = bake.replace("--output-dir ..", f"--output-dir {tmp_path}")
+    command = bake.replace("--output-dir ..", f"--output-dir {tmp_path}").replace(
+        ".venv", str(tmp_path / "venv")
+    )
     result = subprocess.run(command, shell=True, cwd=TEMPLATE, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     project = tmp_path / "my_flask_app"

@@ -43,8 +43,8 @@ def computed_by(page: str) -> int:
 def test_wsgi_file_as_pythonanywhere_runs_it(
     bake, backend, processes, tmp_path, redis_url, memcached_servers
 ):
-    source = bake(cache_backend=backend, pythonanywhere_username="alice")
-    project = tmp_path / "home" / "alice" / source.name
+    source = bake(cache_backend=backend)  # the backend's own bake (conftest.BACKEND_CASES)
+    project = tmp_path / "home" / "yourname" / source.name
     shutil.copytree(source, project)
     set_env(
         project / ".env",
@@ -53,7 +53,7 @@ def test_wsgi_file_as_pythonanywhere_runs_it(
         MEMCACHED_SERVERS=memcached_servers,
         **servers.upstash_settings(project, redis_url),  # Upstash's REST API, on our Redis
     )
-    wsgi = tmp_path / "var" / "www" / "alice_pythonanywhere_com_wsgi.py"
+    wsgi = tmp_path / "var" / "www" / "yourname_pythonanywhere_com_wsgi.py"
     wsgi.parent.mkdir(parents=True)
     wsgi.write_text(load(project / "deploy.py").wsgi_source())
 

@@ -245,9 +245,12 @@ def check_env() -> None:
         )
     # The app as the web app will build it: from .env's values alone (it opens no connection).
     sys.path.insert(0, str(PROJECT))
-    from importlib import import_module
+    import importlib
+    import importlib.util
+    import logging
 
-    package = import_module(PACKAGE)
+    logging.getLogger(PACKAGE).addHandler(logging.NullHandler())  # the messages below say it
+    package = importlib.import_module(PACKAGE)
     try:
         config = package.create_app(environ={k: v or "" for k, v in env.items()}).config
     except package.cache.ConfigError as error:
@@ -259,6 +262,12 @@ def check_env() -> None:
             f"{path}: CACHE_TYPE={backend.name} but {backend.variables[0]} points at this machine "
             f"({', '.join(local)}), and PythonAnywhere runs no such server: set it to your "
             "hosted server (docs/caching.md), or CACHE_TYPE=simple"
+        )
+    if backend.requires and importlib.util.find_spec(backend.requires) is None:
+        raise DeployError(
+            f"{path}: CACHE_TYPE={backend.name} needs the {backend.requires} package, which "
+            f"requirements.txt does not install: add its line from requirements-dev.txt to "
+            "requirements.txt, then run this again"
         )
     say(f"SECRET_KEY set; CACHE_TYPE={backend.name} ({backend.describe(config)})")
 

@@ -36,3 +36,11 @@ def test_an_unknown_api_host_is_named(monkeypatch, capsys):
     assert "PYTHONANYWHERE_SITE='pythonanywhere.example' is not a PythonAnywhere API host" in (
         capsys.readouterr().err
     )
+
+
+def test_no_test_only_option_is_advertised(capsys):
+    with pytest.raises(SystemExit):
+        deploy.main(["--help"])
+    shown = capsys.readouterr().out
+    assert "--dry-run" in shown and "--root" not in shown
+    assert "DEPLOY_TEST" not in (deploy.PROJECT / "deploy.py").read_text()  # no switch by env
