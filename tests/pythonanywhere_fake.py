@@ -73,8 +73,10 @@ class FakePythonAnywhere:
         ca, key, cert = servers.make_certificates(
             workdir, "DNS:*.pythonanywhere.com,DNS:*.eu.pythonanywhere.com"
         )
+        # Clients must trust this stand-in and still everything they trusted: REQUESTS_CA_BUNDLE
+        # replaces pip's own cert setting, which may name a TLS-intercepting proxy's CA.
         self.ca_bundle = workdir / "ca-bundle.pem"
-        self.ca_bundle.write_text(Path(certifi.where()).read_text() + ca.read_text())
+        self.ca_bundle.write_text(trusted_already() + ca.read_text())
         self.pyuwsgi_only = self._pyuwsgi_only()
 
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -428,6 +430,16 @@ class _Tunnel(socketserver.BaseRequestHandler):
                         data = b""
                     if not data:
                         return
+
+
+def trusted_already() -> str:
+    """The CAs this machine's clients trust now: pip's cert, SSL_CERT_FILE, OpenSSL's, certifi's."""
+    paths = [
+        os.environ.get("PIP_CERT"), os.environ.get("REQUESTS_CA_BUNDLE"),
+        os.environ.get("SSL_CERT_FILE"), ssl.get_default_verify_paths().cafile, certifi.where(),
+    ]  # fmt: skip
+    found = [Path(path).read_text() for path in dict.fromkeys(paths) if path and Path(path).is_file()]
+    return "".join(text if text.endswith("\n") else text + "\n" for text in found)
 
 
 def python_tag() -> str:
