@@ -18,11 +18,12 @@ from . import upstash_server
 from .common import OutageTests
 from .relay import Relay
 
-# The setting that names each backend's server, and the fixture that gives its test value.
+# Each backend with a server: the setting that names it, the fixture that gives its test value,
+# and the mark of the tests that need it (`-m redis` selects them).
 SERVERS = {
-    "redis": ("REDIS_URL", "redis_url"),
-    "memcached": ("MEMCACHED_SERVERS", "memcached_servers"),
-    "upstash": ("UPSTASH_REDIS_REST_URL", "upstash_url"),
+    "redis": ("REDIS_URL", "redis_url", pytest.mark.redis),
+    "memcached": ("MEMCACHED_SERVERS", "memcached_servers", pytest.mark.memcached),
+    "upstash": ("UPSTASH_REDIS_REST_URL", "upstash_url", pytest.mark.redis),
 }
 
 
@@ -101,7 +102,7 @@ def settings_for(request):
     def settings_for(backend: str, port: int | None = None) -> dict[str, str]:
         if backend not in SERVERS:
             return {"CACHE_TYPE": backend}
-        setting, fixture = SERVERS[backend]
+        setting, fixture, _ = SERVERS[backend]
         address = request.getfixturevalue(fixture)
         return {"CACHE_TYPE": backend, setting: address if port is None else moved(address, port)}
 
