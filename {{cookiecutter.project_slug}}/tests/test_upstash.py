@@ -5,10 +5,10 @@ import base64
 from functools import partial
 
 import pytest
-import redis
 
 from .common import ClearTests, CommonTests, OutageTests, SignedTests
 from .conftest import make_app
+from .test_redis import RawRedis
 
 pytestmark = pytest.mark.redis
 
@@ -18,20 +18,14 @@ def cache_factory(make_cache, settings_for):
     return partial(make_cache, **settings_for("upstash"))
 
 
-class RawUpstash:
-    """Stored bytes as the REST API stores them in Redis: "b64:" and base64, past the app."""
-
-    frame = b"!"  # cachelib's mark for a pickle
-
-    def __init__(self, url: str):
-        self.server = redis.Redis.from_url(url)
+class RawUpstash(RawRedis):
+    """Stored bytes as the REST API keeps them in Redis: "b64:" and base64."""
 
     def get(self, cache, key: str) -> bytes:
-        stored = self.server.get(cache.backend.key_prefix + key)
-        return base64.b64decode(stored.removeprefix(b"b64:"))
+        return base64.b64decode(super().get(cache, key).removeprefix(b"b64:"))
 
     def set(self, cache, key: str, data: bytes) -> None:
-        self.server.set(cache.backend.key_prefix + key, b"b64:" + base64.b64encode(data))
+        super().set(cache, key, b"b64:" + base64.b64encode(data))
 
 
 @pytest.fixture

@@ -46,27 +46,23 @@ class Env:
         return value
 
     def integer(self, name: str, default: int, *, minimum: int) -> int:
-        raw = self.text(name)
-        if not raw:
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            value = minimum - 1
-        if value < minimum:
-            raise ConfigError(f"{name}={raw!r} is not valid: use a whole number >= {minimum}")
-        return value
+        return int(self._number(name, default, minimum, int, "a whole number"))
 
     def number(self, name: str, default: float, *, minimum: float) -> float:
+        return self._number(name, default, minimum, float, "a number")
+
+    def _number(
+        self, name: str, default: float, minimum: float, kind: type[float], what: str
+    ) -> float:
         raw = self.text(name)
         if not raw:
             return default
         try:
-            value = float(raw)
+            value = kind(raw)
         except ValueError:
             value = math.nan
         if not value >= minimum:  # NaN compares false
-            raise ConfigError(f"{name}={raw!r} is not valid: use a number >= {minimum}")
+            raise ConfigError(f"{name}={raw!r} is not valid: use {what} >= {minimum}")
         return value
 
     def absolute_path(self, name: str) -> str | None:
