@@ -125,6 +125,27 @@ def test_cached_views_use_flask_cachings_own_key(app):
         assert cache.delete(key)
 
 
+@pytest.mark.parametrize(
+    "path", ["/example", "/a b", "/%s%d", "/ünïcode/ø", "/trailing/", "/x/./y", "/q?a=1&b=2"]
+)
+@pytest.mark.parametrize("source_check", [False, True])
+def test_a_views_key_is_flask_cachings_own(tmp_path, path, source_check):
+    """cache.cached makes a request's key itself only where it is Flask-Caching's key."""
+    app = make_app(tmp_path, CACHE_SOURCE_CHECK=source_check)
+
+    @app.get("/<path:anything>")
+    @cache.cached(timeout=60)
+    def anything(anything):
+        return anything
+
+    with app.test_request_context(path):
+        ours = anything.make_cache_key(use_request=True, anything=path.lstrip("/"))
+        theirs = anything.make_cache_key.flask_caching_key(use_request=True, anything=path)
+    assert ours == theirs
+    with app.app_context():
+        assert anything.make_cache_key(path="/p") == anything.make_cache_key.flask_caching_key(path="/p")
+
+
 def test_an_assigned_make_cache_key_is_honoured(app):
     # Flask-Caching documents a cached view's make_cache_key as writable.
     @app.get("/q")

@@ -14,7 +14,7 @@ This folder comes from the project template and is kept up to date by it: in a p
 touches .env. Your code lives beside it: views.py, templates/, static/, settings.py.
 
 The public face, all that views.py, settings.py and deploy.py use:
-- ``cache``: the Flask-Caching object;
+- ``cache``: the Flask-Caching object (extension.py);
 - ``init_app(app)``: connects it to the backend that app.config names, and adds `flask cache`;
 - ``from_env(env)``: the cache's settings from the environment, parsed and checked;
 - ``status()``: which backend serves now, for pages and /health (no URL, no secret);
@@ -27,17 +27,17 @@ import importlib.util
 import os
 from typing import Any
 
-import flask_caching
 from flask import Flask, current_app
 
 from .backends import BACKENDS, Backend, Simple
 from .breaker import Breaker
 from .cli import cli
 from .config import ConfigError, Env
+from .extension import Cache
 
 __all__ = ["BACKENDS", "ConfigError", "Env", "cache", "cli", "from_env", "init_app", "status"]
 
-cache = flask_caching.Cache()
+cache = Cache()
 
 
 def from_env(env: Env) -> dict[str, object]:
