@@ -10,6 +10,8 @@ import socket
 import time
 from datetime import datetime, timezone
 
+from .conftest import cache_of, make_app
+
 # cachelib's sample values, and some that are hard for a backend that stores text: bytes that
 # are not UTF-8, non-ASCII text, an aware datetime.
 SAMPLE = {
@@ -134,6 +136,18 @@ class SignedTests:
         assert not marker.exists(), "the planted pickle was unpickled"
         pickle.loads(planted)  # noqa: S301 - the control: this payload does run when unpickled
         assert marker.exists()
+
+    def test_a_page_planted_under_a_views_key_is_computed_again(self, raw, settings_for, tmp_path):
+        app = make_app(tmp_path, **settings_for(self.backend))
+        client = app.test_client()
+        first = client.get("/example").get_data(as_text=True)
+        marker = tmp_path / "planted-code-ran"
+        raw.set(cache_of(app), "view//example", raw.frame + pickle.dumps(Planted(marker)))
+
+        second = client.get("/example").get_data(as_text=True)
+        assert not marker.exists(), "the planted pickle was unpickled"
+        assert second != first, "the planted entry is a miss: the page is computed again"
+        assert client.get("/example").get_data(as_text=True) == second, "and cached again"
 
     def test_one_flipped_byte_is_a_miss(self, cache_factory, raw):
         cache = cache_factory()

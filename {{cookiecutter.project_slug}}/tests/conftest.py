@@ -15,7 +15,6 @@ from {{ cookiecutter.package_name }} import create_app
 from {{ cookiecutter.package_name }}.cache import cache
 
 from . import upstash_server
-from .common import OutageTests
 from .relay import Relay
 
 # Each backend with a server: the setting that names it, the fixture that gives its test value,
@@ -156,7 +155,7 @@ def outage(request, make_cache, settings_for, clock):
     relay = Relay(*host_and_port(request.getfixturevalue(SERVERS[backend][1])))
     cache = make_cache(
         **settings_for(backend, port=relay.port),
-        CACHE_RETRY_AFTER=str(OutageTests.RETRY_AFTER),
+        CACHE_RETRY_AFTER=str(request.cls.RETRY_AFTER),
     )
     cache.clock = clock
     yield cache, relay, clock
