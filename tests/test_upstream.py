@@ -1,0 +1,164 @@
+"""Upstream suites as the contract: cachelib's and Flask-Caching's own tests, taken from their
+source distributions on PyPI (the versions installed here), run against the baked cache package.
+
+- cachelib's behaviour mixins (CommonTests, ClearTests, HasTests, DeleteManyWithPrefixTests, as
+  its own test modules combine them) run on every backend class, as the app builds it: behind
+  the breaker, signing its entries, against real servers.
+- Flask-Caching's own tests run twice, with its Cache and with the baked one (cache/extension.py
+  puts a cheaper key on the usual view): every test must end the same way. Tests that need what
+  this machine lacks (Flask's async extra, pylibmc, their own Redis on port 6360) fail or error
+  the same way in both runs, so the comparison still holds.
+"""
+
+import subprocess
+import sys
+import tarfile
+import xml.etree.ElementTree as ElementTree
+from importlib.metadata import version
+from pathlib import Path
+
+import pytest
+
+from . import servers
+from .conftest import CHOICES
+
+BACKEND_MIXINS = """
+import os
+import uuid
+
+import pytest
+from clear import ClearTests
+from common import CommonTests
+from delete_many_with_prefix import DeleteManyWithPrefixTests
+from has import HasTests
+
+from my_flask_app import create_app
+from my_flask_app.cache import cache
+
+SERVERS = {
+    "REDIS_URL": os.environ["TEST_REDIS_URL"],
+    "MEMCACHED_SERVERS": os.environ["TEST_MEMCACHED_SERVERS"],
+    "UPSTASH_REDIS_REST_URL": os.environ["TEST_UPSTASH_URL"],
+    "UPSTASH_REDIS_REST_TOKEN": os.environ["TEST_UPSTASH_TOKEN"],
+}
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    return request.param
+
+
+@pytest.fixture(autouse=True)
+def cache_factory(request, backend, tmp_path, key_prefix):
+    # A prefix of each test's own: the tests run in parallel against one server.
+    own = f"{uuid.uuid4().hex[:8]}-"
+
+    def factory(self, key_prefix=key_prefix, ignore_delete_many_errors=True):
+        settings = {"TESTING": True, "SECRET_KEY": "upstream", "CACHE_TYPE": backend, **SERVERS}
+        settings |= {"CACHE_DIR": str(tmp_path), "CACHE_KEY_PREFIX": own + (key_prefix or "")}
+        settings["CACHE_IGNORE_ERRORS"] = ignore_delete_many_errors
+        app = create_app(settings, environ={})
+        with app.app_context():
+            store = cache.cache
+        store.clear()
+        return store
+
+    request.cls.cache_factory = factory
+
+
+class TestBakedBackends(CommonTests, ClearTests, HasTests, DeleteManyWithPrefixTests):
+    pass
+"""
+
+PLUGIN = """
+import os
+import sys
+import types
+
+try:
+    import xprocess  # noqa: F401 - their conftest imports it, for fixtures that start servers
+except ImportError:
+    sys.modules["xprocess"] = types.SimpleNamespace(ProcessStarter=object)
+
+if os.environ.get("BAKED_CACHE"):
+    import flask_caching
+
+    from my_flask_app.cache.extension import Cache
+
+    flask_caching.Cache = Cache
+"""
+
+
+@pytest.fixture(scope="module")
+def upstream(tmp_path_factory) -> dict[str, Path]:
+    """The test folders of the installed cachelib's and Flask-Caching's source distributions."""
+    where = tmp_path_factory.mktemp("upstream")
+    found = {}
+    for name in ("cachelib", "flask-caching"):
+        pinned = f"{name}=={version(name)}"
+        download = subprocess.run(
+            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:",
+             "-d", str(where), pinned],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        assert download.returncode == 0, download.stderr[-2000:]
+        (archive,) = where.glob(f"{name.replace('-', '_')}-*.tar.gz")
+        with tarfile.open(archive) as sdist:
+            sdist.extractall(where, filter="data")
+        found[name] = where / archive.name.removesuffix(".tar.gz") / "tests"
+    return found
+
+
+def outcomes(junit_xml: Path) -> dict[str, str]:
+    results = {}
+    for case in ElementTree.parse(junit_xml).iter("testcase"):
+        kinds = [child.tag for child in case if child.tag in ("failure", "error", "skipped")]
+        results[f"{case.get('classname')}.{case.get('name')}"] = kinds[0] if kinds else "passed"
+    return results
+
+
+def plugin(where: Path) -> str:
+    """A pytest plugin for the upstream suites: no need of pytest-xprocess; with BAKED_CACHE set,
+    the baked project's Cache in place of Flask-Caching's."""
+    (where / "upstream_plugin.py").write_text(PLUGIN)
+    return "upstream_plugin"
+
+
+def test_cachelibs_behaviour_tests_pass_on_every_backend(bake, upstream, server_env, tmp_path):
+    project = bake()
+    module = upstream["cachelib"] / "test_baked_backends.py"
+    module.write_text(f"BACKENDS = {CHOICES['cache_backend']!r}\n" + BACKEND_MIXINS)
+    upstash = servers.upstash_settings(project, server_env["TEST_REDIS_URL"])
+    env = {
+        **server_env,
+        "PYTHONPATH": f"{tmp_path}:{project}",
+        "TEST_UPSTASH_URL": upstash["UPSTASH_REDIS_REST_URL"],
+        "TEST_UPSTASH_TOKEN": upstash["UPSTASH_REDIS_REST_TOKEN"],
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:benchmark",
+         "-p", plugin(tmp_path), "-n", "5", "--junit-xml", str(tmp_path / "junit.xml"), module.name],
+        cwd=module.parent, env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    ran = outcomes(tmp_path / "junit.xml")
+    assert set(ran.values()) == {"passed"}, {test: end for test, end in ran.items() if end != "passed"}
+    # Each mixin's tests, on each backend, with and without a key prefix.
+    assert len(ran) >= 15 * len(CHOICES["cache_backend"]) * 2, len(ran)
+
+
+def test_flask_cachings_own_tests_end_the_same_with_the_baked_cache(bake, upstream, tmp_path):
+    env = {**servers.app_env(None), "PYTHONPATH": f"{tmp_path}:{bake()}"}
+    name = plugin(tmp_path)
+    ends = {}
+    for run in ("theirs", "ours"):
+        report = tmp_path / f"{run}.xml"
+        subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", name,
+             "--junit-xml", str(report)],
+            cwd=upstream["flask-caching"], env={**env, "BAKED_CACHE": "1" if run == "ours" else ""},
+            capture_output=True, text=True,
+        )  # fmt: skip
+        ends[run] = outcomes(report)
+    assert ends["ours"] == ends["theirs"]
+    assert list(ends["ours"].values()).count("passed") >= 150
