@@ -33,11 +33,9 @@ from .backends import BACKENDS, Backend, Simple
 from .breaker import Breaker
 from .cli import cli
 from .config import ConfigError, Env
-from .extension import Cache
+from .extension import cache
 
 __all__ = ["BACKENDS", "ConfigError", "Env", "cache", "cli", "from_env", "init_app", "status"]
-
-cache = Cache()
 
 
 def from_env(env: Env) -> dict[str, object]:

@@ -16,7 +16,7 @@ import os
 import re
 import struct
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -412,10 +412,3 @@ def _registry(*classes: type[Backend]) -> dict[str, type[Backend]]:
 
 # The registry: CACHE_TYPE names one of these. Order is the order the docs and prompts use.
 BACKENDS = _registry(Simple, Filesystem, Redis, Memcached, Upstash, Null)
-
-
-def iter_names(**wanted: bool) -> Iterator[str]:
-    """The names of the backends whose attributes have the ``wanted`` values, in registry order."""
-    for name, backend in BACKENDS.items():
-        if all(getattr(backend, attribute) == value for attribute, value in wanted.items()):
-            yield name

@@ -17,13 +17,12 @@ from flask_caching.backends.base import BaseCache
 
 from .backends import Backend
 from .breaker import Breaker
+from .extension import cache
 
 cli = AppGroup("cache", help="See, clear and measure the cache backend.")
 
 
 def _backend() -> BaseCache:
-    from . import cache  # the Flask-Caching object (the package imports this module first)
-
     backend = cache.cache
     return backend.backend if isinstance(backend, Breaker) else backend
 

@@ -49,3 +49,6 @@ class Cache(flask_caching.Cache):
             return view
 
         return cast("Callable[[Callable[P, R]], _CachedFunction[P, R]]", decorate)
+
+
+cache = Cache()  # the app's: init_app() connects it to the backend .env names
