@@ -307,7 +307,7 @@ def test_failing_health_check_shows_the_error_log(pa):
         "local-redis",
         "local-memcached",
         "client-not-installed",
-    ],  # fmt: skip
+    ],
 )
 def test_env_is_checked_before_the_live_app_is_touched(pa, values, message):
     env_file = pa.project / ".env"

@@ -48,7 +48,8 @@ class Backend:
     needs_paid_account: ClassVar[bool] = False
     #: offered as a cache_backend answer when baking the project
     offered: ClassVar[bool] = True
-    #: the .env variables of this backend alone (.env.example documents each)
+    #: the .env variables of this backend alone (.env.example documents each); for a backend
+    #: with a server, the first one names it
     variables: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
@@ -223,11 +224,11 @@ class Redis(Backend, RedisCache):
 
     @classmethod
     def describe(cls, config: Config) -> str:
-        return redact_url(config["REDIS_URL"])
+        return redact_url(config[cls.variables[0]])  # Upstash's: the token is never in its URL
 
     @classmethod
     def hosts(cls, config: Config) -> list[str]:
-        return [urlsplit(config["REDIS_URL"]).hostname or ""]
+        return [urlsplit(config[cls.variables[0]]).hostname or ""]
 
     def clear(self) -> bool:
         """Remove the keys under this app's prefix: SCAN + UNLINK in batches, never KEYS/FLUSHDB."""
@@ -256,16 +257,13 @@ class Upstash(Redis):
     def settings(cls, env: Env) -> dict[str, object]:
         """Upstash's own names for its REST URL and token (the database page, REST API section)."""
         needed_by = f"CACHE_TYPE={cls.name}"
+        accepted = "use the database's REST URL, https://<name>.upstash.io"
         url = env.url(
-            "UPSTASH_REDIS_REST_URL",
-            needed_by,
-            schemes=("https", "http"),
-            accepted="use the database's REST URL, https://<name>.upstash.io",
+            "UPSTASH_REDIS_REST_URL", needed_by, schemes=("https", "http"), accepted=accepted
         )
         if urlsplit(url).password:  # a rediss:// URL pasted with https://: its password shows
             raise ConfigError(
-                f"UPSTASH_REDIS_REST_URL={redact_url(url)!r} is not valid: use the database's "
-                "REST URL, https://<name>.upstash.io"
+                f"UPSTASH_REDIS_REST_URL={redact_url(url)!r} is not valid: {accepted}"
             )
         token = env.required(
             "UPSTASH_REDIS_REST_TOKEN",
@@ -293,14 +291,6 @@ class Upstash(Redis):
 
         return (UpstashError,)
 
-    @classmethod
-    def describe(cls, config: Config) -> str:
-        return redact_url(config["UPSTASH_REDIS_REST_URL"])  # the token is never in it
-
-    @classmethod
-    def hosts(cls, config: Config) -> list[str]:
-        return [urlsplit(config["UPSTASH_REDIS_REST_URL"]).hostname or ""]
-
 
 def _memcached_servers(env: Env, needed_by: str) -> list[tuple[str, int]]:
     accepted = "use comma-separated host:port pairs, e.g. 127.0.0.1:11211"
@@ -327,8 +317,8 @@ class Memcached(Backend, MemcachedCache):
     variables = ("MEMCACHED_SERVERS",)
 
     def __init__(self, client: Any, **kwargs: Any):
-        self.client = client  # before super(): key_prefix, set there, reads it
         super().__init__(servers=client, **kwargs)
+        self.client = client  # ours, for the generation: cachelib keeps its own copy private
 
     @classmethod
     def settings(cls, env: Env) -> dict[str, object]:
