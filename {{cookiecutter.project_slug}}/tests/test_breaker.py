@@ -2,7 +2,9 @@
 when told: no servers, no sleeping. (OutageTests in common.py cut real servers.)"""
 
 import logging
+import sys
 import threading
+import time
 
 import pytest
 from cachelib import SimpleCache
@@ -19,19 +21,30 @@ class Down(ConnectionError):
 
 
 class Stub(SimpleCache):
-    """A working cache that raises ``fault`` on every call while one is set, and logs its calls."""
+    """A working cache that raises ``fault`` on every call while one is set, or ``faults[name]``
+    on the calls so named, and logs its calls."""
 
     def __init__(self):
         super().__init__()
         self.fault: Exception | None = None
+        self.faults: dict[str, Exception] = {}
+        self.delay = 0.0  # seconds each call takes, as over a network
         self.calls: list[str] = []
+
+    def unlink(self, *keys):  # what the breaker replays with: a delete that does not re-check
+        self.calls.append("unlink")
+        if self.fault is not None or "unlink" in self.faults:
+            raise self.fault or self.faults["unlink"]
+        for key in keys:
+            SimpleCache.delete(self, key)
 
 
 def _recorded(name):
     def method(self, *args, **kwargs):
         self.calls.append(name)
-        if self.fault is not None:
-            raise self.fault
+        time.sleep(self.delay)
+        if self.fault is not None or name in self.faults:
+            raise self.fault or self.faults[name]
         return getattr(SimpleCache, name)(self, *args, **kwargs)
 
     return method
@@ -162,13 +175,117 @@ def test_too_many_pending_deletes_are_replayed_as_a_clear(breaker):
 
 def test_other_errors_are_a_miss_for_that_call_only(breaker, caplog):
     breaker.set("key", 1)
-    breaker.backend.fault = ValueError("value too large")
+    breaker.backend.faults = {"get": ValueError("a wrong type")}
     assert breaker.get("key") is None
-    assert breaker.set("key", 2) is False
     assert breaker.status()["breaker"] == "closed"
-    assert len(records(caplog, "failed on stub: ValueError('value too large')")) == 2
-    breaker.backend.fault = None
+    assert len(records(caplog, "get(...) failed on stub, a miss: ValueError: a wrong type")) == 1
+    breaker.backend.faults = {}
     assert breaker.get("key") == 1
+
+
+def test_a_refused_write_leaves_no_old_value_behind(breaker):
+    """A value the server refuses (memcached's 1 MiB limit, Redis OOM): a miss for that call,
+    and the key's old value is deleted, since the caller meant to replace it."""
+    breaker.set("key", "old")
+    breaker.backend.faults = {"set": ValueError("object too large for cache")}
+    assert breaker.set("key", "x" * 2_000_000) is False
+    assert breaker.status()["breaker"] == "closed"
+    assert breaker.get("key") is None
+
+
+@pytest.mark.parametrize("call", ["set", "delete", "delete_many", "clear", "inc"])
+def test_a_change_the_server_refuses_is_replayed_once_it_accepts(breaker, caplog, call):
+    """READONLY (a replica after a failover), MISCONF: neither the change nor a delete is
+    accepted. The breaker opens as for an outage and replays once the server takes writes."""
+    breaker.set_many({"key": "old", "other": "old"})
+    readonly = ValueError("READONLY You can't write against a read only replica.")
+    refused = ("set", "delete", "delete_many", "clear", "inc", "unlink")
+    breaker.backend.faults = dict.fromkeys(refused, readonly)
+    args = {"set": ("key", "new"), "delete_many": ("key",), "clear": (), "inc": ("key",)}
+    getattr(breaker, call)(*args.get(call, ("key",)))
+    assert breaker.status()["breaker"] == "open"
+    assert breaker.get("key") != "old", "the old value is not served meanwhile"
+    breaker.clock.advance(RETRY_AFTER)
+    breaker.get("key")  # the probe: the replay is refused again
+    assert breaker.status()["breaker"] == "open"
+    breaker.backend.faults = {}
+    breaker.clock.advance(RETRY_AFTER)
+    assert breaker.get("key") is None
+    assert breaker.status()["breaker"] == "closed"
+    assert breaker.get("other") == (None if call == "clear" else "old")
+    assert len(records(caplog, "failed (ValueError: READONLY")) == 1
+
+
+def test_per_call_errors_are_logged_at_most_once_a_minute(breaker, caplog):
+    breaker.backend.faults = {"get": ValueError("OOM command not allowed")}
+    for _ in range(1000):
+        breaker.get("key")
+    assert len(records(caplog, "OOM")) == 1
+    breaker.clock.advance(60)
+    breaker.get("key")
+    [_, later] = records(caplog, "OOM")
+    assert "(999 more since the last line)" in later.getMessage()
+
+
+def test_the_replay_deletes_without_rechecking(breaker):
+    """cachelib's delete_many re-reads each key and raises if another worker re-cached one
+    meanwhile, skipping the rest; the replay uses unlink (UNLINK/DEL), in batches."""
+    breaker.set_many({f"k{i}": "old" for i in range(1200)})
+    trip(breaker)
+    for i in range(1200):
+        breaker.delete(f"k{i}")
+    breaker.backend.fault = None
+    breaker.backend.faults = {"delete_many": RuntimeError("Failed to delete keys")}
+    breaker.clock.advance(RETRY_AFTER)
+    breaker.get("probe")
+    assert breaker.status()["breaker"] == "closed"
+    assert breaker.get_many(*(f"k{i}" for i in range(1200))) == [None] * 1200
+    assert breaker.backend.calls.count("unlink") == 3  # 1,200 keys in batches of 500
+
+
+def test_a_failed_replay_keeps_it_open_with_every_key_pending(breaker, caplog):
+    breaker.set_many({"a": "old", "b": "old"})
+    trip(breaker)
+    breaker.delete_many("a", "b")
+    breaker.backend.fault = None
+    breaker.backend.faults = {"unlink": Down("reset by peer")}
+    breaker.clock.advance(RETRY_AFTER)
+    breaker.get("probe")
+    assert breaker.status()["breaker"] == "open"
+    assert breaker.pending_deletes == {"a", "b"}
+    breaker.backend.faults = {}
+    breaker.clock.advance(RETRY_AFTER)
+    assert breaker.get_many("a", "b") == [None, None]
+    assert breaker.status()["breaker"] == "closed"
+    assert len(records(caplog, "serving from the in-process simple cache")) == 1
+
+
+def test_errors_are_logged_without_the_backends_secrets(clock, caplog):
+    """A non-Latin-1 character in a token: http.client's UnicodeEncodeError quotes the whole
+    header in its repr; a password can be in a library's message too."""
+    token = "AXr\u200bSecretToken123"
+    secret_breaker = Breaker(
+        Stub(),
+        name="stub",
+        where="stub://example",
+        unreachable=(Down,),
+        retry_after=RETRY_AFTER,
+        threshold=100,
+        default_timeout=300,
+        logger=logging.getLogger("test.breaker"),
+        secrets=[token, "hunter2"],
+    )
+    secret_breaker.clock = clock
+    header = f"Bearer {token}"
+    secret_breaker.backend.faults = {
+        "get": UnicodeEncodeError("latin-1", header, 10, 11, "ordinal not in range(256)")
+    }
+    secret_breaker.get("key")
+    secret_breaker.backend.fault = Down(f"AUTH hunter2 refused for {header}")
+    secret_breaker.get("key")
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert len(caplog.records) == 2
+    assert token not in logged and "hunter2" not in logged and "SecretToken" not in logged
 
 
 def test_while_one_thread_probes_the_others_serve_from_the_fallback(breaker):
@@ -193,3 +310,57 @@ def test_while_one_thread_probes_the_others_serve_from_the_fallback(breaker):
     release.set()
     prober.join(5)
     assert breaker.status()["breaker"] == "closed"
+
+
+def test_each_opening_and_closing_is_logged_once_under_threads(breaker, caplog):
+    """Many threads fail at the same moment (a threaded server): one line when it opens, one
+    when it closes."""
+    threads = 8
+    breaker.backend.delay = 0.002  # each thread is inside its call when the others fail
+    for _ in range(30):
+        breaker.backend.fault = Down("refused")
+        run_together(threads, lambda: breaker.get("key"))
+        breaker.backend.fault = None
+        breaker.clock.advance(RETRY_AFTER)
+        run_together(threads, lambda: breaker.get("key"))
+        assert breaker.status()["breaker"] == "closed"
+    assert len(records(caplog, "serving from the in-process simple cache")) == 30
+    assert len(records(caplog, "is back; serving from it again")) == 30
+
+
+def test_a_delete_made_during_the_probe_is_never_lost(breaker):
+    """Another thread deletes while one probes: the delete goes to the fallback and must be
+    replayed before the breaker closes. Rounds interleave the two at random."""
+    sys.setswitchinterval(1e-6)
+    breaker.backend.delay = 0.001
+    try:
+        for round_ in range(200):
+            breaker.backend.fault = None
+            breaker.set(f"k{round_}", "old")
+            trip(breaker)
+            breaker.backend.fault = None
+            breaker.clock.advance(RETRY_AFTER)
+            key = f"k{round_}"
+            run_together(2, lambda: breaker.get("probe"), lambda key=key: breaker.delete(key))
+            if breaker.status()["breaker"] == "open":  # the delete came first and probed
+                breaker.clock.advance(RETRY_AFTER)
+                breaker.get("probe")
+            assert SimpleCache.get(breaker.backend, key) is None, f"round {round_}"
+    finally:
+        sys.setswitchinterval(0.005)
+
+
+def run_together(count, *targets):
+    """``count`` threads, released together, calling one or two ``targets`` in turn."""
+    targets = targets * 2
+    together = threading.Barrier(count)
+
+    def run(target):
+        together.wait()
+        target()
+
+    workers = [threading.Thread(target=run, args=(targets[i % 2],)) for i in range(count)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(10)

@@ -18,7 +18,7 @@ import struct
 import time
 from collections.abc import Mapping
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from flask import Flask, g, has_request_context
 from flask_caching.backends import (
@@ -70,6 +70,11 @@ class Backend:
     @classmethod
     def hosts(cls, config: Config) -> list[str]:
         """The hosts it connects to (deploy.py refuses this machine: PythonAnywhere runs none)."""
+        return []
+
+    @classmethod
+    def secrets(cls, config: Config) -> list[str]:
+        """Its passwords and tokens: the breaker replaces them by *** in any error it logs."""
         return []
 
 
@@ -129,6 +134,12 @@ class Filesystem(Backend, FileSystemCache):
     def set(self, key: str, value: Any, timeout: Any = None, mgmt_element: bool = False) -> bool:
         self._make_room()
         return bool(super().set(key, value, timeout, mgmt_element))
+
+    def unlink(self, *keys: str) -> None:
+        """Delete, raising when a file cannot be removed (cachelib's delete logs and goes on)."""
+        for key in keys:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(self._get_filename(key))
 
     def clear(self) -> bool:
         for path in self._entries():
@@ -230,6 +241,14 @@ class Redis(Backend, RedisCache):
     def hosts(cls, config: Config) -> list[str]:
         return [urlsplit(config[cls.variables[0]]).hostname or ""]
 
+    @classmethod
+    def secrets(cls, config: Config) -> list[str]:
+        parts = urlsplit(config[cls.variables[0]])
+        # As written in the URL and as redis-py reads it (a lone userinfo is a password too).
+        found = [parts.password or parts.username or ""]
+        found += [v for k, v in parse_qsl(parts.query) if k.lower() == "password"]
+        return [s for raw in found for s in {raw, unquote(raw)} if s]
+
     def clear(self) -> bool:
         """Remove the keys under this app's prefix: SCAN + UNLINK in batches, never KEYS/FLUSHDB."""
         pattern = re.sub(r"([*?\[\]\\])", r"\\\1", str(self.key_prefix)) + "*"
@@ -291,6 +310,10 @@ class Upstash(Redis):
 
         return (UpstashError,)
 
+    @classmethod
+    def secrets(cls, config: Config) -> list[str]:
+        return [config["UPSTASH_REDIS_REST_TOKEN"]]
+
 
 def _memcached_servers(env: Env, needed_by: str) -> list[tuple[str, int]]:
     accepted = "use comma-separated host:port pairs, e.g. 127.0.0.1:11211"
@@ -348,9 +371,11 @@ class Memcached(Backend, MemcachedCache):
 
     @classmethod
     def unreachable(cls) -> tuple[type[BaseException], ...]:
-        from pymemcache.exceptions import MemcacheServerError, MemcacheUnexpectedCloseError
+        from pymemcache.exceptions import MemcacheUnexpectedCloseError
 
-        return (OSError, MemcacheUnexpectedCloseError, MemcacheServerError)
+        # Not MemcacheServerError: memcached answers SERVER_ERROR for one value (over 1 MiB, or no
+        # memory to store it), a miss for that call, not an outage.
+        return (OSError, MemcacheUnexpectedCloseError)
 
     @classmethod
     def describe(cls, config: Config) -> str:
@@ -386,6 +411,24 @@ class Memcached(Backend, MemcachedCache):
         if has_request_context():
             g.cache_generation = int(generation)
         return int(generation)
+
+    # The keys cachelib's MemcachedCache stores at all (cachelib.memcached._test_memcached_key):
+    # other keys were never written, and pymemcache refuses them.
+    _STORABLE = re.compile(r"[^\x00-\x21\xff]{1,250}\Z")
+
+    def unlink(self, *keys: str) -> None:
+        """Delete without checking afterwards (cachelib's delete_many re-reads every key, and
+        fails when another worker has written one meanwhile): one round trip per server, where
+        HashClient's own delete_many makes one per key. HashClient._get_client (pymemcache 4)
+        names the server of a key; tests/test_memcached.py pins it."""
+        by_server: dict[Any, list[str]] = {}
+        prefix = self.key_prefix  # one read: it names the generation
+        for key in keys:
+            name = f"{prefix}{key}"
+            if self._STORABLE.match(name):
+                by_server.setdefault(self.client._get_client(name), []).append(name)
+        for server, names in by_server.items():
+            server.delete_many(names, noreply=False)
 
     def clear(self) -> bool:
         """Start a new generation, orphaning this app's entries; never flush_all."""

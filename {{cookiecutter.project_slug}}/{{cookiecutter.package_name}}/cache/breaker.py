@@ -3,15 +3,23 @@
 It is itself a Flask-Caching backend, whose factory builds the backend it guards. While that
 backend works, every call goes to it. When a call fails with one of the backend's "unreachable"
 errors, the breaker opens: for CACHE_RETRY_AFTER seconds calls go to an in-process SimpleCache,
-then the next call alone probes the backend. Each change of state is logged once. Keys written or
-deleted while open are remembered and deleted from the backend before it serves again, so it
-cannot serve a value that was invalidated during the outage. The state is per worker process.
+then the next call alone probes the backend. Each change of state is logged once.
+
+No invalidation is lost. Keys written or deleted while open are remembered, and deleted from the
+backend (UNLINK, which does not re-check) before it serves again; the breaker closes only once
+nothing is left to replay, so a delete made by another thread during the probe is replayed too.
+A delete or clear the server refuses (READONLY during a failover, for instance) opens the breaker
+like an outage, and so does a write it refuses when the key cannot then be deleted: its old
+value must not be served. Other errors (a value too large, a wrong type) are a miss for that
+call only, logged at most once a minute. Errors are logged by type and message, with the
+backend's secrets replaced by ***, never by repr (which can quote a password or token).
+The state is per worker process; the changes of state are atomic across its threads.
 """
 
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -20,6 +28,14 @@ from flask import Flask
 from flask_caching.backends.base import BaseCache
 
 MAX_PENDING_KEYS = 10_000  # past this, recovery clears this app's keys instead of replaying
+REPLAY_BATCH = 500  # keys per UNLINK while replaying
+QUIET_SECONDS = 60.0  # a per-call error is logged at most once in this window
+MAX_MESSAGE = 300  # characters of an error message in a log line
+DELETES = frozenset({"delete", "delete_many"})
+
+
+class Unapplied(Exception):
+    """The backend refused a delete, or a write that could not be undone: replay it later."""
 
 
 class Breaker(BaseCache):
@@ -34,20 +50,25 @@ class Breaker(BaseCache):
         threshold: int,
         default_timeout: int,
         logger: logging.Logger,
+        secrets: Iterable[str] = (),
     ):
         super().__init__(default_timeout)
-        self.backend = backend
+        self.backend: Any = backend  # a cache/backends.py class: BaseCache's API, and unlink()
         self.local = SimpleCache(threshold=threshold, default_timeout=default_timeout)
         self.name, self.where = name, where
-        self.unreachable = unreachable
+        self.unreachable: tuple[type[BaseException], ...] = (*unreachable, Unapplied)
         self.retry_after = retry_after
         self.clock: Callable[[], float] = time.monotonic  # tests put a fake clock here
         self.log = logger
+        self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
         self.open_until: float | None = None  # None: the backend serves
         self.last_error: dict[str, str] | None = None
         self.pending_deletes: set[str] = set()
         self.pending_clear = False
-        self._probe = threading.Lock()
+        self._lock = threading.Lock()  # guards the state above and the fallback
+        self._probing = False
+        self._quiet_until = -float("inf")
+        self._quieted = 0
 
     @classmethod
     def factory(
@@ -64,12 +85,14 @@ class Breaker(BaseCache):
             threshold=config["CACHE_THRESHOLD"],
             default_timeout=kwargs["default_timeout"],
             logger=app.logger,
+            secrets=backend.secrets(config),
         )
 
     def status(self) -> dict[str, Any]:
+        is_open = self.open_until is not None
         return {
-            "active": self.name if self.open_until is None else "simple",
-            "breaker": "closed" if self.open_until is None else "open",
+            "active": "simple" if is_open else self.name,
+            "breaker": "open" if is_open else "closed",
             "last_error": self.last_error,
         }
 
@@ -117,81 +140,152 @@ class Breaker(BaseCache):
         self, method: str, *args: Any, writes: tuple[str, ...] = (), clears: bool = False
     ) -> Any:
         if self.open_until is not None:
-            if self.clock() < self.open_until or not self._probe.acquire(blocking=False):
-                return self._fallback(method, args, writes, clears)
-            try:  # this call alone probes the backend
-                return self._probe_call(method, args, writes, clears)
-            finally:
-                self._probe.release()
+            with self._lock:
+                probe = self.open_until is not None
+                if probe and (self._probing or self.clock() < self.open_until):
+                    return self._fallback(method, args, writes, clears)
+                if probe:
+                    self._probing = True  # this call alone probes the backend
+            if probe:
+                return self._probe(method, args, writes, clears)
         try:
-            return getattr(self.backend, method)(*args)
+            return self._attempt(method, args, writes, clears)
         except self.unreachable as error:
-            self._trip(error)
-        except Exception as error:  # a bad value or key: a miss for this call, not an outage
-            return self._miss(method, args, error)
-        return self._fallback(method, args, writes, clears)
+            return self._trip(error, method, args, writes, clears)
 
-    def _probe_call(
+    def _attempt(
         self, method: str, args: tuple[Any, ...], writes: tuple[str, ...], clears: bool
     ) -> Any:
+        """The call on the backend. Raises one of self.unreachable when it cannot serve now, or
+        when what it refused must be replayed; any other failure is a miss for this call."""
+        try:
+            return getattr(self.backend, method)(*args)
+        except self.unreachable:
+            raise
+        except Exception as error:
+            if clears or method in DELETES:
+                raise Unapplied(self.format(error)) from error
+            if writes:  # the write failed: the key must not keep serving its old value
+                try:
+                    self.backend.unlink(*writes)
+                except Exception:
+                    raise Unapplied(self.format(error)) from error
+            self._warn_quietly(f"cache: {method}(...) failed on {self.name}, a miss: %s", error)
+            return _MISS[method](args)
+
+    def _probe(
+        self, method: str, args: tuple[Any, ...], writes: tuple[str, ...], clears: bool
+    ) -> Any:
+        """Replay what is pending, make this call, then close, once nothing is left to replay."""
         try:
             self._replay()
-            result = getattr(self.backend, method)(*args)
-        except self.unreachable as error:
+            result = self._attempt(method, args, writes, clears)
+            while self._replay(close=True):
+                pass
+        except Exception as error:  # anything, even a bug: the breaker must not stay half-open
+            with self._lock:
+                self._probing = False
+                self.open_until = self.clock() + self.retry_after
+                result = self._fallback(method, args, writes, clears)
             self._note(error)
-            self.open_until = self.clock() + self.retry_after
-            return self._fallback(method, args, writes, clears)
-        except Exception as error:
-            result = self._miss(method, args, error)
-        self.open_until = None
-        self.local.clear()
+            if not isinstance(error, self.unreachable):
+                self._warn_quietly(f"cache: replaying onto {self.name} failed: %s", error)
+            return result
         self.log.warning("cache: %s at %s is back; serving from it again", self.name, self.where)
         return result
 
-    def _miss(self, method: str, args: tuple[Any, ...], error: Exception) -> Any:
-        self.log.warning("cache: %s(...) failed on %s: %r", method, self.name, error)
-        return _MISS[method](args)
-
-    def _replay(self) -> None:
-        """Apply to the backend what was invalidated while it was away."""
-        if self.pending_clear:
-            self.backend.clear()
-        elif self.pending_deletes:
-            keys = list(self.pending_deletes)
-            for start in range(0, len(keys), 500):
-                self.backend.delete_many(*keys[start : start + 500])
-        self.pending_clear, self.pending_deletes = False, set()
+    def _replay(self, close: bool = False) -> bool:
+        """Delete from the backend what was invalidated while it was away. Returns whether there
+        was anything; with ``close``, closes the breaker when there was not. On failure the keys
+        are pending again."""
+        with self._lock:
+            clear, keys = self.pending_clear, sorted(self.pending_deletes)
+            self.pending_clear, self.pending_deletes = False, set()
+            if close and not (clear or keys):
+                self.open_until, self._probing = None, False
+                self.local.clear()
+                return False
+        try:
+            if clear:
+                self.backend.clear()
+            for start in range(0, 0 if clear else len(keys), REPLAY_BATCH):
+                self.backend.unlink(*keys[start : start + REPLAY_BATCH])
+        except BaseException:
+            with self._lock:
+                self._remember(keys, clear)
+            raise
+        return bool(clear or keys)
 
     def _fallback(
         self, method: str, args: tuple[Any, ...], writes: tuple[str, ...], clears: bool
     ) -> Any:
-        if clears:
-            self.pending_clear, self.pending_deletes = True, set()
-        elif not self.pending_clear:
-            self.pending_deletes.update(writes)
-            if len(self.pending_deletes) > MAX_PENDING_KEYS:
-                self.pending_clear, self.pending_deletes = True, set()
+        """The call on the in-process cache, its keys remembered (with the lock held)."""
+        self._remember(writes, clears)
         return getattr(self.local, method)(*args)
 
-    def _trip(self, error: BaseException) -> None:
+    def _remember(self, writes: Iterable[str], clears: bool) -> None:
+        if clears or self.pending_clear:
+            self.pending_clear, self.pending_deletes = True, set()
+            return
+        self.pending_deletes.update(writes)
+        if len(self.pending_deletes) > MAX_PENDING_KEYS:
+            self.pending_clear, self.pending_deletes = True, set()
+
+    def _trip(
+        self,
+        error: BaseException,
+        method: str,
+        args: tuple[Any, ...],
+        writes: tuple[str, ...],
+        clears: bool,
+    ) -> Any:
+        with self._lock:
+            opened = self.open_until is None  # not already opened by another thread
+            if opened:
+                self.open_until = self.clock() + self.retry_after
+                self.local.clear()  # nothing left over from an earlier outage
+            result = self._fallback(method, args, writes, clears)
         self._note(error)
-        self.open_until = self.clock() + self.retry_after
-        self.local.clear()  # nothing left over from an earlier outage
-        self.log.error(
-            "cache: %s at %s failed (%s: %s); serving from the in-process simple cache, "
-            "next try in %ss",
-            self.name,
-            self.where,
-            type(error).__name__,
-            error,
-            self.retry_after,
-        )
+        if opened:
+            self.log.error(
+                "cache: %s at %s failed (%s); serving from the in-process simple cache, "
+                "next try in %ss",
+                self.name,
+                self.where,
+                self.format(error),
+                self.retry_after,
+            )
+        return result
 
     def _note(self, error: BaseException) -> None:
         self.last_error = {
             "type": type(error).__name__,
             "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
+
+    def format(self, error: BaseException) -> str:
+        """An error as a log line may show it: type and message, secrets replaced, bounded.
+        (Never repr: a UnicodeEncodeError's repr quotes the whole header, token included.)"""
+        if isinstance(error, Unapplied):
+            return str(error)  # made by this method
+        message = str(error)
+        for secret in self.secrets:
+            message = message.replace(secret, "***")
+        if len(message) > MAX_MESSAGE:
+            message = message[:MAX_MESSAGE] + "..."
+        return f"{type(error).__name__}: {message}".encode("ascii", "backslashreplace").decode()
+
+    def _warn_quietly(self, template: str, error: BaseException) -> None:
+        """Log a per-call failure: the first, then at most one per QUIET_SECONDS."""
+        with self._lock:
+            now = self.clock()
+            if now < self._quiet_until:
+                self._quieted += 1
+                return
+            quieted, self._quieted = self._quieted, 0
+            self._quiet_until = now + QUIET_SECONDS
+        more = f" ({quieted} more since the last line)" if quieted else ""
+        self.log.warning(template + more, self.format(error))
 
 
 # What a call that failed for a reason other than an outage returns: a miss, or "not done".
@@ -203,9 +297,6 @@ _MISS: dict[str, Callable[[tuple[Any, ...]], Any]] = {
     "set": lambda args: False,
     "add": lambda args: False,
     "set_many": lambda args: [],
-    "delete": lambda args: False,
-    "delete_many": lambda args: [],
     "inc": lambda args: None,
     "dec": lambda args: None,
-    "clear": lambda args: False,
 }
