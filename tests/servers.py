@@ -216,9 +216,10 @@ def uwsgi(wsgi_file: Path, env: dict[str, str], log: Path, processes: int = 2):
         stop(process)
 
 
-def start_server(kind: str, port: int) -> subprocess.Popen:
-    """A redis-server or memcached on ``port`` that a test may kill and start again."""
-    command = redis_command(port) if kind == "redis" else memcached_command(port)
+def start_server(kind: str, port: int, *extra: str) -> subprocess.Popen:
+    """A redis-server or memcached on ``port`` that a test may kill and start again; ``extra``
+    options go to redis-server (later ones win)."""
+    command = redis_command(port, *extra) if kind == "redis" else memcached_command(port)
     if not shutil.which(command[0]):
         missing(command[0])
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

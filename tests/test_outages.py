@@ -243,3 +243,209 @@ def test_filesystem_cache_stays_bounded_with_two_workers(project, tmp_path):
             thread.join(timeout=120)
     entries = [p for p in cache_dir.iterdir() if not p.name.endswith(".__wz_cache")]
     assert len(entries) <= threshold + 4, f"{len(entries)} entries for a threshold of {threshold}"
+
+
+# The app of the default bake, with three routes that write, delete and read many keys at once,
+# so a test can invalidate keys in one worker and watch what the others serve.
+ROUTES_WSGI = f"""
+import os, sys
+sys.path.insert(0, os.environ["PROJECT_HOME"])
+from flask import jsonify, request
+from pythonanywhere_wsgi import application
+from {PACKAGE}.cache import cache
+
+def keys():
+    return request.args["keys"].split(",")
+
+@application.get("/t/set")
+def set_keys():
+    cache.set_many(dict.fromkeys(keys(), request.args["value"]))
+    return "ok"
+
+@application.get("/t/delete")
+def delete_keys():
+    cache.delete_many(*keys())
+    return "ok"
+
+@application.get("/t/get")
+def get_keys():
+    return jsonify(cache.get_many(*keys()))
+"""
+
+
+@contextmanager
+def served_with_routes(project, tmp_path, **settings):
+    wsgi = tmp_path / "routes_wsgi.py"
+    wsgi.write_text(ROUTES_WSGI)
+    with servers.uwsgi(wsgi, app_env(project, **settings), tmp_path / "uwsgi.log") as url:
+        yield url
+
+
+def chunks(keys: list[str], size: int = 100) -> list[str]:
+    return [",".join(keys[i : i + size]) for i in range(0, len(keys), size)]
+
+
+def get_all(url: str, keys: list[str]) -> list:
+    values = []
+    for chunk in chunks(keys):
+        status, body, _ = fetch(f"{url}/t/get?keys={chunk}")
+        assert status == 200, body[:300]
+        values += json.loads(body)
+    return values
+
+
+def cache_lines(log) -> list[str]:
+    return [line for line in log.read_text().splitlines() if "cache:" in line]
+
+
+def test_no_invalidation_is_lost_while_another_worker_recaches(project, tmp_path):
+    """1,200 keys deleted during a real outage (redis killed, restarted from its AOF with the
+    old values), while the other worker, back first, writes them again: once both serve from
+    redis, no key holds its old value."""
+    port = servers.free_port()
+    persist = ("--appendonly", "yes", "--appendfsync", "always", "--dir", str(tmp_path))
+    server = servers.start_server("redis", port, *persist)
+    keys = [f"k{i}" for i in range(1200)]
+    settings = {"CACHE_TYPE": "redis", "REDIS_URL": f"redis://127.0.0.1:{port}/0"}
+    try:
+        with served_with_routes(project, tmp_path, **settings) as url:
+            for chunk in chunks(keys):
+                assert fetch(f"{url}/t/set?keys={chunk}&value=old")[0] == 200
+            server.send_signal(signal.SIGKILL)
+            server.wait()
+            for _ in range(2):  # each chunk to whichever worker answers: both trip and remember
+                for chunk in chunks(keys):
+                    assert fetch(f"{url}/t/delete?keys={chunk}")[0] == 200
+            server = servers.start_server("redis", port, *persist)
+            assert redis_client(port).get(f"{PACKAGE}:k0"), "the restart kept the old values"
+            stop = threading.Event()
+            hot = keys[::24]  # 50 keys, written again and again: the others keep "old" unless deleted
+
+            def recache_through_the_app():
+                rng = random.Random()
+                while not stop.is_set():
+                    chunk = ",".join(rng.sample(hot, 10))
+                    fetch(f"{url}/t/set?keys={chunk}&value=new")
+
+            def recache_directly():  # as a worker already back would, as fast as redis takes it
+                client, rng = redis_client(port), random.Random()
+                while not stop.is_set():
+                    pipe = client.pipeline(transaction=False)
+                    for key in rng.sample(hot, 10):
+                        pipe.set(f"{PACKAGE}:{key}", b"recached")
+                    pipe.execute()
+
+            writers = [threading.Thread(target=recache_through_the_app) for _ in range(2)]
+            writers.append(threading.Thread(target=recache_directly))
+            for writer in writers:
+                writer.start()
+            try:
+                wait_until_serving(url, "redis", seconds=RETRY_AFTER + 5)
+                time.sleep(0.5)
+            finally:
+                stop.set()
+                for writer in writers:
+                    writer.join(10)
+            seen = get_all(url, keys) + get_all(url, keys) + get_all(url, keys)  # both workers
+        assert "old" not in seen, f"{seen.count('old')} old values served after the recovery"
+    finally:
+        server.kill()
+        server.wait()
+
+
+def redis_client(port: int):
+    import redis
+
+    return redis.Redis(port=port)
+
+
+def test_deletes_refused_by_a_read_only_replica_are_replayed_once_it_is_writable(project, tmp_path):
+    """A failover: REDIS_URL names a server that is a replica (READONLY to every write). The
+    deletes it refuses are remembered; once it is promoted, no worker serves the old values."""
+    master_port, replica_port = servers.free_port(), servers.free_port()
+    workdir = ("--dir", str(tmp_path))  # where the master writes the snapshot it syncs
+    master = servers.start_server("redis", master_port, *workdir)
+    replica = servers.start_server(
+        "redis", replica_port, *workdir, "--replicaof", "127.0.0.1", str(master_port)
+    )
+    keys = [f"r{i}" for i in range(200)]
+    try:
+        # The old values, written by the app (signed with its key) to the master, reach the replica.
+        env = app_env(project, CACHE_TYPE="redis", REDIS_URL=f"redis://127.0.0.1:{master_port}/0")
+        assert run_in_app(project, env, f"len(cache.set_many(dict.fromkeys({keys!r}, 'old')))") == "200"
+        deadline = time.monotonic() + 10
+        while redis_client(replica_port).dbsize() < len(keys) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        settings = {"CACHE_TYPE": "redis", "REDIS_URL": f"redis://127.0.0.1:{replica_port}/0"}
+        with served_with_routes(project, tmp_path, **settings) as url:
+            assert set(get_all(url, keys)) == {"old"}
+            for _ in range(2):  # whichever worker answers: both see READONLY
+                for chunk in chunks(keys, 50):
+                    assert fetch(f"{url}/t/delete?keys={chunk}")[0] == 200
+            redis_client(replica_port).replicaof("NO", "ONE")  # promoted: writable, data kept
+            wait_until_serving(url, "redis", seconds=RETRY_AFTER + 5)
+            seen = get_all(url, keys) + get_all(url, keys) + get_all(url, keys)
+        assert "old" not in seen, f"{seen.count('old')} old values served after the promotion"
+        lines = cache_lines(tmp_path / "uwsgi.log")
+        assert any("ReadOnlyError" in line for line in lines), lines
+        assert len(lines) <= 2 * 2, lines  # per worker: opened once, back once
+    finally:
+        for server in (master, replica):
+            server.kill()
+            server.wait()
+
+
+def test_writes_refused_for_lack_of_memory_leave_no_old_value_and_little_log(project, tmp_path):
+    """maxmemory with noeviction: every write is refused with OOM, deletes are not. A rewritten
+    key must not keep serving its old value, and 300 refused writes log a line or two."""
+    port = servers.free_port()
+    server = servers.start_server("redis", port, "--maxmemory-policy", "noeviction")
+    keys = [f"m{i}" for i in range(100)]
+    try:
+        settings = {"CACHE_TYPE": "redis", "REDIS_URL": f"redis://127.0.0.1:{port}/0"}
+        with served_with_routes(project, tmp_path, **settings) as url:
+            for chunk in chunks(keys):
+                assert fetch(f"{url}/t/set?keys={chunk}&value=old")[0] == 200
+            redis_client(port).config_set("maxmemory", 1)  # full: every write is refused
+            for i in range(300):
+                status, body, _ = fetch(f"{url}/t/set?keys={keys[i % 100]}&value=new")
+                assert status == 200, body[:300]
+            assert set(get_all(url, keys)) == {None}, "no old value, and the new one was refused"
+            assert json.loads(fetch(url + "/health")[1])["cache"]["breaker"] == "closed"
+            redis_client(port).config_set("maxmemory", 0)  # room again
+            assert fetch(f"{url}/t/set?keys=m0&value=after")[0] == 200
+            assert get_all(url, ["m0"]) == ["after"]
+        lines = cache_lines(tmp_path / "uwsgi.log")
+        assert any("OutOfMemoryError" in line for line in lines), lines
+        assert not any("new" in line for line in lines), "no stored value is quoted"
+        assert len(lines) <= 2 * 2, lines  # the first refusal per worker, then quiet for a minute
+    finally:
+        server.kill()
+        server.wait()
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"CACHE_TYPE": "redis", "REDIS_URL": "redis://127.0.0.1:{closed}/0?password={secret}"},
+        {"CACHE_TYPE": "redis", "REDIS_URL": "redis://user:{secret}@127.0.0.1:{closed}/0"},
+        {
+            "CACHE_TYPE": "upstash",
+            "UPSTASH_REDIS_REST_URL": "http://127.0.0.1:{closed}",
+            "UPSTASH_REDIS_REST_TOKEN": "AX\u200b{secret}",  # pasted with a zero-width space
+        },
+    ],
+    ids=["redis-query-password", "redis-userinfo-password", "upstash-token-not-latin-1"],
+)
+def test_no_secret_reaches_the_uwsgi_log(project, tmp_path, settings):
+    secret = "s3cr3t-" + "".join(random.choices("abcdefghijklmnop", k=16))
+    closed = servers.free_port()
+    settings = {k: v.format(closed=closed, secret=secret) for k, v in settings.items()}
+    try:
+        with served(project, tmp_path, **settings) as url, Load(url, threads=2, seconds=2):
+            time.sleep(2)
+    except RuntimeError:
+        pass  # refused at start-up: its message is in the log too
+    log = (tmp_path / "uwsgi.log").read_text()
+    assert "cache" in log, "the log says what happened to the cache"
+    assert secret not in log

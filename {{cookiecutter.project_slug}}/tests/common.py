@@ -8,6 +8,7 @@ import os
 import pickle
 import socket
 import time
+import uuid
 from datetime import datetime, timezone
 
 from .conftest import cache_of, make_app
@@ -160,7 +161,7 @@ class SignedTests:
     def test_a_new_signing_key_turns_entries_into_misses_logged_once(
         self, cache_factory, tmp_path, caplog
     ):
-        shared = {"CACHE_KEY_PREFIX": "rotation:", "CACHE_DIR": str(tmp_path / "shared")}
+        shared = {"CACHE_KEY_PREFIX": f"rotation-{uuid.uuid4().hex}:", "CACHE_DIR": str(tmp_path)}
         old = cache_factory(CACHE_SIGNING_KEY="old key", **shared)
         old.set_many({"a": "one", "b": "two"})
         assert cache_factory(CACHE_SIGNING_KEY="old key", **shared).get("a") == "one"
@@ -170,7 +171,7 @@ class SignedTests:
         assert len(warnings) == 1
 
     def test_secret_key_signs_when_no_signing_key_is_set(self, cache_factory, tmp_path):
-        shared = {"CACHE_KEY_PREFIX": "secret:", "CACHE_DIR": str(tmp_path / "shared")}
+        shared = {"CACHE_KEY_PREFIX": f"secret-{uuid.uuid4().hex}:", "CACHE_DIR": str(tmp_path)}
         cache_factory(**shared).set("a", "one")
         assert cache_factory(**shared).get("a") == "one"
         assert cache_factory(SECRET_KEY="another secret", **shared).get("a") is None

@@ -1,5 +1,6 @@
 """CACHE_TYPE=memcached, against a real memcached (TEST_MEMCACHED_SERVERS)."""
 
+import uuid
 from functools import partial
 
 import pytest
@@ -43,13 +44,40 @@ class TestMemcached(CommonTests, ClearTests, SignedTests, OutageTests):
     def test_clear_moves_to_a_new_generation(self, cache_factory, raw):
         # Pins what clear() relies on: cachelib prefixes each key with the key_prefix attribute
         # read at the time of the call, and ours names the generation.
-        cache = cache_factory(CACHE_KEY_PREFIX="gen-test:")
+        prefix = f"gen-test-{uuid.uuid4().hex[:8]}:"  # its own: runs share the server
+        cache = cache_factory(CACHE_KEY_PREFIX=prefix)
         cache.set("key", "old")
         before = cache.backend.key_prefix
         assert raw.server.get(f"{before}key") is not None
         assert cache.clear()
         after = cache.backend.key_prefix
-        assert before.startswith("gen-test:") and after.startswith("gen-test:")
+        assert before.startswith(prefix) and after.startswith(prefix)
         assert int(after.split(":")[1]) == int(before.split(":")[1]) + 1
         assert cache.get("key") is None
         assert raw.server.get(f"{before}key") is not None, "old entries are orphaned, not flushed"
+
+    def test_a_value_memcached_refuses_is_a_miss_for_that_call_only(self, cache_factory, caplog):
+        """memcached refuses items over 1 MiB (SERVER_ERROR object too large for cache): a miss
+        for that call, and the key's old value goes, since the caller meant to replace it."""
+        cache = cache_factory()
+        cache.set_many({"big": "old", "other": "kept"})
+        assert cache.set("big", "x" * 2_000_000) is False
+        assert cache.status()["breaker"] == "closed"
+        assert cache.get_many("big", "other") == [None, "kept"]
+        assert len([r for r in caplog.records if "object too large" in r.getMessage()]) == 1
+
+    def test_the_replay_deletes_in_one_round_trip_per_server(self, cache_factory, monkeypatch):
+        """Pins HashClient._get_client (pymemcache 4), which unlink() groups keys by."""
+        cache = cache_factory()
+        cache.set_many({f"k{i}": "old" for i in range(300)})
+        batches = []
+        delete_many = Client.delete_many
+
+        def counted(self, keys, **options):
+            batches.append(len(keys))
+            return delete_many(self, keys, **options)
+
+        monkeypatch.setattr(Client, "delete_many", counted)
+        cache.backend.unlink(*(f"k{i}" for i in range(300)), "not storable " * 30)
+        assert batches == [300]
+        assert cache.get_many(*(f"k{i}" for i in range(300))) == [None] * 300

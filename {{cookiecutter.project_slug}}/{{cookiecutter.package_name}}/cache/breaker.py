@@ -17,6 +17,7 @@ The state is per worker process; the changes of state are atomic across its thre
 """
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -32,6 +33,7 @@ REPLAY_BATCH = 500  # keys per UNLINK while replaying
 QUIET_SECONDS = 60.0  # a per-call error is logged at most once in this window
 MAX_MESSAGE = 300  # characters of an error message in a log line
 DELETES = frozenset({"delete", "delete_many"})
+_PIPELINE_COMMAND = re.compile(r"\(.*\) of pipeline", re.DOTALL)
 
 
 class Unapplied(Exception):
@@ -55,12 +57,13 @@ class Breaker(BaseCache):
         super().__init__(default_timeout)
         self.backend: Any = backend  # a cache/backends.py class: BaseCache's API, and unlink()
         self.local = SimpleCache(threshold=threshold, default_timeout=default_timeout)
-        self.name, self.where = name, where
+        self.name = name
         self.unreachable: tuple[type[BaseException], ...] = (*unreachable, Unapplied)
         self.retry_after = retry_after
         self.clock: Callable[[], float] = time.monotonic  # tests put a fake clock here
         self.log = logger
         self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self.where = self._scrub(where)
         self.open_until: float | None = None  # None: the backend serves
         self.last_error: dict[str, str] | None = None
         self.pending_deletes: set[str] = set()
@@ -268,12 +271,16 @@ class Breaker(BaseCache):
         (Never repr: a UnicodeEncodeError's repr quotes the whole header, token included.)"""
         if isinstance(error, Unapplied):
             return str(error)  # made by this method
-        message = str(error)
-        for secret in self.secrets:
-            message = message.replace(secret, "***")
+        # redis-py quotes a failed pipeline command with its arguments: the stored value.
+        message = _PIPELINE_COMMAND.sub("(...) of pipeline", self._scrub(str(error)))
         if len(message) > MAX_MESSAGE:
             message = message[:MAX_MESSAGE] + "..."
         return f"{type(error).__name__}: {message}".encode("ascii", "backslashreplace").decode()
+
+    def _scrub(self, text: str) -> str:
+        for secret in self.secrets:  # the longest first: one may contain another
+            text = text.replace(secret, "***")
+        return text
 
     def _warn_quietly(self, template: str, error: BaseException) -> None:
         """Log a per-call failure: the first, then at most one per QUIET_SECONDS."""
