@@ -197,13 +197,14 @@ def uwsgi_binary() -> str:
 
 
 @contextmanager
-def uwsgi(wsgi_file: Path, env: dict[str, str], log: Path, processes: int = 2):
-    """Serve ``wsgi_file`` as PythonAnywhere does (uWSGI, workers forked after import); yield its URL."""
+def uwsgi(wsgi_file: Path, env: dict[str, str], log: Path, processes: int = 2, threads: int = 1):
+    """Serve ``wsgi_file`` as PythonAnywhere does (uWSGI, workers forked after import; threads
+    only as elsewhere); yield its URL."""
     port = free_port()
     command = [
         uwsgi_binary(), "--http11-socket", f"127.0.0.1:{port}", "--wsgi-file", str(wsgi_file),
-        "--master", "--processes", str(processes), "--need-app", "--die-on-term",
-        "--disable-logging",
+        "--master", "--processes", str(processes), "--threads", str(threads), "--need-app",
+        "--die-on-term", "--disable-logging",
     ]  # fmt: skip
     with log.open("w") as out:
         process = subprocess.Popen(
