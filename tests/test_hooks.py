@@ -27,6 +27,9 @@ pre_gen = load_hook("pre_gen_project")
 post_gen = load_hook("post_gen_project")
 
 GOOD = {
+    "project_name": "My Site 😀",
+    "description": 'A "quoted" description \\ with a backslash',
+    "author_name": "Zoë O'Brien",
     "project_slug": "my_site",
     "package_name": "my_site",
     "pythonanywhere_username": "Alice42",
