@@ -8,6 +8,7 @@ import json
 import keyword
 import re
 import sys
+import unicodedata
 
 # Top-level modules the baked app or its tests import: a package of the same name would shadow one.
 APP_IMPORTS = {
@@ -22,19 +23,70 @@ APP_IMPORTS = {
 NAME = re.compile(r"[a-z][a-z0-9_]*\Z")
 # PythonAnywhere usernames are letters and digits; it is a DNS label in <user>.pythonanywhere.com.
 USERNAME = re.compile(r"[A-Za-z0-9]{1,63}\Z")
+# Longer names push lines of the baked code (imports, paths) past ruff's 100 columns.
+MAX_NAME = 40
+
+# Free text, written into the site, pyproject.toml, the README and Python string literals. Any
+# printable character works (accents, emoji, quotes, backslashes); these cannot:
+TEXT_ANSWERS = ("project_name", "description", "author_name")
+# line breaks and control characters (a one-line answer), lone surrogates (not encodable), and
+LINE_BREAKING = {"Cc", "Cs", "Zl", "Zp"}
+# Jinja's delimiters: cookiecutter renders answers given as --no-input/extra context, and cruft's
+# update renders the kept answers again, so they would become template code on the next bake.
+# (Spelled in two halves: cookiecutter renders this file too.)
+JINJA = ("{" + "{", "{" + "%", "{" + "#")
+# `PROJECT_NAME = "..."` fits ruff's 100 columns even if every character is double width.
+MAX_PROJECT_NAME = 40
+
+
+def shown(value: str) -> str:
+    """The answer as the message shows it: quoted, escaped, and cut short if long."""
+    return repr(value if len(value) <= 50 else value[:50] + "…")
+
+
+def text_problem(key: str, value: str) -> str:
+    """What is wrong with a free-text answer, or "" when it can be baked."""
+    for char in value:
+        if unicodedata.category(char) in LINE_BREAKING:
+            return (
+                f"{key}={shown(value)} contains U+{ord(char):04X}, a line break or control "
+                "character: use one line of printable text"
+            )
+    for delimiter in JINJA:
+        if delimiter in value:
+            return (
+                f"{key}={shown(value)} contains {delimiter!r}, which cookiecutter and cruft read "
+                "as template code when they bake or update again: remove it"
+            )
+    if value != value.strip():
+        return f"{key}={shown(value)} starts or ends with a space: remove it"
+    if key == "project_name" and not value:
+        return f"{key}={shown(value)} is empty: give the name shown on the site"
+    if key == "project_name" and len(value) > MAX_PROJECT_NAME:
+        return (
+            f"{key}={shown(value)} is {len(value)} characters long: use at most "
+            f"{MAX_PROJECT_NAME} (the site's title, and a line of Python)"
+        )
+    return ""
 
 
 def problems(answers: dict) -> list[str]:
     """One message per unusable answer; empty when the project can be baked."""
     # An answer outside a choice's list never gets here: cookiecutter refuses it, naming both.
     found = []
+    for key in TEXT_ANSWERS:
+        problem = text_problem(key, str(answers.get(key, "")))
+        if problem:
+            found.append(problem)
     for key in ("project_slug", "package_name"):
         value = str(answers.get(key, ""))
         if not NAME.match(value) or keyword.iskeyword(value):
             found.append(
-                f"{key}={value!r} is not allowed: use lowercase letters, digits and underscores, "
-                "starting with a letter (e.g. my_site)"
+                f"{key}={shown(value)} is not allowed: use lowercase letters, digits and "
+                "underscores, starting with a letter (e.g. my_site)"
             )
+        elif len(value) > MAX_NAME:
+            found.append(f"{key}={shown(value)} is {len(value)} characters long: use at most {MAX_NAME}")
         elif value in APP_IMPORTS or value in getattr(sys, "stdlib_module_names", ()):
             found.append(
                 f"{key}={value!r} is the name of a module the app imports and would shadow it: "
@@ -50,7 +102,7 @@ def problems(answers: dict) -> list[str]:
     username = str(answers.get("pythonanywhere_username", ""))
     if not USERNAME.match(username):
         found.append(
-            f"pythonanywhere_username={username!r} cannot be a PythonAnywhere username: use "
+            f"pythonanywhere_username={shown(username)} cannot be a PythonAnywhere username: use "
             "letters and digits only, as in <username>.pythonanywhere.com and /home/<username>"
         )
     return found

@@ -27,6 +27,9 @@ pre_gen = load_hook("pre_gen_project")
 post_gen = load_hook("post_gen_project")
 
 GOOD = {
+    "project_name": "My Site 😀",
+    "description": 'A "quoted" description \\ with a backslash',
+    "author_name": "Zoë O'Brien",
     "project_slug": "my_site",
     "package_name": "my_site",
     "pythonanywhere_username": "Alice42",
@@ -133,10 +136,11 @@ def test_post_gen_prints_the_region_domain():
 
 
 def test_template_code_is_ruff_clean():
-    # The baked code is linted per bake (test_bake.py); here, the hooks, tests and benchmarks.
+    # The baked code is linted per bake (test_bake.py); here, the hooks, filters, tests and benchmarks.
+    ours = ["hooks", "local_extensions.py", "tests", "benchmarks"]
     for command in (["check"], ["format", "--check"]):
         result = subprocess.run(
-            [sys.executable, "-m", "ruff", *command, "--no-cache", "hooks", "tests", "benchmarks"],
+            [sys.executable, "-m", "ruff", *command, "--no-cache", *ours],
             cwd=TEMPLATE,
             capture_output=True,
             text=True,

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 from flask import request
+from markupsafe import escape
 
 from {{ cookiecutter.package_name }} import PROJECT_NAME
 from {{ cookiecutter.package_name }}.cache import BACKENDS, cache
@@ -32,7 +33,7 @@ def backend_app(request, tmp_path, settings_for):
 
 def test_index_shows_the_name_and_the_cache(client):
     page = client.get("/").get_data(as_text=True)
-    assert f"<h1>{PROJECT_NAME}</h1>" in page.replace("&#39;", "'").replace("&amp;", "&")
+    assert f"<h1>{escape(PROJECT_NAME)}</h1>" in page  # as Jinja escapes it: quotes, <, >, &
     assert "<strong>simple</strong> cache backend" in page
     assert 'href="/static/style.css"' in page
 

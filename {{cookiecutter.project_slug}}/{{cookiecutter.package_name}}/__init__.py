@@ -7,7 +7,7 @@ from flask import Flask
 
 from . import cache, settings, views
 
-PROJECT_NAME = {{ cookiecutter.project_name | tojson }}
+PROJECT_NAME = {{ cookiecutter.project_name | python_string }}
 
 
 def create_app(
