@@ -433,9 +433,9 @@ class Api:
                 )
             except AuthenticationError:
                 raise DeployError(
-                    f"{self.host} refused API_TOKEN (401): check the token on the Account page "
-                    f"(API Token tab) of your account on {self.host}; an account on the other "
-                    "region's site has a different token and host"
+                    f"{method} {url}: {self.host} refused API_TOKEN (401): check the token on "
+                    f"the Account page (API Token tab) of your account on {self.host}; an "
+                    "account on the other region's site has a different token and host"
                 ) from None
             except (requests.ConnectionError, requests.Timeout) as error:
                 raise DeployError(
