@@ -8,7 +8,7 @@ import json
 
 import pytest
 import requests
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import deploy
@@ -139,7 +139,22 @@ answers = st.tuples(
 )
 
 
+def sleep(seconds: float) -> None:
+    """time.sleep, which refuses nan and negative waits, without the waiting."""
+    assert 0 <= seconds <= deploy.MAX_WAIT, seconds
+
+
+JSON = {"Content-Type": "application/json"}
+
+
 @settings(max_examples=120, deadline=None, derandomize=True)
+# The answers of the issue's report, always tried: a list where an object was due, an HTML page,
+# Retry-After: nan, a 20 MB error body, a 200 /health that is not JSON.
+@example(exists=True, target=0, answer=(200, JSON, b"[]"), persistent=False)
+@example(exists=False, target=0, answer=(200, {}, b"<html><p>Sign in</p>"), persistent=False)
+@example(exists=True, target=1, answer=(429, {"Retry-After": "nan"}, b""), persistent=False)
+@example(exists=False, target=2, answer=(500, {}, b"x" * 20_000_000), persistent=False)
+@example(exists=True, target=5, answer=(200, {}, b"Hello from a default page"), persistent=False)
 @given(
     exists=st.booleans(),
     target=st.integers(0, 7),  # the call whose answer is replaced, in the order deploy.py calls
@@ -170,7 +185,7 @@ def test_any_answer_deploys_or_stops_with_one_clear_line(
             patch.setenv(name, value)
         patch.setattr(requests.adapters.HTTPAdapter, "send", send)
         patch.setattr(deploy, "check_env", lambda: None)  # .env has its own tests
-        patch.setattr(deploy.time, "sleep", lambda seconds: None)
+        patch.setattr(deploy.time, "sleep", sleep)
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             code = deploy.main(["--root", str(root), "--wait", "0"])
 
