@@ -165,7 +165,7 @@ def api_host() -> str:
         hosts = {region["api_host"]: name for name, region in REGIONS.items()}
         if console not in hosts:
             raise DeployError(
-                f"PYTHONANYWHERE_SITE={console!r} is not a PythonAnywhere API host: use "
+                f"PYTHONANYWHERE_SITE={excerpt(console)} is not a PythonAnywhere API host: use "
                 f"{' or '.join(hosts)}, or unset it"
             )
         other = hosts[console]

@@ -5,6 +5,7 @@ import contextlib
 import http
 import io
 import json
+import re
 
 import pytest
 import requests
@@ -202,6 +203,30 @@ def test_any_answer_deploys_or_stops_with_one_clear_line(
     if hostile and not any(refusal in first for refusal in REFUSALS):  # it names the call
         method, url = hostile[0]
         assert (url if url.endswith("/health") else f"{method} {url}") in first, first
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(
+    site=st.sampled_from(["", "www.pythonanywhere.com", "eu.pythonanywhere.com"]) | st.text(),
+    user=st.text(min_size=1),
+)
+def test_the_console_settings_are_checked(site, user):
+    """PYTHONANYWHERE_SITE and the user name, whatever they hold: used, or one short line."""
+    if "\x00" in site + user:
+        return  # no environment variable can hold it
+    answers = {}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PYTHONANYWHERE_SITE", site)
+        patch.setenv("PYTHONANYWHERE_USERNAME", user)
+        for check in (deploy.api_host, deploy.username):
+            try:
+                answers[check.__name__] = check()
+            except deploy.DeployError as error:
+                assert len(str(error).splitlines()) == 1 and len(str(error)) < 400, str(error)
+    if re.fullmatch(r"[A-Za-z0-9]{1,63}", user):
+        assert answers["username"] == user
+    else:
+        assert "username" not in answers, "a user name that cannot be in a URL or a domain"
 
 
 @pytest.mark.parametrize("value", ["nan", "inf", "-1", "3601", "soon", ""])
