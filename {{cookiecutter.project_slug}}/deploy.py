@@ -179,7 +179,12 @@ def api_host() -> str:
 
 def username() -> str:
     # As pythonanywhere-core finds it: $PYTHONANYWHERE_USERNAME, else the console's user.
-    name = os.environ.get("PYTHONANYWHERE_USERNAME") or getpass.getuser()
+    name = os.environ.get("PYTHONANYWHERE_USERNAME")
+    if not name:
+        try:
+            name = getpass.getuser()
+        except (KeyError, OSError):  # a user id with no name (a container): say so below
+            name = ""
     if not USERNAME.match(name):
         raise DeployError(
             f"the user name {excerpt(name)} (PYTHONANYWHERE_USERNAME, else the console's user) "
@@ -364,7 +369,7 @@ def check_health(site: str, args: argparse.Namespace) -> None:
         if time.monotonic() >= deadline:
             raise DeployError(f"{url} {problem} after the reload\n{log_tail(error_log(args.root))}")
         time.sleep(1)
-    say(f"200 {excerpt(json.dumps(health))}")
+    say(f"200 {excerpt(json.dumps(health), quoted=False)}")
     print(f"\nDeployed: https://{site}/\nError log: {error_log(args.root)}", flush=True)
 
 
