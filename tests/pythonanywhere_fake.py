@@ -74,7 +74,8 @@ class FakePythonAnywhere:
             workdir, "DNS:*.pythonanywhere.com,DNS:*.eu.pythonanywhere.com"
         )
         # Clients must trust this stand-in and still everything they trusted: REQUESTS_CA_BUNDLE
-        # replaces pip's own cert setting, which may name a TLS-intercepting proxy's CA.
+        # replaces what requests (and pip without a cert of its own) would trust, which may hold
+        # a TLS-intercepting proxy's CA.
         self.ca_bundle = workdir / "ca-bundle.pem"
         self.ca_bundle.write_text(trusted_already() + ca.read_text())
         self.pyuwsgi_only = self._pyuwsgi_only()
@@ -433,13 +434,40 @@ class _Tunnel(socketserver.BaseRequestHandler):
 
 
 def trusted_already() -> str:
-    """The CAs this machine's clients trust now: pip's cert, SSL_CERT_FILE, OpenSSL's, certifi's."""
-    paths = [
-        os.environ.get("PIP_CERT"), os.environ.get("REQUESTS_CA_BUNDLE"),
-        os.environ.get("SSL_CERT_FILE"), ssl.get_default_verify_paths().cafile, certifi.where(),
-    ]  # fmt: skip
-    found = [Path(path).read_text() for path in dict.fromkeys(paths) if path and Path(path).is_file()]
-    return "".join(text if text.endswith("\n") else text + "\n" for text in found)
+    """Every CA this machine's clients trust now, as one PEM text: the stand-in's CA is added to
+    them, never put in their place (a TLS-intercepting proxy's CA may be in any of them).
+
+    pip's configured cert (PIP_CERT or its config files), REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE,
+    SSL_CERT_FILE and OpenSSL's default file, each file of SSL_CERT_DIR and of OpenSSL's default
+    directory, and certifi's bundle.
+    """
+    defaults = ssl.get_default_verify_paths()  # honours SSL_CERT_FILE and SSL_CERT_DIR
+    files = [*pip_certs(), *(os.environ.get(name) for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")),
+             os.environ.get("SSL_CERT_FILE"), defaults.cafile, certifi.where()]  # fmt: skip
+    folders = [*os.environ.get("SSL_CERT_DIR", "").split(os.pathsep), defaults.capath]
+    for folder in filter(None, folders):
+        if Path(folder).is_dir():
+            files += sorted(str(path) for path in Path(folder).iterdir())
+    certificates: dict[str, None] = {}  # each once, in the order found
+    for file in filter(None, files):
+        try:
+            text = Path(file).read_bytes().decode("ascii", errors="ignore")
+        except OSError:  # a folder, a broken link, a file we may not read
+            continue
+        certificates.update(dict.fromkeys(PEM_CERTIFICATE.findall(text)))
+    return "".join(f"{certificate}\n" for certificate in certificates)
+
+
+PEM_CERTIFICATE = re.compile(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
+
+
+def pip_certs() -> list[str]:
+    """The cert pip uses: PIP_CERT, else `cert` in its config files (`pip config list` reads them
+    as pip does, PIP_CONFIG_FILE included)."""
+    if os.environ.get("PIP_CERT"):
+        return [os.environ["PIP_CERT"]]
+    listed = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True)
+    return re.findall(r"^[\w:.-]*\.cert='(.*)'$", listed.stdout, flags=re.M)  # e.g. global.cert='...'
 
 
 def python_tag() -> str:

@@ -11,8 +11,10 @@ See docs/deploy.md. It works in two stages:
 """
 
 import argparse
+import email.utils
 import getpass
 import json
+import math
 import os
 import re
 import shutil
@@ -39,6 +41,13 @@ IN_VIRTUALENV = "DEPLOY_IN_VIRTUALENV"  # set when stage 2 runs
 LOCAL_HOSTS = ("localhost", "::1", "0.0.0.0")  # noqa: S104 - names, not a bind address
 RATE_LIMIT_TRIES = 4
 MAX_WAIT = 60  # seconds; a longer Retry-After is left to the user
+UNSAID_WAIT = 5  # seconds to wait on a 429 whose Retry-After says nothing usable
+EXCERPT = 160  # characters of an unexpected answer shown: enough to recognise it, never a flood
+USERNAME = re.compile(r"[A-Za-z0-9]{1,63}\Z")  # a DNS label in <user>.pythonanywhere.com
+# The fields deploy.py reads from the API's answers, and the JSON types they must have.
+WEBAPP_FIELDS = {"python_version": (str,), "source_directory": (str, type(None))}
+MAPPING_FIELDS = {"id": (int,), "url": (str,), "path": (str,)}
+HEALTH_FIELDS = {"status": (str,), "cache": (dict,)}
 
 
 class DeployError(Exception):
@@ -52,7 +61,7 @@ def main(argv: list[str]) -> int:
         "--force", action="store_true", help="take over a web app that serves another folder"
     )
     parser.add_argument(
-        "--wait", type=float, default=60, help="seconds to wait for /health after the reload"
+        "--wait", type=seconds, default=60, help="seconds to wait for /health after the reload"
     )
     # Not for users: the folder standing in for / (its var/www and var/log), for the template's
     # tests against a stand-in for PythonAnywhere.
@@ -66,6 +75,17 @@ def main(argv: list[str]) -> int:
     except DeployError as error:
         print(f"deploy.py: {error}", file=sys.stderr)
         return 1
+
+
+def seconds(text: str) -> float:
+    """--wait: a number of seconds a person would wait (nan or inf would wait forever)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds from 0 to 3600")
+    return value
 
 
 def step(text: str) -> None:
@@ -145,7 +165,7 @@ def api_host() -> str:
         hosts = {region["api_host"]: name for name, region in REGIONS.items()}
         if console not in hosts:
             raise DeployError(
-                f"PYTHONANYWHERE_SITE={console!r} is not a PythonAnywhere API host: use "
+                f"PYTHONANYWHERE_SITE={excerpt(console)} is not a PythonAnywhere API host: use "
                 f"{' or '.join(hosts)}, or unset it"
             )
         other = hosts[console]
@@ -159,7 +179,19 @@ def api_host() -> str:
 
 def username() -> str:
     # As pythonanywhere-core finds it: $PYTHONANYWHERE_USERNAME, else the console's user.
-    return os.environ.get("PYTHONANYWHERE_USERNAME") or getpass.getuser()
+    name = os.environ.get("PYTHONANYWHERE_USERNAME")
+    if not name:
+        try:
+            name = getpass.getuser()
+        except (KeyError, OSError):  # a user id with no name (a container): say so below
+            name = ""
+    if not USERNAME.match(name):
+        raise DeployError(
+            f"the user name {excerpt(name)} (PYTHONANYWHERE_USERNAME, else the console's user) "
+            "is not a PythonAnywhere user name (letters and digits): run this in a Bash "
+            "console on PythonAnywhere, or set PYTHONANYWHERE_USERNAME to yours"
+        )
+    return name
 
 
 def domain() -> str:
@@ -197,7 +229,7 @@ def deploy(args: argparse.Namespace) -> None:
     webapp = f"{api.webapps}{site}/"
 
     step(f"Web app {site}")
-    existing = api.get(webapp, missing_ok=True)
+    existing = api.get(webapp, WEBAPP_FIELDS, missing_ok=True)
     if existing is None:
         from pythonanywhere_core.base import PYTHON_VERSIONS
 
@@ -213,7 +245,7 @@ def deploy(args: argparse.Namespace) -> None:
 
     step("Static files: /static/")
     static = {"url": "/static/", "path": str(PROJECT / PACKAGE / "static")}
-    mappings = api.get(f"{webapp}static_files/") if existing else []
+    mappings = api.get(f"{webapp}static_files/", [MAPPING_FIELDS]) if existing else []
     current = next((m for m in mappings if m["url"] == static["url"]), None)
     if current is None:
         api.send("POST", f"{webapp}static_files/", json=static)
@@ -280,11 +312,12 @@ def check_takeover(existing: dict, site: str, force: bool) -> None:
     source = existing.get("source_directory") or ""
     if source.rstrip("/") != str(PROJECT) and not force:
         raise DeployError(
-            f"{site} already serves another app (source directory {source or 'not set'}): run "
+            f"{site} already serves another app (source directory "
+            f"{excerpt(source, quoted=False) if source else 'not set'}): run "
             f"again with --force to point it at {PROJECT} (its WSGI file is backed up)"
         )
-    running = existing.get("python_version")
-    if running != PYTHON_VERSION:
+    running = excerpt(existing["python_version"], quoted=False)
+    if existing["python_version"] != PYTHON_VERSION:
         raise DeployError(
             f"{site} runs Python {running} but this project's virtualenv is Python "
             f"{PYTHON_VERSION}: set Python {PYTHON_VERSION} on the Web tab, then run this again"
@@ -323,16 +356,20 @@ def check_health(site: str, args: argparse.Namespace) -> None:
     while True:
         try:
             response = requests.get(url, timeout=15)
-            if response.status_code == 200:
-                break
             problem = f"answered {response.status_code}"
-        except requests.RequestException as error:
+            if response.status_code == 200:
+                health = shaped(response, HEALTH_FIELDS)
+                if health is not None:
+                    break
+                problem = "answered 200 but not with this app's health report: " + excerpt(
+                    response.content
+                )
+        except (requests.RequestException, ValueError) as error:  # ValueError: unreadable
             problem = f"failed: {type(error).__name__}"
         if time.monotonic() >= deadline:
             raise DeployError(f"{url} {problem} after the reload\n{log_tail(error_log(args.root))}")
         time.sleep(1)
-    health = response.json()
-    say(f"200 {json.dumps(health)}")
+    say(f"200 {excerpt(json.dumps(health), quoted=False)}")
     print(f"\nDeployed: https://{site}/\nError log: {error_log(args.root)}", flush=True)
 
 
@@ -349,7 +386,10 @@ class Api:
 
     pythonanywhere-core's Webapp methods turn every failure into one generic exception; the
     status codes are handled here instead, so each problem gets its own message: a refused
-    token, the rate limit (waited out when short), a refused Python version.
+    token, the rate limit (waited out when short), a refused Python version. Every answer is
+    checked before it is used: anything else than what the API documents (a proxy's page, a
+    redirect, another shape) stops the deployment with one line naming the call and a short
+    excerpt of what came back.
     """
 
     def __init__(self, dry_run: bool):
@@ -359,13 +399,18 @@ class Api:
         self.host = os.environ["PYTHONANYWHERE_SITE"]
         self.webapps = get_api_endpoint(username=username(), flavor="webapps")
 
-    def get(self, url: str, missing_ok: bool = False):
+    def get(self, url: str, shape, missing_ok: bool = False):
+        """The answer's JSON, which must have ``shape``: a dict of field types for an object,
+        or a list holding one such dict for a list of objects."""
         response = self.call("GET", url)
         if missing_ok and response.status_code == 404:
             say("does not exist yet")
             return None
         self.check(response, "GET", url)
-        return response.json()
+        body = shaped(response, shape)
+        if body is None:
+            raise unexpected("GET", url, response, f"not {describe(shape)}")
+        return body
 
     def send(self, method: str, url: str, **payload) -> None:
         """A request that changes something: printed, and only printed with --dry-run."""
@@ -376,6 +421,8 @@ class Api:
             return
         response = self.call(method, url, **payload)
         self.check(response, method, url)
+        if response.content.strip() and shaped(response, {}) is None:
+            raise unexpected(method, url, response, "not a JSON object")
         say(f"{shown} -> {response.status_code}")
 
     def call(self, method: str, url: str, **payload):
@@ -385,45 +432,98 @@ class Api:
 
         for attempt in range(1, RATE_LIMIT_TRIES + 1):
             try:
-                response = call_api(url, method.lower(), timeout=30, **payload)
+                # The API never redirects: a redirect is a proxy or a login page, not followed.
+                response = call_api(
+                    url, method.lower(), timeout=30, allow_redirects=False, **payload
+                )
             except AuthenticationError:
                 raise DeployError(
-                    f"{self.host} refused API_TOKEN (401): check the token on the Account page "
-                    f"(API Token tab) of your account on {self.host}; an account on the other "
-                    "region's site has a different token and host"
+                    f"{method} {url}: {self.host} refused API_TOKEN (401): check the token on "
+                    f"the Account page (API Token tab) of your account on {self.host}; an "
+                    "account on the other region's site has a different token and host"
                 ) from None
-            except requests.RequestException as error:
-                raise DeployError(f"cannot reach {self.host}: {type(error).__name__}") from None
+            except (requests.ConnectionError, requests.Timeout) as error:
+                raise DeployError(
+                    f"{method} {url}: cannot reach {self.host}: {type(error).__name__}"
+                ) from None
+            except (requests.RequestException, ValueError) as error:  # e.g. a Location not UTF-8
+                raise DeployError(
+                    f"{method} {url}: the answer could not be read ({type(error).__name__}), "
+                    "which PythonAnywhere's API does not answer (a proxy or a changed API?)"
+                ) from None
             if response.status_code != 429:
                 return response
             wait = retry_after(response)
             if attempt == RATE_LIMIT_TRIES or wait > MAX_WAIT:
                 raise DeployError(
-                    "PythonAnywhere's API rate limit (40 requests a minute per endpoint) is "
-                    f"still reached: wait {wait:.0f} s, then run this again"
+                    f"{method} {url}: PythonAnywhere's API rate limit (40 requests a minute "
+                    f"per endpoint) is still reached: wait {wait:.0f} s, then run this again"
                 )
             say(f"rate limited by the API: waiting {wait:.0f} s, then trying again")
             time.sleep(wait)
         raise AssertionError("unreachable")
 
     def check(self, response, method: str, url: str) -> None:
-        if response.ok and not is_error_status(response):
+        status = response.status_code
+        if 300 <= status < 400:
+            where = excerpt(response.headers.get("Location", ""))
+            raise unexpected(method, url, response, f"a redirect to {where}")
+        if 200 <= status < 300 and not is_error_status(response):
             return
         detail = error_detail(response)
-        if response.status_code == 400 and "python_version" in json_body(response):
+        if status == 400 and "python_version" in json_body(response):
             raise DeployError(
                 f"PythonAnywhere refused Python {PYTHON_VERSION} for the web app ({detail}): "
                 "your account's system image may not offer it (Account page, System image "
                 "tab); pick another Python there or re-bake with another python_version"
             )
-        raise DeployError(f"{method} {url} failed with {response.status_code}: {detail}")
+        raise DeployError(f"{method} {url} failed with {status}: {detail}")
+
+
+def unexpected(method: str, url: str, response, what: str) -> DeployError:
+    return DeployError(
+        f"{method} {url} answered {response.status_code} with {what}, which PythonAnywhere's API "
+        f"does not answer (a proxy or a changed API?): {excerpt(response.content)}"
+    )
+
+
+def parse_json(response):
+    """The body as JSON, or None: the API's JSON is UTF-8; nesting too deep is not JSON to us."""
+    try:
+        return json.loads(response.content.decode("utf-8"))
+    except (ValueError, RecursionError):
+        return None
+
+
+def shaped(response, shape):
+    """The body if it is JSON of ``shape`` (see Api.get), else None."""
+    body = parse_json(response)
+    if isinstance(shape, list):
+        fits = isinstance(body, list) and all(has_fields(item, shape[0]) for item in body)
+    else:
+        fits = has_fields(body, shape)
+    return body if fits else None
+
+
+def has_fields(body, fields: dict) -> bool:
+    if not isinstance(body, dict):
+        return False
+    for name, types in fields.items():
+        if name not in body or not isinstance(body[name], types):
+            return False
+        if isinstance(body[name], bool) and bool not in types:
+            return False  # an int to Python, never to JSON
+    return True
+
+
+def describe(shape) -> str:
+    if isinstance(shape, list):
+        return "a JSON list of objects with " + ", ".join(shape[0])
+    return "a JSON object with " + ", ".join(shape) if shape else "a JSON object"
 
 
 def json_body(response) -> dict:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
+    body = parse_json(response)
     return body if isinstance(body, dict) else {}
 
 
@@ -432,23 +532,61 @@ def is_error_status(response) -> bool:
 
 
 def error_detail(response) -> str:
-    """The API's error message: {"detail"}, {"error_message"} or {"field": ["message"]}."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:200].strip() or response.reason
-    if not isinstance(body, dict):
-        return str(body)[:200]
-    if "detail" in body or "error_message" in body:
-        return str(body.get("error_message") or body.get("detail"))
-    return "; ".join(f"{key}: {' '.join(map(str, value))}" for key, value in body.items())
+    """The API's error message, {"detail"}, {"error_message"} or {"field": ["message"]}, or the
+    start of whatever else came back."""
+    body = parse_json(response)
+    if isinstance(body, dict) and ("detail" in body or "error_message" in body):
+        body = body.get("error_message") or body.get("detail")
+    elif isinstance(body, dict) and body:
+        body = "; ".join(f"{key}: {plain(value)}" for key, value in body.items())
+    if isinstance(body, str) and body.strip():
+        return excerpt(body)
+    return excerpt(response.content)
+
+
+def plain(value) -> str:
+    if isinstance(value, list):
+        return " ".join(map(str, value))
+    return str(value)
+
+
+def excerpt(text, quoted: bool = True) -> str:
+    """A short excerpt of ``text`` (str or bytes) for a one-line message: printable characters
+    only, the API token blanked out, cut at EXCERPT characters."""
+    unit = "bytes" if isinstance(text, bytes) else "characters"
+    size, window = len(text), EXCERPT * 64  # a window that fills an excerpt past runs of blanks
+    text = text[:window]
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    token = os.environ.get("API_TOKEN", "")
+    if len(token) >= 8:
+        text = text.replace(token, "<API_TOKEN>")
+        if size > window:  # the cut may have split the token: what remains of it goes too
+            cut = [n for n in range(4, len(token)) if text.endswith(token[:n])]
+            text = text[: -max(cut)] if cut else text
+    text = " ".join("".join(char if char.isprintable() else " " for char in text).split())
+    if not text:
+        return "an empty body" if quoted else "nothing"
+    if len(text) > EXCERPT or size > window:
+        return f"{text[:EXCERPT]!r}... ({size} {unit})" if quoted else f"{text[:EXCERPT]}..."
+    return repr(text) if quoted else text
 
 
 def retry_after(response) -> float:
+    """Retry-After in seconds: a number of seconds or an HTTP date (RFC 9110); UNSAID_WAIT if it
+    says nothing usable (missing, negative, nan, garbage)."""
+    value = response.headers.get("Retry-After", "").strip()
+    if re.fullmatch(r"[0-9]{1,9}", value):
+        return float(value)
+    if re.fullmatch(r"[0-9]+", value):
+        return float(10**9)
     try:
-        return max(float(response.headers.get("Retry-After", "")), 0.0)
-    except ValueError:
-        return float(MAX_WAIT)
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return float(UNSAID_WAIT)
+    if when.tzinfo is None:
+        return float(UNSAID_WAIT)
+    return max(when.timestamp() - time.time(), 0.0)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 """`flask cache status|clear|bench`, on each backend and with the server down."""
 
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from .conftest import make_app
 from .test_views import EVERY_BACKEND
@@ -60,3 +62,36 @@ def test_commands_fail_clearly_when_the_backend_is_down(tmp_path, command):
     assert "ConnectionError" in result.output
     assert "redis://:***@127.0.0.1:1/0" in result.output or command == ["status"]
     assert "hunter2" not in result.output
+
+
+# Whatever follows `flask cache <command>` on a console: a usage error (exit 2) whose message is
+# one line, naming the option when a value is wrong; never a traceback, never an endless bench.
+
+words = st.text(max_size=12) | st.sampled_from(["-n", "--count", "--count=", "--", "-h", "-nn"])
+numbers = st.integers(-(10**30), 10**30).map(str) | st.sampled_from(["1e3", "nan", "0x10", "٣"])
+
+
+@settings(
+    max_examples=100,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],  # one app serves every example
+)
+@example(command="bench", args=["-n", "20001"])  # (-n 10**12 was accepted, and ran for days)
+@given(
+    command=st.sampled_from(["status", "clear", "bench"]) | st.text(max_size=8),
+    args=st.lists(words | numbers, max_size=4),
+)
+def test_any_arguments_get_a_one_line_answer(runner, command, args):
+    result = runner.invoke(args=["cache", command, *args])
+
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    assert result.exit_code in (0, 2), result.output
+    if result.exit_code == 2:
+        last = result.output.strip().splitlines()[-1]
+        assert last.startswith("Error: "), result.output  # the whole message is on that line
+        if "Invalid value" in last:
+            assert "'-n' / '--count'" in last
+    elif command == "bench" and "Usage:" not in result.output:  # --help shows the usage
+        count = int(result.output.split(" round trips")[0].rsplit(" ", 1)[1])
+        assert 2 <= count <= 10_000

@@ -1,7 +1,16 @@
 """The parts of deploy.py that run without PythonAnywhere. (The template's own tests run all of it
 against a stand-in for PythonAnywhere's API and web servers.)"""
 
+import contextlib
+import http
+import io
+import json
+import re
+
 import pytest
+import requests
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 import deploy
 
@@ -44,3 +53,185 @@ def test_no_test_only_option_is_advertised(capsys):
     shown = capsys.readouterr().out
     assert "--dry-run" in shown and "--root" not in shown
     assert "DEPLOY_TEST" not in (deploy.PROJECT / "deploy.py").read_text()  # no switch by env
+
+
+# deploy.py against whatever PythonAnywhere's API (or a proxy, or a changed API) may answer. An
+# honest API answers every call, except the one the test replaces with a drawn answer; deploy.py
+# must then deploy, or stop with one short line and exit 1, never a traceback.
+
+TOKEN = "test-api-token-0123456789abcdef"
+USER = "alice"
+SITE = f"{USER}.{deploy.REGIONS[deploy.REGION]['domain']}"
+API = f"https://{deploy.REGIONS[deploy.REGION]['api_host']}/api/v0/user/{USER}/webapps/"
+WEBAPP = {"id": 1, "domain_name": SITE, "python_version": deploy.PYTHON_VERSION,
+          "source_directory": str(deploy.PROJECT), "force_https": True}  # fmt: skip
+MAPPING = {"id": 7, "url": "/static/", "path": "/home/alice/old/static"}
+HEALTH = {"status": "ok", "worker": 1, "cache": {"backend": "simple", "active": "simple"}}
+# deploy.py's refusals that quote a field of a well-formed answer instead of naming the call.
+REFUSALS = ("already serves another app", "runs Python", "refused Python")
+
+
+def honest(method: str, url: str, exists: bool) -> tuple[int, dict, object]:
+    """What the API (and the app's /health) answers to each call deploy.py makes."""
+    answers = {
+        ("GET", f"{API}{SITE}/"): (200, WEBAPP) if exists else (404, {"detail": "Not found."}),
+        ("POST", API): (201, WEBAPP),
+        ("PATCH", f"{API}{SITE}/"): (200, WEBAPP),
+        ("GET", f"{API}{SITE}/static_files/"): (200, [MAPPING]),
+        ("POST", f"{API}{SITE}/static_files/"): (201, MAPPING),
+        ("PATCH", f"{API}{SITE}/static_files/7/"): (200, MAPPING),
+        ("POST", f"{API}{SITE}/reload/"): (200, {"status": "OK"}),
+        ("GET", f"https://{SITE}/health"): (200, HEALTH),
+    }
+    status, body = answers[method, url]
+    return status, {"Content-Type": "application/json"}, json.dumps(body).encode()
+
+
+def response_to(request, status: int, headers: dict, body: bytes) -> requests.Response:
+    """A requests Response as its HTTP adapter would build it from the wire."""
+    response = requests.Response()
+    response.status_code, response.url, response.request = status, request.url, request
+    response.headers = requests.structures.CaseInsensitiveDict(headers)
+    response.encoding = requests.utils.get_encoding_from_headers(response.headers)
+    known = status in http.HTTPStatus._value2member_map_
+    response.reason = http.HTTPStatus(status).phrase if known else ""
+    response._content, response._content_consumed = body, True
+    return response
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=8,
+)
+# Objects with the fields deploy.py reads, of any JSON type, or missing.
+fields = ("status", "python_version", "source_directory", "id", "url", "path", "cache", "detail")
+field_objects = st.dictionaries(st.sampled_from(fields), json_values | st.just(TOKEN), max_size=5)
+bodies = st.one_of(
+    st.binary(max_size=40),  # invalid UTF-8, empty, anything
+    (json_values | field_objects | st.lists(field_objects, max_size=2)).map(
+        lambda value: json.dumps(value).encode()
+    ),
+    st.sampled_from([
+        b"<!doctype html><title>Proxy login</title><p>Sign in to continue",
+        b"[" * 100_000 + b"]" * 100_000,  # nested deeper than any parser recurses
+        b"x" * 20_000_000,  # 20 MB
+        json.dumps({"detail": f"bad token {TOKEN}", "error_message": TOKEN}).encode(),
+        b"\n".join([b"line"] * 50) + b"\xe2\x80\xa8\x85\x1b[31m",
+    ]),
+)  # fmt: skip
+header_text = st.text(st.characters(min_codepoint=32, max_codepoint=255), max_size=30)
+answers = st.tuples(
+    st.sampled_from([200, 201, 204, 301, 302, 307, 400, 403, 404, 405, 429, 500, 502, 503])
+    | st.integers(200, 599),
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "Content-Type": st.sampled_from(["application/json", "text/html; charset=utf-8"])
+            | header_text,
+            "Retry-After": st.sampled_from(["nan", "-1", "inf", "1e999", "99999999999999", "0"])
+            | st.integers(-(10**12), 10**12).map(str)
+            | st.datetimes().map(lambda d: d.strftime("%a, %d %b %Y %H:%M:%S GMT"))
+            | header_text,
+            "Location": st.sampled_from(["https://login.example/", f"/?t={TOKEN}"]) | header_text,
+        },
+    ),
+    bodies,
+)
+
+
+def sleep(seconds: float) -> None:
+    """time.sleep, which refuses nan and negative waits, without the waiting."""
+    assert 0 <= seconds <= deploy.MAX_WAIT, seconds
+
+
+JSON = {"Content-Type": "application/json"}
+
+
+@settings(max_examples=120, deadline=None, derandomize=True)
+# The answers of the issue's report, always tried: a list where an object was due, an HTML page,
+# Retry-After: nan, a 20 MB error body, a 200 /health that is not JSON.
+@example(exists=True, target=0, answer=(200, JSON, b"[]"), persistent=False)
+@example(exists=False, target=0, answer=(200, {}, b"<html><p>Sign in</p>"), persistent=False)
+@example(exists=True, target=1, answer=(429, {"Retry-After": "nan"}, b""), persistent=False)
+@example(exists=False, target=2, answer=(500, {}, b"x" * 20_000_000), persistent=False)
+@example(exists=True, target=5, answer=(200, {}, b"Hello from a default page"), persistent=False)
+@given(
+    exists=st.booleans(),
+    target=st.integers(0, 7),  # the call whose answer is replaced, in the order deploy.py calls
+    answer=answers,
+    persistent=st.booleans(),  # the same answer again when deploy.py asks again (retries)
+)
+def test_any_answer_deploys_or_stops_with_one_clear_line(
+    tmp_path_factory, exists, target, answer, persistent
+):
+    calls: list[tuple[str, str]] = []
+    hostile: list[tuple[str, str]] = []
+
+    def send(adapter, request, **kwargs):
+        call = (request.method, request.url)
+        calls.append(call)
+        if len(calls) - 1 == target or (persistent and call in hostile):
+            hostile.append(call)
+            return response_to(request, *answer)
+        return response_to(request, *honest(*call, exists))
+
+    root = tmp_path_factory.mktemp("root")
+    (root / "var" / "www").mkdir(parents=True)
+    environ = {"API_TOKEN": TOKEN, "PYTHONANYWHERE_USERNAME": USER, deploy.IN_VIRTUALENV: "1",
+               "PYTHONANYWHERE_SITE": deploy.REGIONS[deploy.REGION]["api_host"]}  # fmt: skip
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in environ.items():
+            patch.setenv(name, value)
+        patch.setattr(requests.adapters.HTTPAdapter, "send", send)
+        patch.setattr(deploy, "check_env", lambda: None)  # .env has its own tests
+        patch.setattr(deploy.time, "sleep", sleep)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = deploy.main(["--root", str(root), "--wait", "0"])
+
+    stdout, stderr = out.getvalue(), err.getvalue()
+    assert TOKEN not in stdout + stderr
+    assert len(stdout) < 3000, stdout
+    if code == 0:
+        assert stderr == "" and f"Deployed: https://{SITE}/" in stdout
+        return
+    assert code == 1
+    first, *rest = stderr.splitlines()
+    assert first.startswith("deploy.py: ") and len(first) < 600, stderr
+    assert not rest or first.endswith("after the reload"), stderr  # then the error log follows
+    if hostile and not any(refusal in first for refusal in REFUSALS):  # it names the call
+        method, url = hostile[0]
+        assert (url if url.endswith("/health") else f"{method} {url}") in first, first
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(
+    site=st.sampled_from(["", "www.pythonanywhere.com", "eu.pythonanywhere.com"]) | st.text(),
+    user=st.text(min_size=1),
+)
+def test_the_console_settings_are_checked(site, user):
+    """PYTHONANYWHERE_SITE and the user name, whatever they hold: used, or one short line."""
+    if "\x00" in site + user:
+        return  # no environment variable can hold it
+    answers = {}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PYTHONANYWHERE_SITE", site)
+        patch.setenv("PYTHONANYWHERE_USERNAME", user)
+        for check in (deploy.api_host, deploy.username):
+            try:
+                answers[check.__name__] = check()
+            except deploy.DeployError as error:
+                assert len(str(error).splitlines()) == 1 and len(str(error)) < 400, str(error)
+    if re.fullmatch(r"[A-Za-z0-9]{1,63}", user):
+        assert answers["username"] == user
+    else:
+        assert "username" not in answers, "a user name that cannot be in a URL or a domain"
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1", "3601", "soon", ""])
+def test_wait_must_be_a_number_of_seconds(value, capsys):
+    with pytest.raises(SystemExit) as stop:
+        deploy.main(["--wait", value])
+    assert stop.value.code == 2
+    assert f"argument --wait: {value!r} is not a number of seconds" in capsys.readouterr().err

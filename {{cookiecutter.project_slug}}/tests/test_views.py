@@ -7,6 +7,8 @@ import sys
 
 import pytest
 from flask import request
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from markupsafe import escape
 
 from {{ cookiecutter.package_name }} import PROJECT_NAME
@@ -175,3 +177,59 @@ def test_delete_cached_finds_the_entry_with_source_check(tmp_path):
     with app.test_request_context("/example"):
         assert cache.delete_cached(example, "/example")
     assert computed_at(client.get("/example")) != first
+
+
+# What a visitor controls: the method, the path, the query string and the headers. Every request
+# gets an answer below 500; the square example answers its number or says what n may be.
+
+segments = (
+    st.text(max_size=12)
+    | st.integers(-5, 10**8).map(str)
+    | st.sampled_from(["9" * 3000, "9" * 4400])  # a square too long to print; too long to parse
+)
+headers = st.dictionaries(
+    st.sampled_from(["Accept", "Accept-Encoding", "Cookie", "Host", "If-None-Match",
+                     "If-Modified-Since", "Range", "X-Forwarded-For", "Content-Type"]),
+    st.text(st.characters(min_codepoint=32, max_codepoint=255), max_size=20),
+)  # fmt: skip
+visits = st.fixed_dictionaries(
+    {
+        "method": st.sampled_from(["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"]),
+        "segments": st.tuples(st.sampled_from(["", "example", "health", "static"]))
+        | st.tuples(st.just("example"), st.just("square"), segments)
+        | st.lists(segments, max_size=4),
+        "query": st.binary(max_size=30) | st.text(max_size=30).map(str.encode),  # raw bytes
+        "headers": headers,
+    }
+)
+
+
+@pytest.mark.parametrize("backend", ["simple", pytest.param("redis", marks=pytest.mark.redis)])
+@settings(
+    max_examples=80,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],  # tmp_path: only a folder
+)
+@given(visit=visits)
+def test_any_request_gets_an_answer_below_500(tmp_path, settings_for, backend, visit):
+    app = make_app(tmp_path, **settings_for(backend))
+    path = "/" + "/".join(visit["segments"])
+    response = app.test_client().open(
+        method=visit["method"],
+        headers=visit["headers"],
+        # As a WSGI server passes them: the path decoded, both as bytes in latin-1 strings.
+        environ_overrides={
+            "PATH_INFO": path.encode("utf-8", "surrogatepass").decode("latin-1"),
+            "QUERY_STRING": visit["query"].decode("latin-1"),
+        },
+    )
+    assert response.status_code < 500, (path, response.get_data(as_text=True)[:300])
+    square = re.fullmatch(r"/example/square/([^/]+)", path)
+    if square and visit["method"] == "GET" and response.status_code != 304:
+        n = square.group(1)
+        if re.fullmatch(r"[0-9]{1,7}", n) and int(n) <= 1_000_000:
+            assert response.get_json() == {"n": int(n), "square": int(n) ** 2}
+        else:
+            assert response.status_code == 400
+            assert response.get_json() == {"error": "n must be a whole number from 0 to 1,000,000"}

@@ -1,6 +1,7 @@
 """The pages: an index, a cached example and a health check. Add yours here."""
 
 import os
+import re
 from datetime import datetime, timezone
 
 from flask import Blueprint, render_template
@@ -10,6 +11,7 @@ from .cache import cache, status
 bp = Blueprint("main", __name__)
 
 EXAMPLE_TIMEOUT = 60  # seconds the example page is served from the cache
+SQUARE_MAX = 1_000_000  # bounds the entries a visitor can add to the cache (and the digits)
 
 
 @bp.app_context_processor
@@ -40,10 +42,13 @@ def square(n: int) -> int:
     return n * n  # stands for any costly function of its arguments
 
 
-@bp.get("/example/square/<int:n>")
-def square_page(n: int) -> dict[str, int]:
+@bp.get("/example/square/<n>")
+def square_page(n: str) -> tuple[dict[str, object], int]:
+    # Any path segment comes here, so a bad one gets a reason rather than a bare 404.
+    if not re.fullmatch(r"[0-9]{1,7}", n) or int(n) > SQUARE_MAX:
+        return {"error": f"n must be a whole number from 0 to {SQUARE_MAX:,}"}, 400
     # @memoize caches per argument: each n is computed once, then served from the cache.
-    return {"n": n, "square": square(n)}
+    return {"n": int(n), "square": square(int(n))}, 200
 
 
 @bp.get("/health")

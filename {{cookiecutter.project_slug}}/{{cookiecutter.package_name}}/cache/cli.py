@@ -19,7 +19,37 @@ from .backends import Backend
 from .breaker import Breaker
 from .extension import cache
 
-cli = AppGroup("cache", help="See, clear and measure the cache backend.")
+BENCH_MAX = 10_000  # round trips: a minute at most over a slow network, never an endless run
+
+
+def _printable(message: str) -> str:
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in message)
+
+
+class _OneLineErrors(click.Command):
+    """click repeats an unknown option or an extra argument as typed, control characters and
+    line breaks included: they are escaped, so a usage error stays on its one line."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as error:
+            raise click.UsageError(_printable(error.format_message()), error.ctx) from None
+
+
+class _CacheGroup(AppGroup):
+    command_class = _OneLineErrors
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        try:
+            return super().resolve_command(ctx, args)
+        except click.UsageError as error:  # No such command '...'
+            raise click.UsageError(_printable(error.format_message()), error.ctx) from None
+
+
+cli = _CacheGroup("cache", help="See, clear and measure the cache backend.")
 
 
 def _backend() -> BaseCache:
@@ -69,7 +99,12 @@ def clear_command() -> None:
 
 @cli.command("bench")
 @click.option(
-    "-n", "--count", default=200, show_default=True, type=click.IntRange(min=2), help="round trips"
+    "-n",
+    "--count",
+    default=200,
+    show_default=True,
+    type=click.IntRange(min=2, max=BENCH_MAX),
+    help="round trips",
 )
 def bench_command(count: int) -> None:
     """Time N set and N get round trips against the backend: p50/p99 in ms."""
