@@ -23,6 +23,7 @@ except ImportError:  # Windows
     resource = None
 
 from .common import ClearTests, CommonTests, SignedTests
+from .conftest import make_app
 
 
 @pytest.fixture
@@ -301,3 +302,13 @@ def test_clear_and_writes_remove_stale_temp_files(cache_factory, tmp_path):
     os.utime(folder / stale[0], (time.time() - 3600,) * 2)
     cache.set("key", 2)
     assert not (folder / stale[0]).exists()
+
+
+@pytest.mark.skipif(resource is None, reason="no RLIMIT_FSIZE on Windows")
+def test_cache_status_says_when_the_disk_is_full(tmp_path):
+    app = make_app(tmp_path, CACHE_TYPE="filesystem")
+    with fault(tmp_path / "cache", "full"):
+        result = app.test_cli_runner().invoke(args=["cache", "status"])
+    assert result.exit_code == 1
+    assert "ping:       FAILED (OSError: [Errno 27] File too large" in result.output
+    assert temp_files(tmp_path / "cache") == []
