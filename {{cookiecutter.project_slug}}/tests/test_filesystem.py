@@ -312,3 +312,16 @@ def test_cache_status_says_when_the_disk_is_full(tmp_path):
     assert result.exit_code == 1
     assert "ping:       FAILED (OSError: [Errno 27] File too large" in result.output
     assert temp_files(tmp_path / "cache") == []
+
+
+@pytest.mark.skipif(not permissions_apply(), reason="root reads any file: no unreadable entry")
+def test_an_unreadable_entry_is_a_miss_at_once_and_is_removed(cache_factory, caplog):
+    # cachelib retries a PermissionError for 10 s of backoff: 16 s for one get, measured.
+    cache = cache_factory()
+    cache.set("key", "value")
+    entry_file(cache, "key").chmod(0)
+    started = time.monotonic()
+    assert cache.get("key") is None
+    assert time.monotonic() - started < 1
+    assert not entry_file(cache, "key").exists()
+    assert caplog.records == []
