@@ -197,9 +197,20 @@ def uwsgi_binary() -> str:
 
 
 @contextmanager
-def uwsgi(wsgi_file: Path, env: dict[str, str], log: Path, processes: int = 2, threads: int = 1):
+def uwsgi(
+    wsgi_file: Path,
+    env: dict[str, str],
+    log: Path,
+    processes: int = 2,
+    threads: int = 1,
+    limitable: bool = False,
+):
     """Serve ``wsgi_file`` as PythonAnywhere does (uWSGI, workers forked after import; threads
-    only as elsewhere); yield its URL."""
+    only as elsewhere); yield its URL.
+
+    limitable: a test may lower the server's file size limit (RLIMIT_FSIZE, with prlimit), as a
+    full disk: SIGXFSZ is ignored, so writes fail with EFBIG instead of killing the process, and
+    the log goes through a pipe to this process, since the limit would stop it too."""
     port = free_port()
     command = [
         uwsgi_binary(), "--http11-socket", f"127.0.0.1:{port}", "--wsgi-file", str(wsgi_file),
@@ -208,13 +219,31 @@ def uwsgi(wsgi_file: Path, env: dict[str, str], log: Path, processes: int = 2, t
     ]  # fmt: skip
     with log.open("w") as out:
         process = subprocess.Popen(
-            command, cwd=wsgi_file.parent, env=env, stdout=out, stderr=subprocess.STDOUT
+            command,
+            cwd=wsgi_file.parent,
+            env=env,
+            stdout=subprocess.PIPE if limitable else out,
+            stderr=subprocess.STDOUT,
+            restore_signals=not limitable,  # keeps Python's SIG_IGN of SIGXFSZ (and SIGPIPE)
         )
+    relay = None
+    if limitable:
+        relay = threading.Thread(target=copy_lines, args=(process.stdout, log), daemon=True)
+        relay.start()
     try:
         wait_for_port(port, process, "uwsgi", seconds=20)
         yield f"http://127.0.0.1:{port}"
     finally:
         stop(process)
+        if relay is not None:
+            relay.join(timeout=5)
+
+
+def copy_lines(source, log: Path) -> None:
+    with source, log.open("ab") as out:
+        for line in source:
+            out.write(line)
+            out.flush()
 
 
 def start_server(kind: str, port: int, *extra: str) -> subprocess.Popen:

@@ -1,15 +1,29 @@
 """CACHE_TYPE=filesystem: files in CACHE_DIR, shared by the web app's workers."""
 
 import hashlib
+import logging
 import os
+import shutil
+import signal
 import struct
+import sys
+import tempfile
 import time
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+try:
+    import resource
+except ImportError:  # Windows
+    resource = None
 
 from .common import ClearTests, CommonTests, SignedTests
+from .conftest import make_app
 
 
 @pytest.fixture
@@ -85,3 +99,235 @@ class TestFilesystem(CommonTests, ClearTests, SignedTests):
         cache.set("new", 1)
         assert not entry.exists()
         assert all(cache.has(f"keep{i}") for i in range(9))
+
+
+# Disk trouble: a full disk, a read-only folder, a deleted one, a file where the folder should be.
+# Each is real: a file size limit of 0 bytes on this process (RLIMIT_FSIZE: every write fails
+# with EFBIG, as on a full disk; Python ignores SIGXFSZ), a chmod (where permissions apply: not for
+# root), rmtree, a file. They are on only around the cache's calls.
+OUTAGES = ("full", "blocked", "read-only")
+
+
+def permissions_apply() -> bool:
+    """False for root, whom a folder's mode does not stop."""
+    with tempfile.TemporaryDirectory() as where:
+        os.chmod(where, 0o500)
+        try:
+            Path(where, "probe").touch()
+        except PermissionError:
+            return True
+        finally:
+            os.chmod(where, 0o700)
+    return False
+
+
+FAULTS = ["ok", "deleted", "blocked"]
+FAULTS += ["full"] if resource is not None else []  # no RLIMIT_FSIZE on Windows
+FAULTS += ["read-only"] if permissions_apply() else []
+
+
+@contextmanager
+def fault(folder: Path, kind: str):
+    if kind == "deleted":
+        shutil.rmtree(folder, ignore_errors=True)
+    elif kind == "blocked":
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.write_text("a file where the cache folder should be")
+    elif kind == "read-only":
+        folder.mkdir(exist_ok=True)
+        folder.chmod(0o500)
+    elif kind == "full":
+        assert signal.getsignal(signal.SIGXFSZ) == signal.SIG_IGN
+        soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (0, hard))
+    try:
+        yield
+    finally:
+        if kind == "blocked":
+            folder.unlink()
+        elif kind == "read-only":
+            folder.chmod(0o700)
+        elif kind == "full":
+            resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+
+
+def temp_files(folder: Path) -> list[str]:
+    if not folder.is_dir():
+        return []
+    return [p.name for p in folder.iterdir() if p.name.endswith(".__wz_cache")]
+
+
+KEYS = st.text(st.characters(exclude_categories=("Cs",)), max_size=20)
+VALUES = st.one_of(st.binary(max_size=3000), st.text(max_size=200), st.integers())
+WRITES = st.lists(st.tuples(KEYS, VALUES), min_size=1, max_size=4)
+SMALL = settings(
+    max_examples=30,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+
+
+@SMALL
+@given(
+    steps=st.lists(
+        st.tuples(st.sampled_from(FAULTS), WRITES),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_disk_trouble_is_one_outage_logged_once_that_heals_itself(
+    steps, make_cache, clock, caplog, tmp_path
+):
+    caplog.clear()
+    caplog.set_level(logging.WARNING)
+    cache = make_cache(
+        CACHE_TYPE="filesystem", CACHE_DIR=tempfile.mkdtemp(dir=tmp_path), CACHE_RETRY_AFTER="30"
+    )
+    cache.clock = clock
+    folder = Path(cache.backend.directory)
+    outages, was_out = 0, False
+    for kind, writes in steps:
+        with fault(folder, kind):
+            for key, value in writes:
+                clock.advance(30)  # every call may probe: none may close the breaker too early
+                assert cache.set(key, value)
+                assert cache.get(key) == value
+                assert temp_files(folder) == []
+        outages += kind in OUTAGES and not was_out
+        was_out = kind in OUTAGES
+        assert cache.status()["breaker"] == ("open" if was_out else "closed"), kind
+        if kind == "deleted":
+            assert entry_file(cache, writes[-1][0]).is_file(), "the folder is made again"
+
+    clock.advance(30)
+    assert cache.set("after", "on disk again") and cache.get("after") == "on disk again"
+    assert cache.status()["breaker"] == "closed"
+    assert entry_file(cache, "after").is_file()
+    assert temp_files(folder) == []
+    messages = [r.getMessage() for r in caplog.records]
+    failed = [m for m in messages if "serving from the in-process simple cache" in m]
+    back = [m for m in messages if "is back; serving from it again" in m]
+    assert len(failed) == len(back) == outages, messages
+    assert len(messages) == 2 * outages, messages
+    assert not any(r.exc_info for r in caplog.records), "no traceback"
+
+
+def test_the_app_starts_when_its_folder_cannot_be_made(make_cache, clock, tmp_path, caplog):
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the cache's parent folder should be")
+    cache = make_cache(CACHE_TYPE="filesystem", CACHE_DIR=str(blocked / "cache"))
+    cache.clock = clock
+    assert cache.get("key") is None
+    assert cache.set("key", "in memory") and cache.get("key") == "in memory"
+    assert cache.status()["breaker"] == "open"
+    blocked.unlink()
+    clock.advance(30)
+    assert cache.set("key", "on disk") and entry_file(cache, "key").is_file()
+    assert cache.status()["breaker"] == "closed"
+    assert len(caplog.records) == 2  # failed, then back
+
+
+@SMALL
+@given(garbage=st.binary(max_size=3))
+def test_a_truncated_entry_is_a_miss_and_is_removed(garbage, cache_factory, caplog):
+    caplog.clear()
+    cache = cache_factory()
+    cache.set("key", "value")
+    entry_file(cache, "key").write_bytes(garbage)
+    assert cache.get("key") is None
+    assert not entry_file(cache, "key").exists()
+    cache.set("key", "value")
+    entry_file(cache, "key").write_bytes(garbage)
+    assert not cache.has("key")
+    assert not entry_file(cache, "key").exists()
+    assert caplog.records == []
+
+
+class Gone:
+    """A class the app pickled, then removed in a later version."""
+
+
+def test_an_entry_whose_class_is_gone_is_a_miss_and_is_removed(cache_factory, monkeypatch, caplog):
+    cache = cache_factory()
+    cache.set("key", Gone())
+    monkeypatch.delattr(sys.modules[__name__], "Gone")
+    assert cache.get("key") is None
+    assert not entry_file(cache, "key").exists()
+    assert caplog.records == []
+
+
+ENTRY_NAMES = st.binary(min_size=32, max_size=32).map(bytes.hex)
+
+
+@SMALL
+@given(
+    truncated=st.dictionaries(ENTRY_NAMES, st.binary(max_size=3), max_size=6),
+    folders=st.sets(ENTRY_NAMES, max_size=2),
+)
+def test_pruning_removes_unreadable_entries_first(truncated, folders, make_cache, caplog, tmp_path):
+    caplog.clear()
+    cache = make_cache(
+        CACHE_TYPE="filesystem", CACHE_DIR=tempfile.mkdtemp(dir=tmp_path), CACHE_THRESHOLD="10"
+    )
+    folder = Path(cache.backend.directory)
+    for i in range(9):
+        cache.set(f"keep{i}", i, timeout=0)
+    for name, data in truncated.items():
+        (folder / name).write_bytes(data)
+    for name in folders - set(truncated):  # an entry name that os.remove cannot remove
+        (folder / name).mkdir()
+    for i in range(3):
+        cache.set(f"new{i}", i)
+    assert not any((folder / name).is_file() for name in truncated), "unreadable entries stay"
+    assert all(cache.has(f"keep{i}") for i in range(8))
+    stuck = [r for r in caplog.records if "cannot remove" in r.getMessage()]
+    assert len(stuck) == (1 if folders - set(truncated) else 0), "logged once per process"
+
+
+def test_clear_and_writes_remove_stale_temp_files(cache_factory, tmp_path):
+    cache = cache_factory()
+    cache.set("key", 1)
+    folder = tmp_path / "cache"
+    stale = ["tmpab_cd1x9.__wz_cache", "cache-write-0a1b2c3d.__wz_cache"]  # cachelib's, ours
+    fresh = folder / "cache-write-inflight.__wz_cache"  # another worker's write in progress
+    for name in stale:
+        (folder / name).write_bytes(b"left by a failed write")
+        os.utime(folder / name, (time.time() - 3600,) * 2)
+    fresh.write_bytes(b"")
+    assert cache.clear()
+    assert sorted(p.name for p in folder.iterdir()) == [fresh.name]
+    (folder / stale[0]).write_bytes(b"")
+    os.utime(folder / stale[0], (time.time() - 3600,) * 2)
+    cache.set("key", 2)
+    assert not (folder / stale[0]).exists()
+
+
+@pytest.mark.skipif(resource is None, reason="no RLIMIT_FSIZE on Windows")
+def test_cache_status_says_when_the_disk_is_full(tmp_path):
+    app = make_app(tmp_path, CACHE_TYPE="filesystem")
+    with fault(tmp_path / "cache", "full"):
+        result = app.test_cli_runner().invoke(args=["cache", "status"])
+    assert result.exit_code == 1
+    assert "ping:       FAILED (OSError: [Errno 27] File too large" in result.output
+    assert temp_files(tmp_path / "cache") == []
+
+
+def test_an_unreadable_entry_is_a_miss_at_once(cache_factory, caplog):
+    # cachelib retried a PermissionError with backoff, 16 s for one get (measured), and logged a
+    # traceback for any other error. Root reads any file: for root, a folder in the entry's place.
+    cache = cache_factory()
+    cache.set("key", "value")
+    entry = entry_file(cache, "key")
+    if permissions_apply():
+        entry.chmod(0)
+    else:
+        entry.unlink()
+        entry.mkdir()
+    started = time.monotonic()
+    assert cache.get("key") is None
+    assert not cache.has("key")
+    assert time.monotonic() - started < 1
+    assert not entry.is_file(), "an unreadable file is removed"
+    assert caplog.records == []

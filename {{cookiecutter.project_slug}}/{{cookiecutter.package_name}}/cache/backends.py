@@ -12,12 +12,14 @@ clear() of each class here removes this app's entries only.
 """
 
 import contextlib
+import logging
 import os
 import re
 import struct
+import tempfile
 import time
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from collections.abc import Callable, Mapping
+from typing import Any, BinaryIO, ClassVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from flask import Flask, g, has_request_context
@@ -34,6 +36,7 @@ from .signing import SignedSerde, SignedSerializer, signer
 
 Config = Mapping[str, Any]
 CLEAR_BATCH = 500  # keys per SCAN page and per UNLINK
+log = logging.getLogger(__name__)
 
 
 class Backend:
@@ -97,8 +100,19 @@ class Filesystem(Backend, FileSystemCache):
     cachelib keeps its entry count in a counter file that concurrent workers overwrite, so its
     threshold was not enforced; it is turned off (threshold=0, cachelib's documented "no
     threshold"), and every write lists the directory instead (O(entries), bounded by the
-    threshold) and, when full, prunes to 90% of it: expired entries first, then those that expire
-    soonest. clear() removes entry files only, not everything in the directory.
+    threshold) and, when full, prunes to 90% of it: unreadable entries first, then expired ones,
+    then those that expire soonest. clear() removes entry files only, not everything in the
+    directory.
+
+    Disk trouble is an outage, never a flood. On a full disk or a read-only folder cachelib logs
+    a traceback and leaves its temp file behind on every write, and a deleted folder is never
+    made again. So the file calls are this class's own, in cachelib's format (a 4-byte expiry,
+    0 = never, then the serializer's bytes; tests/test_filesystem.py pins it): a failed write
+    removes its temp file and raises its OSError, which opens the breaker (one log line; each
+    worker's memory serves meanwhile); a deleted folder is made again. After a failed write, every
+    call first tests a write: a probe that only reads would find the disk fine and close the
+    breaker, and the next write would open it again, a pair of log lines per retry window. An
+    entry that cannot be read is a miss, and is removed.
     """
 
     name = "filesystem"
@@ -106,14 +120,25 @@ class Filesystem(Backend, FileSystemCache):
     variables = ("CACHE_DIR",)
     # Entry files are named by the sha256 hex digest of their key; other files are left alone.
     _ENTRY = re.compile(r"[0-9a-f]{64}\Z")
+    # Temp files: ours, and those cachelib's mkstemp ("tmp" prefix) left behind on failed writes.
+    _TEMP_PREFIX, _TEMP_SUFFIX = "cache-write-", FileSystemCache._fs_transaction_suffix
+    _TEMP = re.compile(rf"(?:tmp|{_TEMP_PREFIX})\w+{re.escape(_TEMP_SUFFIX)}\Z")
+    STALE_TEMP = 60  # seconds: an older temp file belongs to no write in progress; it is removed
+    PROBE_SIZE = 4096  # bytes written to test a disk that failed: a page, more than most entries
 
     @classmethod
     def settings(cls, env: Env) -> dict[str, object]:
         return {"CACHE_DIR": env.absolute_path("CACHE_DIR")}  # None: init_app's default
 
     def __init__(self, directory: str, *, limit: int, **kwargs: Any):
-        super().__init__(directory, threshold=0, **kwargs)
+        # cachelib makes the folder last thing in __init__ (threshold=0: nothing after it) and
+        # raises if it cannot: a full disk must not stop the app. The first write makes it, or
+        # opens the breaker.
+        with contextlib.suppress(OSError):
+            super().__init__(directory, threshold=0, **kwargs)
         self.directory, self.limit = directory, limit
+        self.failed_write: OSError | None = None  # set from a failed write until one succeeds
+        self._reported_stuck = False
 
     @classmethod
     def factory(
@@ -131,48 +156,180 @@ class Filesystem(Backend, FileSystemCache):
     def describe(cls, config: Config) -> str:
         return str(config["CACHE_DIR"])
 
-    def set(self, key: str, value: Any, timeout: Any = None, mgmt_element: bool = False) -> bool:
-        self._make_room()
-        return bool(super().set(key, value, timeout, mgmt_element))
+    # Reads. A missing file or folder is a miss; so is an entry that cannot be read or loaded,
+    # which is removed. Only if it cannot be removed either is it the folder's fault: raised.
+    def get(self, key: str) -> Any:
+        return self._read(key, self.serializer.load)
 
-    def unlink(self, *keys: str) -> None:
-        """Delete, raising when a file cannot be removed (cachelib's delete logs and goes on)."""
-        for key in keys:
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(self._get_filename(key))
+    def has(self, key: str) -> bool:
+        return self._read(key, lambda entry: True) is True
 
-    def clear(self) -> bool:
-        for path in self._entries():
-            with contextlib.suppress(FileNotFoundError):
+    def _read(self, key: str, load: Callable[[BinaryIO], Any]) -> Any:
+        self._test_writes()
+        path = self._get_filename(key)
+        try:
+            with open(path, "rb") as entry:
+                (expires,) = struct.unpack("I", entry.read(4))
+                if expires != 0 and expires < time.time():
+                    return None
+                return load(entry)
+        except FileNotFoundError:
+            return None
+        except OSError:
+            with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+                os.remove(path)  # fails too when the folder is at fault: raised, an outage
+            return None
+        except Exception:  # a truncated file, or a pickle whose class is gone: a miss
+            with contextlib.suppress(OSError):
                 os.remove(path)
+            return None
+
+    # Writes: each raises its OSError, after removing its temp file.
+    def set(self, key: str, value: Any, timeout: Any = None, mgmt_element: bool = False) -> bool:
+        expires = struct.pack("I", self._normalize_timeout(timeout))
+        path = self._get_filename(key)
+
+        def write(file: BinaryIO) -> None:
+            file.write(expires)
+            self.serializer.dump(value, file)
+
+        try:
+            self._make_room()
+            temp = self._write_temp(write)
+            try:
+                os.chmod(temp, self._mode or 0o600)
+                os.replace(temp, path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.remove(temp)
+                raise
+        except OSError as error:
+            self.failed_write = error
+            raise
+        self.failed_write = None
         return True
 
-    def _entries(self) -> list[str]:
-        return [
-            os.path.join(self.directory, n)
-            for n in os.listdir(self.directory)
-            if self._ENTRY.match(n)
-        ]
+    def add(self, key: str, value: Any, timeout: Any = None) -> bool:
+        self._test_writes()
+        return bool(super().add(key, value, timeout))  # cachelib's: if no file, set()
+
+    def delete(self, key: str, mgmt_element: bool = False) -> bool:
+        self._test_writes()
+        try:
+            os.remove(self._get_filename(key))
+        except FileNotFoundError:
+            pass
+        except OSError as error:
+            self.failed_write = error
+            raise
+        return True
+
+    def unlink(self, *keys: str) -> None:
+        """The breaker's replay: delete each key, raising when a file cannot be removed."""
+        for key in keys:
+            self.delete(key)
+
+    def clear(self) -> bool:
+        self._test_writes()
+        try:
+            names = os.listdir(self.directory)
+        except FileNotFoundError:
+            return True
+        self._remove_stale_temps(names)
+        for name in names:
+            if self._ENTRY.match(name):
+                try:
+                    os.remove(os.path.join(self.directory, name))
+                except FileNotFoundError:
+                    pass
+                except OSError as error:
+                    self.failed_write = error
+                    raise
+        return True
+
+    def _write_temp(self, write: Callable[[BinaryIO], object]) -> str:
+        """A new temp file in the folder (made again if it was deleted), written and closed."""
+        try:
+            fd, temp = tempfile.mkstemp(self._TEMP_SUFFIX, self._TEMP_PREFIX, self.directory)
+        except FileNotFoundError:
+            os.makedirs(self.directory, exist_ok=True)
+            fd, temp = tempfile.mkstemp(self._TEMP_SUFFIX, self._TEMP_PREFIX, self.directory)
+        try:
+            with os.fdopen(fd, "wb") as file:  # closing flushes: a full disk may fail only here
+                write(file)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.remove(temp)
+            raise
+        return temp
+
+    def _test_writes(self) -> None:
+        """After a failed write: a test write, raising its error while the disk still fails."""
+        if self.failed_write is None:
+            return
+        try:
+            os.remove(self._write_temp(lambda file: file.write(bytes(self.PROBE_SIZE))))
+        except OSError as error:
+            self.failed_write = error
+            raise
+        self.failed_write = None
 
     def _make_room(self) -> None:
-        entries = self._entries()
+        try:
+            names = os.listdir(self.directory)
+        except FileNotFoundError:  # deleted: _write_temp makes it again
+            return
+        self._remove_stale_temps(names)
+        entries = [os.path.join(self.directory, n) for n in names if self._ENTRY.match(n)]
         if len(entries) < self.limit:
             return
-        expiries = []
+        now = time.time()
+        ranked = []
         for path in entries:
             # Checked against cachelib 0.17: an entry file starts with its expiry time, a 4-byte
             # struct "I" (0 = never); tests/test_filesystem.py pins it.
             try:
                 with open(path, "rb") as entry:
-                    expiries.append((struct.unpack("I", entry.read(4))[0], path))
+                    (expires,) = struct.unpack("I", entry.read(4))
+            except FileNotFoundError:
+                continue  # removed meanwhile
             except (OSError, struct.error):
+                ranked.append((0, 0.0, path))  # unreadable: it can never be served; first out
                 continue
-        now = time.time()
-        # Expired first (0 = never expires, so it sorts last), then the soonest to expire.
-        expiries.sort(key=lambda item: (not (0 < item[0] < now), item[0] or float("inf")))
-        for _, path in expiries[: max(len(expiries) - int(self.limit * 0.9), 0)]:
-            with contextlib.suppress(OSError):
-                os.remove(path)
+            # Expired next (0 = never expires, so it sorts last), then the soonest to expire.
+            if 0 < expires < now:
+                ranked.append((1, float(expires), path))
+            else:
+                ranked.append((2, float(expires) if expires else float("inf"), path))
+        ranked.sort()
+        for _, _, path in ranked[: max(len(ranked) - int(self.limit * 0.9), 0)]:
+            self._remove(path)
+
+    def _remove_stale_temps(self, names: list[str]) -> None:
+        cutoff = time.time() - self.STALE_TEMP
+        for name in names:
+            if self._TEMP.match(name):
+                path = os.path.join(self.directory, name)
+                with contextlib.suppress(FileNotFoundError):
+                    if os.stat(path).st_mtime < cutoff:
+                        self._remove(path)
+
+    def _remove(self, path: str) -> None:
+        """Remove a file the cache no longer wants; one that stays is reported once."""
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            pass
+        except OSError as error:
+            if not self._reported_stuck:
+                self._reported_stuck = True
+                log.warning(
+                    "cache: cannot remove %s (%s: %s); the cache folder may hold more than "
+                    "CACHE_THRESHOLD files. Later ones are not logged",
+                    path,
+                    type(error).__name__,
+                    error.strerror,
+                )
 
 
 def _redis_url(env: Env, needed_by: str) -> str:
