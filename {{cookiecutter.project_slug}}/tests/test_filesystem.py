@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .common import ClearTests, CommonTests, SignedTests
+from .common import PLANTED, ClearTests, CommonTests, SignedTests
 
 
 @pytest.fixture
@@ -32,6 +32,13 @@ class RawFiles:
 
     def set(self, cache, key: str, data: bytes) -> None:
         entry_file(cache, key).write_bytes(struct.pack("I", 0) + data)
+
+    def planted(self):
+        """A whole entry file: any bytes, or a header that never expires and planted bytes."""
+        return PLANTED | PLANTED.map(lambda data: struct.pack("I", 0) + data)
+
+    def plant(self, cache, key: str, data: bytes) -> None:
+        entry_file(cache, key).write_bytes(data)
 
 
 @pytest.fixture
