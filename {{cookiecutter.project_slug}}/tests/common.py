@@ -217,6 +217,12 @@ class SignedTests:
         raw.set(cache, "count", bytes(stored))
         assert cache.get("count") is None
 
+    def test_inc_of_a_value_that_is_not_a_number_is_refused(self, cache_factory):
+        cache = cache_factory()
+        cache.set("text", "x")
+        assert cache.inc("text") is None, "as Redis INCR refuses it: None, cachelib's not done"
+        assert cache.get("text") == "x"
+
     @pytest.fixture
     def attacked(self, tmp_path, settings_for):
         """An app on this backend and its cache, built once for all of a test's examples."""
