@@ -11,8 +11,11 @@ flag would let anyone who can write to the cache choose a counter's value, a mem
 put an int where a page is expected (a 500 for every visitor). So every value the app reads back
 went through the MAC, and inc()/dec() read, add and write a signed value (backends.py says how
 each backend keeps that atomic). Anything else (digits, other flags, a bad MAC) is a miss.
-A MAC covers the value, not the key it is stored under: entries the app wrote could be swapped
-between keys by someone with write access, which only shows one of the app's own values.
+
+Not yet covered: a MAC covers the value, not the key it is stored under. Someone with write
+access can copy an entry the app wrote to another key: that shows one of the app's own values in
+the wrong place, and an int the app stored (a memoized number, a counter) copied under a page's
+key still fails that page with a 500.
 """
 
 import hashlib
