@@ -6,10 +6,18 @@ new app's cache backend as its views use it (behind the breaker, for a shared ba
 import logging
 import os
 import pickle
+import re
 import socket
+import threading
 import time
 import uuid
 from datetime import datetime, timezone
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from {{ cookiecutter.package_name }}.views import square
 
 from .conftest import cache_of, make_app
 
@@ -29,6 +37,26 @@ SAMPLE = {
     "when": datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc),
 }
 NUMBERS = [0, 10, 1024000, 9, 5000000000000, 99, 738, 2000000]
+
+# Hostile input, from the attacker's side: few examples, derandomized so CI is stable (and no
+# example database, so the mixins' tests, run by each backend's class, cannot mix them up); the
+# app and its cache are built once per test, not once per example.
+ATTACK = settings(
+    max_examples=25,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.differing_executors],
+)
+# What another writer can leave under a key: cachelib's unsigned forms (an integer's digits,
+# "!" and a pickle), anything behind that "!" mark, and any bytes at all.
+DIGITS = st.integers().map(lambda n: str(n).encode())
+PLANTED = st.one_of(
+    DIGITS,
+    st.builds(lambda value: b"!" + pickle.dumps(value), st.integers() | st.text(max_size=20)),
+    st.binary(max_size=80).map(lambda data: b"!" + data),
+    st.binary(max_size=200),
+)
 
 
 class CommonTests:
@@ -161,7 +189,8 @@ class SignedTests:
     def test_a_new_signing_key_turns_entries_into_misses_logged_once(
         self, cache_factory, tmp_path, caplog
     ):
-        shared = {"CACHE_KEY_PREFIX": f"rotation-{uuid.uuid4().hex}:", "CACHE_DIR": str(tmp_path)}
+        prefix = f"rotation-{uuid.uuid4().hex[:8]}:"  # a fresh one: no entry from another run
+        shared = {"CACHE_KEY_PREFIX": prefix, "CACHE_DIR": str(tmp_path / "shared")}
         old = cache_factory(CACHE_SIGNING_KEY="old key", **shared)
         old.set_many({"a": "one", "b": "two"})
         assert cache_factory(CACHE_SIGNING_KEY="old key", **shared).get("a") == "one"
@@ -171,10 +200,110 @@ class SignedTests:
         assert len(warnings) == 1
 
     def test_secret_key_signs_when_no_signing_key_is_set(self, cache_factory, tmp_path):
-        shared = {"CACHE_KEY_PREFIX": f"secret-{uuid.uuid4().hex}:", "CACHE_DIR": str(tmp_path)}
+        prefix = f"secret-{uuid.uuid4().hex[:8]}:"  # a fresh one: no entry from another run
+        shared = {"CACHE_KEY_PREFIX": prefix, "CACHE_DIR": str(tmp_path / "shared")}
         cache_factory(**shared).set("a", "one")
         assert cache_factory(**shared).get("a") == "one"
         assert cache_factory(SECRET_KEY="another secret", **shared).get("a") is None
+
+    def test_an_integer_is_stored_signed(self, cache_factory, raw):
+        cache = cache_factory()
+        cache.set("count", 41)
+        stored = raw.get(cache, "count")
+        assert not re.fullmatch(rb"-?\d+", stored), "an integer is signed, not plain digits"
+        assert cache.inc("count") == 42
+        stored = bytearray(raw.get(cache, "count"))
+        stored[-1] ^= 0x01
+        raw.set(cache, "count", bytes(stored))
+        assert cache.get("count") is None
+
+    def test_inc_of_a_value_that_is_not_a_number_is_refused(self, cache_factory):
+        cache = cache_factory()
+        cache.set("text", "x")
+        assert cache.inc("text") is None, "as Redis INCR refuses it: None, cachelib's not done"
+        assert cache.get("text") == "x"
+
+    @pytest.fixture
+    def attacked(self, tmp_path, settings_for):
+        """An app on this backend and its cache, built once for all of a test's examples."""
+        app = make_app(tmp_path, **settings_for(self.backend))
+        return app, cache_of(app)
+
+    @ATTACK
+    @given(data=st.data())
+    def test_whatever_is_planted_under_a_pages_key_the_page_is_served(self, attacked, raw, data):
+        app, cache = attacked
+        planted = data.draw(raw.planted(), label="planted")
+        client = app.test_client()
+        client.get("/example")
+        raw.plant(cache, "view//example", planted)
+
+        response = client.get("/example")
+        assert response.status_code == 200
+        page = response.get_data(as_text=True)
+        assert "<h1>Cached example</h1>" in page
+        assert client.get("/example").get_data(as_text=True) == page, "and cached again"
+
+    @ATTACK
+    @given(data=st.data())
+    def test_whatever_is_planted_under_a_memoized_key_the_real_result_is_returned(
+        self, attacked, raw, data
+    ):
+        app, cache = attacked
+        n = data.draw(st.integers(0, 10**6), label="n")
+        planted = data.draw(raw.planted(), label="planted")
+        client = app.test_client()
+        assert client.get(f"/example/square/{n}").get_json() == {"n": n, "square": n * n}
+        with app.app_context():
+            key = square.make_cache_key(square.uncached, n)
+        raw.plant(cache, key, planted)
+
+        response = client.get(f"/example/square/{n}")
+        assert response.status_code == 200
+        assert response.get_json() == {"n": n, "square": n * n}
+
+    @ATTACK
+    @given(data=st.data(), deltas=st.lists(st.integers(-(2**40), 2**40), max_size=4))
+    def test_a_planted_counter_counts_from_zero(self, attacked, raw, data, deltas):
+        _, cache = attacked
+        planted = data.draw(raw.planted(), label="planted")
+        cache.delete("count")
+        raw.plant(cache, "count", planted)
+        assert cache.get("count") is None, "a value the app did not write is a miss"
+        total = 0
+        for delta in deltas:
+            total += delta
+            if delta >= 0:
+                assert cache.inc("count", delta) == total
+            else:
+                assert cache.dec("count", -delta) == total
+        assert cache.get("count") == (total if deltas else None)
+
+
+class AtomicCounterTests:
+    """inc and dec are atomic across workers: each worker here is an app of its own."""
+
+    WORKERS, INCREMENTS = 4, 25
+
+    def test_concurrent_increments_are_all_counted(self, cache_factory):
+        shared = {"CACHE_KEY_PREFIX": f"counter-{uuid.uuid4().hex[:8]}:"}
+        workers = [cache_factory(**shared) for _ in range(self.WORKERS)]
+        seen: list[int] = []
+        start = threading.Barrier(self.WORKERS)
+
+        def work(cache):
+            start.wait()
+            seen.extend(cache.inc("hits") for _ in range(self.INCREMENTS))
+
+        threads = [threading.Thread(target=work, args=(cache,)) for cache in workers]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        total = self.WORKERS * self.INCREMENTS
+        assert sorted(seen) == list(range(1, total + 1)), "each increment counted, once"
+        assert workers[0].get("hits") == total
+        assert workers[0].dec("hits", total) == 0
 
 
 class OutageTests:

@@ -22,7 +22,7 @@ try:
 except ImportError:  # Windows
     resource = None
 
-from .common import ClearTests, CommonTests, SignedTests
+from .common import PLANTED, ClearTests, CommonTests, SignedTests
 from .conftest import make_app
 
 
@@ -46,6 +46,13 @@ class RawFiles:
 
     def set(self, cache, key: str, data: bytes) -> None:
         entry_file(cache, key).write_bytes(struct.pack("I", 0) + data)
+
+    def planted(self):
+        """A whole entry file: any bytes, or a header that never expires and planted bytes."""
+        return PLANTED | PLANTED.map(lambda data: struct.pack("I", 0) + data)
+
+    def plant(self, cache, key: str, data: bytes) -> None:
+        entry_file(cache, key).write_bytes(data)
 
 
 @pytest.fixture

@@ -1,12 +1,24 @@
 """CACHE_TYPE=memcached, against a real memcached (TEST_MEMCACHED_SERVERS)."""
 
+import pickle
 import uuid
 from functools import partial
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pymemcache.client.base import Client
 
-from .common import ClearTests, CommonTests, OutageTests, SignedTests
+from .common import (
+    ATTACK,
+    DIGITS,
+    PLANTED,
+    AtomicCounterTests,
+    ClearTests,
+    CommonTests,
+    OutageTests,
+    SignedTests,
+)
 from .conftest import host_and_port
 
 pytestmark = pytest.mark.memcached
@@ -32,13 +44,24 @@ class RawMemcached:
         # flags=1: pymemcache's mark for a pickle; noreply=False: stored before we go on.
         self.server.set(cache.backend.key_prefix + key, data, flags=1, noreply=False)
 
+    def planted(self):
+        """Stored bytes and memcached flags: pymemcache's own (0 bytes, 1 pickle, 2 integer,
+        4 long, 8 compressed, 16 text) or any 32-bit ones."""
+        flags = st.sampled_from([0, 1, 2, 4, 8, 16]) | st.integers(0, 2**32 - 1)
+        pickled = st.builds(pickle.dumps, st.integers() | st.text(max_size=20))
+        return st.tuples(DIGITS, st.just(2)) | st.tuples(PLANTED | pickled, flags)
+
+    def plant(self, cache, key: str, planted: tuple[bytes, int]) -> None:
+        data, flags = planted
+        self.server.set(cache.backend.key_prefix + key, data, flags=flags, noreply=False)
+
 
 @pytest.fixture
 def raw(memcached_servers):
     return RawMemcached(memcached_servers)
 
 
-class TestMemcached(CommonTests, ClearTests, SignedTests, OutageTests):
+class TestMemcached(CommonTests, ClearTests, SignedTests, AtomicCounterTests, OutageTests):
     backend = "memcached"
 
     def test_clear_moves_to_a_new_generation(self, cache_factory, raw):
@@ -81,3 +104,16 @@ class TestMemcached(CommonTests, ClearTests, SignedTests, OutageTests):
         cache.backend.unlink(*(f"k{i}" for i in range(300)), "not storable " * 30)
         assert batches == [300]
         assert cache.get_many(*(f"k{i}" for i in range(300))) == [None] * 300
+
+    @ATTACK
+    @given(data=st.data())
+    def test_whatever_is_planted_as_the_generation_the_cache_works_and_clears(
+        self, cache_factory, raw, data
+    ):
+        (stored, flags), value = data.draw(raw.planted(), label="planted"), data.draw(st.text())
+        cache = cache_factory()
+        generation = f"{cache.backend._base_prefix}generation"
+        raw.server.set(generation, stored, flags=flags, noreply=False)
+        assert cache.set("key", value) and cache.get("key") == value
+        assert cache.inc("count") == 1
+        assert cache.clear() and cache.get("key") is None and cache.get("count") is None

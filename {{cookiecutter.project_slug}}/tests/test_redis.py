@@ -5,7 +5,7 @@ from functools import partial
 import pytest
 import redis
 
-from .common import ClearTests, CommonTests, OutageTests, SignedTests
+from .common import PLANTED, AtomicCounterTests, ClearTests, CommonTests, OutageTests, SignedTests
 
 pytestmark = pytest.mark.redis
 
@@ -29,13 +29,20 @@ class RawRedis:
     def set(self, cache, key: str, data: bytes) -> None:
         self.server.set(cache.backend.key_prefix + key, data)
 
+    def planted(self):
+        """What an attacker can store under a key (the ``plant`` argument)."""
+        return PLANTED
+
+    def plant(self, cache, key: str, data: bytes) -> None:
+        self.server.set(cache.backend.key_prefix + key, data)
+
 
 @pytest.fixture
 def raw(redis_url):
     return RawRedis(redis_url)
 
 
-class TestRedis(CommonTests, ClearTests, SignedTests, OutageTests):
+class TestRedis(CommonTests, ClearTests, SignedTests, AtomicCounterTests, OutageTests):
     backend = "redis"
 
     def test_keys_carry_the_prefix(self, cache_factory, raw):

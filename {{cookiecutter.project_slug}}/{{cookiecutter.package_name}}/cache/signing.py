@@ -6,9 +6,16 @@ stored is prefixed with an HMAC-SHA256 of it, under a key derived from CACHE_SIG
 SECRET_KEY, and checked before it is unpickled. An entry that fails the check is a miss: the view
 is computed again and overwrites it. Changing the key turns old entries into misses, nothing worse.
 
-Integers stay plain digits so that INCR/DECR keep working; they are parsed, never unpickled.
-A MAC covers the value, not the key it is stored under: entries the app wrote could be swapped
-between keys by someone with write access, which only shows one of the app's own values.
+Integers are signed too: plain digits (cachelib's format for Redis INCR) or memcached's integer
+flag would let anyone who can write to the cache choose a counter's value, a memoized result, or
+put an int where a page is expected (a 500 for every visitor). So every value the app reads back
+went through the MAC, and inc()/dec() read, add and write a signed value (backends.py says how
+each backend keeps that atomic). Anything else (digits, other flags, a bad MAC) is a miss.
+
+Not yet covered: a MAC covers the value, not the key it is stored under. Someone with write
+access can copy an entry the app wrote to another key: that shows one of the app's own values in
+the wrong place, and an int the app stored (a memoized number, a counter) copied under a page's
+key still fails that page with a 500.
 """
 
 import hashlib
@@ -70,14 +77,13 @@ class Signer:
 
 
 class SignedSerializer(RedisSerializer, FileSystemSerializer):
-    """cachelib's serializers for Redis (dumps/loads) and for files (dump/load), signed."""
+    """cachelib's serializers for Redis (dumps/loads) and for files (dump/load), signed: every
+    value, integers included (cachelib's would store those as digits)."""
 
     def __init__(self, signer: Signer):
         self.signer = signer
 
     def dumps(self, value: Any, protocol: int = pickle.HIGHEST_PROTOCOL) -> bytes:
-        if type(value) is int:  # not bool: cachelib stores ints as digits for INCR
-            return str(value).encode("ascii")
         return PICKLED + self.signer.dumps(value)
 
     def loads(self, value: bytes | None) -> Any:
@@ -85,10 +91,7 @@ class SignedSerializer(RedisSerializer, FileSystemSerializer):
             return None
         if value.startswith(PICKLED):
             return self.signer.loads(value[len(PICKLED) :])
-        try:
-            return int(value)
-        except ValueError:
-            return self.signer.reject()  # neither ours nor a counter
+        return self.signer.reject()  # digits, or anything else this app did not write
 
     def dump(self, value: Any, f: IO[bytes], protocol: int = pickle.HIGHEST_PROTOCOL) -> None:
         f.write(self.signer.dumps(value))
@@ -98,24 +101,21 @@ class SignedSerializer(RedisSerializer, FileSystemSerializer):
 
 
 class SignedSerde:
-    """pymemcache's serde, signed: integers as digits (for incr), everything else a signed pickle.
+    """pymemcache's serde, signed: every value a signed pickle, integers included.
 
-    A value with any other flags was not written by this app: it is a miss.
+    A value with any other flags (pymemcache's integer flag, 2, above all) was not written by
+    this app: it is a miss.
     """
 
-    FLAG_PICKLE, FLAG_INTEGER = 1 << 0, 1 << 1  # pymemcache.serde's values
+    FLAG_PICKLE = 1 << 0  # pymemcache.serde's value
 
     def __init__(self, signer: Signer):
         self.signer = signer
 
     def serialize(self, key: str, value: Any) -> tuple[bytes, int]:
-        if type(value) is int:
-            return str(value).encode("ascii"), self.FLAG_INTEGER
         return self.signer.dumps(value), self.FLAG_PICKLE
 
     def deserialize(self, key: str, value: bytes, flags: int) -> Any:
-        if flags == self.FLAG_INTEGER:
-            return int(value)
         if flags == self.FLAG_PICKLE:
             return self.signer.loads(value)
         return self.signer.reject()

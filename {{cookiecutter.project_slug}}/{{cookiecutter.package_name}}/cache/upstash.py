@@ -5,22 +5,21 @@ connection cannot get out; Upstash also serves each database over HTTPS
 (upstash.com/docs/redis/features/restapi): a command is a JSON array POSTed to the database's
 URL with `Authorization: Bearer <token>`, the answer `{"result": ...}` or `{"error": ...}`.
 
-UpstashRedis offers the few redis-py calls that cachelib's RedisCache and our scoped clear make,
-so the Redis backend is reused as it is. Unlike Upstash's own SDK, it has connect and read
-timeouts, never sleeps to retry (the breaker decides when to try again) and is bytes-safe: JSON
-carries text, so a value that is not plain digits is stored base64-encoded, behind a marker.
+UpstashRedis offers the few redis-py calls that cachelib's RedisCache, our scoped clear and our
+inc() make, so the Redis backend is reused as it is. Unlike Upstash's own SDK, it has connect
+and read timeouts, never sleeps to retry (the breaker decides when to try again) and is
+bytes-safe: JSON carries text, so every value is stored base64-encoded, behind a marker.
 requests keeps the connection alive and honours https_proxy/HTTPS_PROXY, as PythonAnywhere sets.
 """
 
 import base64
-import re
+import binascii
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import requests
 
-ENCODED = "b64:"  # marks a base64-encoded value; integers stay digits so INCRBY works
-_DIGITS = re.compile(rb"-?\d{1,19}\Z")
+ENCODED = "b64:"  # marks a base64-encoded value (every value: the app's are signed, never digits)
 
 
 class UpstashError(Exception):
@@ -33,17 +32,19 @@ class UpstashCommandError(Exception):
 
 def encode(value: Any) -> Any:
     if isinstance(value, bytes):
-        if _DIGITS.match(value):
-            return value.decode()
         return ENCODED + base64.b64encode(value).decode()
     return value  # keys (str), numbers: JSON carries them as they are
 
 
 def decode(result: Any) -> Any:
     if isinstance(result, str):
+        data = result.encode()
         if result.startswith(ENCODED):
-            return base64.b64decode(result[len(ENCODED) :])
-        return result.encode()
+            try:
+                return base64.b64decode(data[len(ENCODED) :], validate=True)
+            except binascii.Error:
+                pass  # not written by this client: its signature check refuses it as it is
+        return data
     if isinstance(result, list):
         return [decode(item) for item in result]
     return result
@@ -84,7 +85,7 @@ class UpstashRedis:
     def execute(self, *command: Any) -> Any:
         return decode(self._post("", encoded(command))["result"])
 
-    # The redis-py calls cachelib's RedisCache makes.
+    # The redis-py calls cachelib's RedisCache and our Redis backend make.
     def get(self, name: str) -> Any:
         return self.execute("GET", name)
 
@@ -109,8 +110,9 @@ class UpstashRedis:
     def exists(self, *names: str) -> int:
         return int(self.execute("EXISTS", *names))
 
-    def incr(self, name: str, amount: int = 1) -> int:
-        return int(self.execute("INCRBY", name, amount))
+    def eval(self, script: str, numkeys: int, *keys_and_args: Any) -> Any:
+        """A Lua script, run atomically by the server (Upstash supports EVAL over REST)."""
+        return self.execute("EVAL", script, numkeys, *keys_and_args)
 
     def ping(self) -> bool:
         return bool(self.execute("PING") == b"PONG")
