@@ -14,7 +14,7 @@ import uuid
 from datetime import datetime, timezone
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from {{ cookiecutter.package_name }}.views import square
@@ -261,6 +261,26 @@ class SignedTests:
         response = client.get(f"/example/square/{n}")
         assert response.status_code == 200
         assert response.get_json() == {"n": n, "square": n * n}
+
+    @ATTACK
+    @given(m=st.integers(0, 10**6), n=st.integers(0, 10**6))
+    def test_an_entry_the_app_wrote_copied_under_another_key_is_a_miss(self, attacked, raw, m, n):
+        """Signed with the name it is stored under: the app's own memoized number copied under
+        a page's key, or under another argument's, is recomputed, never served."""
+        assume(m != n)
+        app, cache = attacked
+        client = app.test_client()
+        for path in (f"/example/square/{m}", f"/example/square/{n}", "/example"):
+            assert client.get(path).status_code == 200
+        with app.app_context():
+            number = raw.get(cache, square.make_cache_key(square.uncached, m))
+            raw.set(cache, square.make_cache_key(square.uncached, n), number)
+        raw.set(cache, "view//example", number)
+
+        page = client.get("/example")
+        assert page.status_code == 200
+        assert "<h1>Cached example</h1>" in page.get_data(as_text=True)
+        assert client.get(f"/example/square/{n}").get_json() == {"n": n, "square": n * n}
 
     @ATTACK
     @given(data=st.data(), deltas=st.lists(st.integers(-(2**40), 2**40), max_size=4))

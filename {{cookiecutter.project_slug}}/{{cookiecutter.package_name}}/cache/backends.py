@@ -148,6 +148,7 @@ class Filesystem(Backend, FileSystemCache):
     name = "filesystem"
     shared = True
     variables = ("CACHE_DIR",)
+    serializer: SignedSerializer  # set by factory()
     # Entry files are named by the sha256 hex digest of their key; other files are left alone.
     _ENTRY = re.compile(r"[0-9a-f]{64}\Z")
     # Temp files: ours, and those cachelib's mkstemp ("tmp" prefix) left behind on failed writes.
@@ -189,7 +190,7 @@ class Filesystem(Backend, FileSystemCache):
     # Reads. A missing file or folder is a miss; so is an entry that cannot be read or loaded,
     # which is removed. Only if it cannot be removed either is it the folder's fault: raised.
     def get(self, key: str) -> Any:
-        return self._read(key, self.serializer.load)
+        return self._read(key, partial(self.serializer.load, name=key))
 
     def has(self, key: str) -> bool:
         return self._read(key, lambda entry: True) is True
@@ -221,7 +222,7 @@ class Filesystem(Backend, FileSystemCache):
 
         def write(file: BinaryIO) -> None:
             file.write(expires)
-            self.serializer.dump(value, file)
+            self.serializer.dump(value, file, name=key)
 
         try:
             self._make_room()
@@ -380,6 +381,7 @@ class Redis(Backend, RedisCache):
     requires = "redis"
     shared = needs_paid_account = True
     variables: ClassVar[tuple[str, ...]] = ("REDIS_URL",)
+    serializer: SignedSerializer  # set by _signed()
 
     def __init__(self, client: Any, **kwargs: Any):
         super().__init__(host=client, **kwargs)
@@ -443,6 +445,40 @@ end
 return 1
 """
 
+    # cachelib's reads and writes, each value signed with the name it is stored under.
+    def get(self, key: str) -> Any:
+        name = f"{self._get_prefix()}{key}"
+        return self.serializer.loads(self._read_client.get(name), name=name)
+
+    def get_many(self, *keys: str) -> list[Any]:
+        names = [f"{self._get_prefix()}{key}" for key in keys]
+        stored = self._read_client.mget(names) if names else []
+        pairs = zip(names, stored, strict=True)
+        return [self.serializer.loads(data, name=name) for name, data in pairs]
+
+    def set(self, key: str, value: Any, timeout: Any = None) -> Any:
+        name = f"{self._get_prefix()}{key}"
+        expires = self._normalize_timeout(timeout)
+        dump = self.serializer.dumps(value, name=name)
+        return self._write_client.set(name, dump, ex=expires if expires != -1 else None)
+
+    def add(self, key: str, value: Any, timeout: Any = None) -> Any:
+        name = f"{self._get_prefix()}{key}"
+        expires = self._normalize_timeout(timeout)
+        created = self._write_client.setnx(name, self.serializer.dumps(value, name=name))
+        if created and expires != -1:
+            self._write_client.expire(name, expires)
+        return created
+
+    def set_many(self, mapping: dict[str, Any], timeout: Any = None) -> list[Any]:
+        expires = self._normalize_timeout(timeout)
+        pipe = self._write_client.pipeline(transaction=False)
+        for key, value in mapping.items():
+            name = f"{self._get_prefix()}{key}"
+            dump = self.serializer.dumps(value, name=name)
+            pipe.set(name, dump, ex=expires if expires != -1 else None)
+        return [key for key, done in zip(mapping, pipe.execute(), strict=True) if done]
+
     def inc(self, key: str, delta: int = 1) -> int | None:
         """Atomic: a signed read, then a compare-and-set, retried when another writer won.
 
@@ -454,10 +490,10 @@ return 1
         timeout = max(self._normalize_timeout(None), 0)
         for _ in _attempts():
             stored = self._read_client.get(name)
-            current = self.serializer.loads(stored)
+            current = self.serializer.loads(stored, name=name)
             new = _added(current, delta, key)
             found = "missing" if stored is None else "foreign" if current is None else "present"
-            dump = self.serializer.dumps(new)
+            dump = self.serializer.dumps(new, name=name)
             if self._write_client.eval(self.SWAP, 1, name, found, stored or b"", dump, timeout):
                 return new
         return None

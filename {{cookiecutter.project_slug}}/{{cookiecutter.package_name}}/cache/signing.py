@@ -12,10 +12,11 @@ put an int where a page is expected (a 500 for every visitor). So every value th
 went through the MAC, and inc()/dec() read, add and write a signed value (backends.py says how
 each backend keeps that atomic). Anything else (digits, other flags, a bad MAC) is a miss.
 
-Not yet covered: a MAC covers the value, not the key it is stored under. Someone with write
-access can copy an entry the app wrote to another key: that shows one of the app's own values in
-the wrong place, and an int the app stored (a memoized number, a counter) copied under a page's
-key still fails that page with a 500.
+The MAC also covers the name the entry is stored under (the full Redis or memcached key, or the
+filesystem cache's key): an entry the app wrote, copied under another key by someone with write
+access, is a miss there too, so a memoized number copied under a page's key cannot fail the page,
+and one function's result cannot be served as another's. A backend that forgets to pass the name
+signs with an empty one, and reads it back as a miss: the failure is safe.
 """
 
 import hashlib
@@ -48,20 +49,24 @@ class Signer:
         self._keyed = hmac.new(derive_key(secret), digestmod=hashlib.sha256)
         self.rejected = 0  # entries refused since start, in this process
 
-    def mac(self, payload: bytes | memoryview) -> bytes:
+    def mac(self, payload: bytes | memoryview, name: str = "") -> bytes:
+        """The MAC of ``payload`` stored under ``name`` (length-prefixed: no two pairs collide)."""
         keyed = self._keyed.copy()
+        encoded = name.encode("utf-8", "surrogatepass")
+        keyed.update(len(encoded).to_bytes(4, "big") + encoded)
         keyed.update(payload)
         return keyed.digest()
 
-    def dumps(self, value: Any) -> bytes:
+    def dumps(self, value: Any, name: str = "") -> bytes:
         payload = pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
-        return self.mac(payload) + payload
+        return self.mac(payload, name) + payload
 
-    def loads(self, data: bytes) -> Any:
-        """The value, or None (a miss) when ``data`` does not carry this key's MAC."""
+    def loads(self, data: bytes, name: str = "") -> Any:
+        """The value, or None (a miss) when ``data`` does not carry the MAC of this app's key
+        for it stored under ``name``."""
         view = memoryview(data)
         mac, payload = view[:MAC_SIZE], view[MAC_SIZE:]
-        if len(mac) == MAC_SIZE and hmac.compare_digest(mac, self.mac(payload)):
+        if len(mac) == MAC_SIZE and hmac.compare_digest(mac, self.mac(payload, name)):
             return pickle.loads(payload)  # noqa: S301 - signed by this app, checked just above
         return self.reject()
 
@@ -83,21 +88,30 @@ class SignedSerializer(RedisSerializer, FileSystemSerializer):
     def __init__(self, signer: Signer):
         self.signer = signer
 
-    def dumps(self, value: Any, protocol: int = pickle.HIGHEST_PROTOCOL) -> bytes:
-        return PICKLED + self.signer.dumps(value)
+    def dumps(
+        self, value: Any, protocol: int = pickle.HIGHEST_PROTOCOL, *, name: str = ""
+    ) -> bytes:
+        return PICKLED + self.signer.dumps(value, name)
 
-    def loads(self, value: bytes | None) -> Any:
+    def loads(self, value: bytes | None, *, name: str = "") -> Any:
         if value is None:
             return None
         if value.startswith(PICKLED):
-            return self.signer.loads(value[len(PICKLED) :])
+            return self.signer.loads(value[len(PICKLED) :], name)
         return self.signer.reject()  # digits, or anything else this app did not write
 
-    def dump(self, value: Any, f: IO[bytes], protocol: int = pickle.HIGHEST_PROTOCOL) -> None:
-        f.write(self.signer.dumps(value))
+    def dump(
+        self,
+        value: Any,
+        f: IO[bytes],
+        protocol: int = pickle.HIGHEST_PROTOCOL,
+        *,
+        name: str = "",
+    ) -> None:
+        f.write(self.signer.dumps(value, name))
 
-    def load(self, f: IO[bytes]) -> Any:
-        return self.signer.loads(f.read())
+    def load(self, f: IO[bytes], *, name: str = "") -> Any:
+        return self.signer.loads(f.read(), name)
 
 
 class SignedSerde:
@@ -112,10 +126,15 @@ class SignedSerde:
     def __init__(self, signer: Signer):
         self.signer = signer
 
-    def serialize(self, key: str, value: Any) -> tuple[bytes, int]:
-        return self.signer.dumps(value), self.FLAG_PICKLE
+    def serialize(self, key: str | bytes, value: Any) -> tuple[bytes, int]:
+        return self.signer.dumps(value, _text(key)), self.FLAG_PICKLE
 
-    def deserialize(self, key: str, value: bytes, flags: int) -> Any:
+    def deserialize(self, key: str | bytes, value: bytes, flags: int) -> Any:
         if flags == self.FLAG_PICKLE:
-            return self.signer.loads(value)
+            return self.signer.loads(value, _text(key))
         return self.signer.reject()
+
+
+def _text(key: str | bytes) -> str:
+    """pymemcache passes the key as the caller gave it (cachelib: str with its prefix)."""
+    return key if isinstance(key, str) else key.decode("utf-8", "surrogateescape")
