@@ -18,6 +18,7 @@ PROPERTY = settings(
     max_examples=30,
     deadline=None,
     derandomize=True,
+    database=None,  # derandomized: no failures to replay
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 
@@ -95,6 +96,17 @@ def memcached_lists(draw: st.DrawFn, address: str) -> str:
     return draw(st.sampled_from([",", ", ", ",,", ";"])).join(items)
 
 
+@st.composite
+def upstash_urls(draw: st.DrawFn, address: str) -> str:
+    """REST URLs of the Upstash stand-in at ``address``, built from hostile parts."""
+    parts = urlsplit(address)
+    scheme = draw(st.sampled_from([parts.scheme, parts.scheme.upper(), "redis", "rediss"]))
+    userinfo = draw(st.sampled_from(["", "@", "default:pw@"]))
+    host = draw(JUNK) + str(parts.hostname) + draw(JUNK)
+    tail = draw(st.sampled_from(["", "/", "//", "/pipeline", "?x=1", "#top"]) | st.text(max_size=3))
+    return f"{scheme}://{userinfo}{host}:{draw(ports(parts.port or 80))}{tail}"
+
+
 def check_refusal(error: ConfigError, variable: str, secrets: tuple[str, ...] = ()) -> None:
     """One printable line that starts with the variable's name and shows none of ``secrets``."""
     message = str(error)
@@ -130,7 +142,8 @@ def start(tmp_path, variable: str, value: str, *, secrets: tuple[str, ...] = (),
         with app.app_context():
             key, stored = f"view//hostile/{uuid.uuid4().hex}", {"n": [1, "x"]}
             assert cache.set(key, stored)
-            assert cache.get(key) == stored
+            if app.config["CACHE_TYPE"] != "null":  # which stores nothing, by design
+                assert cache.get(key) == stored
             cache.delete(key)
             assert status()["breaker"] == "closed"
     assert not records, [record.getMessage() for record in records]

@@ -19,6 +19,7 @@ from .hostile import (
     memcached_lists,
     redis_urls,
     start,
+    upstash_urls,
 )
 from .upstash_server import TOKEN
 
@@ -244,6 +245,51 @@ def test_upstash_tokens_work_or_stop_start_up_unshown(tmp_path, upstash_url, at,
     token = TOKEN[:at] + pasted + TOKEN[at:]
     settings = {"CACHE_TYPE": "upstash", "UPSTASH_REDIS_REST_URL": upstash_url}
     start(tmp_path, "UPSTASH_REDIS_REST_TOKEN", token, secrets=(token, TOKEN), **settings)
+
+
+@pytest.mark.redis
+@PROPERTY
+@given(data=st.data())
+def test_upstash_urls_work_or_stop_start_up(tmp_path, upstash_url, data):
+    url = data.draw(upstash_urls(upstash_url))
+    start(tmp_path, "UPSTASH_REDIS_REST_URL", url, CACHE_TYPE="upstash")
+
+
+@pytest.mark.parametrize(
+    "variable, values",
+    [
+        ("SECRET_KEY", st.text()),
+        ("CACHE_SIGNING_KEY", st.text()),
+        ("TESTING", st.text(max_size=6)),
+    ],
+)
+@PROPERTY
+@given(data=st.data())
+def test_other_settings_work_or_stop_start_up(tmp_path, variable, values, data):
+    start(tmp_path, variable, data.draw(values), CACHE_TYPE="filesystem")
+
+
+@pytest.mark.redis
+@pytest.mark.memcached
+@PROPERTY
+@given(name=st.text(max_size=12) | st.sampled_from(list(BACKENDS)).map(str.upper))
+def test_cache_types_work_or_stop_start_up(
+    tmp_path, redis_url, memcached_servers, upstash_url, name
+):
+    servers = {
+        "REDIS_URL": redis_url,
+        "MEMCACHED_SERVERS": memcached_servers,
+        "UPSTASH_REDIS_REST_URL": upstash_url,
+    }
+    start(tmp_path, "CACHE_TYPE", name, **servers)
+
+
+@pytest.mark.parametrize("variable", ["SECRET_KEY", "CACHE_SIGNING_KEY", "CACHE_KEY_PREFIX"])
+def test_text_that_is_not_utf8_stops_start_up(tmp_path, variable):
+    # os.environ keeps bytes that are not UTF-8 as lone surrogates: no library can encode them.
+    start(tmp_path, variable, "key\udcff", CACHE_TYPE="filesystem")
+    with pytest.raises(ConfigError, match=f"^{variable} is not valid: it is not UTF-8 text"):
+        make_app(tmp_path, CACHE_TYPE="filesystem", **{variable: "key\udcff"})
 
 
 # Redaction: a password, wherever redis-py reads one, never shows.
