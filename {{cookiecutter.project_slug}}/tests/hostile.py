@@ -6,7 +6,7 @@ import uuid
 from contextlib import contextmanager
 from urllib.parse import urlsplit
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, currently_in_test_context, event, settings
 from hypothesis import strategies as st
 
 from {{ cookiecutter.package_name }}.cache import ConfigError, cache, status
@@ -21,6 +21,8 @@ PROPERTY = settings(
     database=None,  # derandomized: no failures to replay
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
+# For values assembled from many parts, most of them refused: enough accepted ones too.
+MORE = settings(PROPERTY, max_examples=80)
 
 # Zeros of digit scripts other than ASCII: int() reads their digits, and "²".isdigit() is True.
 OTHER_ZEROS = (0x660, 0x966, 0xFF10, 0x1D7CE)
@@ -31,6 +33,7 @@ JUNK = st.text(alphabet=" \t\n%[]@:,é²\x00\u200b\xa0", max_size=2)
 NUMBERS = st.one_of(
     st.text(max_size=8),
     st.floats().map(str),  # inf, nan, 1e+300
+    st.floats(min_value=0, max_value=10).map(str),
     st.integers().map(str),
     st.integers(min_value=-10, max_value=10**12).map(str),
     st.text(
@@ -57,54 +60,83 @@ def ports(port: int) -> st.SearchStrategy[str]:
 
 
 @st.composite
-def redis_urls(draw: st.DrawFn, address: str) -> str:
-    """URLs of the Redis server at ``address`` built from hostile parts (no credentials: the
-    test server has no password, so a URL with one cannot work there)."""
+def assembled(draw: st.DrawFn, parts: dict[str, tuple[str, st.SearchStrategy[str]]]) -> str:
+    """The parts joined in order, each one clean but for one hostile part (or, now and then, all
+    of them): so that accepted values, not only refused ones, come up often."""
+    hostile = draw(st.sampled_from([None, "all", *parts]))
+    return "".join(
+        draw(strategy) if hostile in (name, "all") else clean
+        for name, (clean, strategy) in parts.items()
+    )
+
+
+def around(text: str) -> st.SearchStrategy[str]:
+    return st.builds(lambda a, b: a + text + b, JUNK, JUNK)
+
+
+QUERY_NAMES = st.sampled_from(
+    ["db", "socket_timeout", "ssl_cert_reqs", "ssl_check_hostname", "protocol", "timeout",
+     "max_connections", "health_check_interval", "client_name", "retry_on_timeout", "x"]
+) | st.text(max_size=4)  # fmt: skip
+QUERIES = st.lists(
+    st.tuples(QUERY_NAMES, NUMBERS | st.text(max_size=4)), min_size=1, max_size=2
+).map(lambda options: "?" + "&".join(f"{name}={value}" for name, value in options))
+
+
+def after(prefix: str, values: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    return values.map(lambda value: prefix + value)
+
+
+def schemes(*names: str) -> st.SearchStrategy[str]:
+    return st.sampled_from(names).map(lambda name: f"{name}://")
+
+
+def redis_urls(address: str) -> st.SearchStrategy[str]:
+    """URLs of the Redis server at ``address`` with hostile parts (no credentials: the test
+    server has no password, so a URL with one cannot work there)."""
     parts = urlsplit(address)
-    scheme = draw(st.sampled_from(["redis", "REDIS", "http", "redis:"]))
-    userinfo = draw(st.sampled_from(["", "@", ":@"]))
-    host = draw(JUNK.filter(lambda t: "\n" not in t)) + str(parts.hostname) + draw(JUNK)
-    path = draw(
-        st.one_of(
-            st.sampled_from(["", "/", "/0", "/15", "/16", "/99999", "/-1", "/abc", "/٣"]),
-            st.integers(min_value=-3, max_value=20).map(lambda n: f"/{n}"),
-            st.text(max_size=4).map(lambda t: "/" + t),
-        )
+    host, port = str(parts.hostname), parts.port or 6379
+    paths = st.one_of(
+        st.sampled_from(["", "/", "/15", "/16", "/99999", "/-1", "/abc", "/٣", "/0/1"]),
+        st.integers(-3, 20).map(lambda n: f"/{n}"),
+        st.text(max_size=4),
     )
-    names = st.sampled_from(
-        ["db", "socket_timeout", "ssl_cert_reqs", "ssl_check_hostname", "protocol", "timeout",
-         "max_connections", "health_check_interval", "client_name", "retry_on_timeout", "x"]
-    )  # fmt: skip
-    options = draw(
-        st.lists(st.tuples(names | st.text(max_size=4), NUMBERS | st.text(max_size=4)), max_size=2)
+    return assembled(
+        {
+            "scheme": ("redis://", schemes("REDIS", "http", "redis:", "rediss:/")),
+            "userinfo": ("", st.sampled_from(["@", ":@", "u@"])),
+            "host": (host, around(host)),
+            "port": (f":{port}", after(":", ports(port))),
+            "path": ("/0", paths),
+            "query": ("", QUERIES),
+        }
     )
-    query = "?" + "&".join(f"{name}={value}" for name, value in options) if options else ""
-    return f"{scheme}://{userinfo}{host}:{draw(ports(parts.port or 6379))}{path}{query}"
 
 
-@st.composite
-def memcached_lists(draw: st.DrawFn, address: str) -> str:
+def memcached_lists(address: str) -> st.SearchStrategy[str]:
     """Lists of the memcached server at ``address``, written with hostile parts."""
     host, _, port = address.split(",")[0].rpartition(":")
-    items = draw(
-        st.lists(
-            st.builds(lambda a, b, p: f"{a}{host}{b}:{p}", JUNK, JUNK, ports(int(port))),
-            min_size=1,
-            max_size=3,
-        )
+    item = assembled(
+        {"host": (host, around(host)), "port": (f":{port}", after(":", ports(int(port))))}
     )
-    return draw(st.sampled_from([",", ", ", ",,", ";"])).join(items)
+    separators = st.sampled_from([",", ", ", ",,", ";"])
+    return st.builds(str.join, separators, st.lists(item, min_size=1, max_size=3))
 
 
-@st.composite
-def upstash_urls(draw: st.DrawFn, address: str) -> str:
+def upstash_urls(address: str) -> st.SearchStrategy[str]:
     """REST URLs of the Upstash stand-in at ``address``, built from hostile parts."""
     parts = urlsplit(address)
-    scheme = draw(st.sampled_from([parts.scheme, parts.scheme.upper(), "redis", "rediss"]))
-    userinfo = draw(st.sampled_from(["", "@", "default:pw@"]))
-    host = draw(JUNK) + str(parts.hostname) + draw(JUNK)
-    tail = draw(st.sampled_from(["", "/", "//", "/pipeline", "?x=1", "#top"]) | st.text(max_size=3))
-    return f"{scheme}://{userinfo}{host}:{draw(ports(parts.port or 80))}{tail}"
+    host, port = str(parts.hostname), parts.port or 80
+    tails = st.sampled_from(["/", "//", "/pipeline", "?x=1", "#top"]) | st.text(max_size=3)
+    return assembled(
+        {
+            "scheme": (f"{parts.scheme}://", schemes(parts.scheme.upper(), "redis", "rediss")),
+            "userinfo": ("", st.sampled_from(["@", "default:pw@"])),
+            "host": (host, around(host)),
+            "port": (f":{port}", after(":", ports(port))),
+            "tail": ("", tails),
+        }
+    )
 
 
 def check_refusal(error: ConfigError, variable: str, secrets: tuple[str, ...] = ()) -> None:
@@ -130,6 +162,11 @@ def warnings_logged():
         logger.removeHandler(handler)
 
 
+def note(outcome: str) -> None:
+    if currently_in_test_context():  # --hypothesis-show-statistics counts each outcome
+        event(outcome)
+
+
 def start(tmp_path, variable: str, value: str, *, secrets: tuple[str, ...] = (), **settings):
     """The rule: start-up refuses ``variable=value`` cleanly (None), or the app it builds stores
     and reads back a value through its cache with nothing logged (the app)."""
@@ -138,7 +175,9 @@ def start(tmp_path, variable: str, value: str, *, secrets: tuple[str, ...] = (),
             app = make_app(tmp_path, **{**settings, variable: value})
         except ConfigError as error:
             check_refusal(error, variable, secrets)
+            note("refused")
             return None
+        note("accepted")
         with app.app_context():
             key, stored = f"view//hostile/{uuid.uuid4().hex}", {"n": [1, "x"]}
             assert cache.set(key, stored)

@@ -13,6 +13,7 @@ from {{ cookiecutter.package_name }}.cache.config import redact_url
 
 from .conftest import SERVERS, make_app
 from .hostile import (
+    MORE,
     NUMBERS,
     PROPERTY,
     check_refusal,
@@ -172,7 +173,7 @@ def test_key_prefixes_work_or_stop_start_up(tmp_path, settings_for, backend, pre
 
 
 @pytest.mark.redis
-@PROPERTY
+@MORE
 @given(data=st.data())
 def test_redis_urls_work_or_stop_start_up(tmp_path, redis_url, data):
     url = data.draw(redis_urls(redis_url))
@@ -198,7 +199,7 @@ def test_hosted_redis_has_database_0_only(host):
 
 
 @pytest.mark.memcached
-@PROPERTY
+@MORE
 @given(data=st.data())
 def test_memcached_servers_work_or_stop_start_up(tmp_path, memcached_servers, data):
     servers = data.draw(memcached_lists(memcached_servers))
@@ -248,7 +249,7 @@ def test_upstash_tokens_work_or_stop_start_up_unshown(tmp_path, upstash_url, at,
 
 
 @pytest.mark.redis
-@PROPERTY
+@MORE
 @given(data=st.data())
 def test_upstash_urls_work_or_stop_start_up(tmp_path, upstash_url, data):
     url = data.draw(upstash_urls(upstash_url))
