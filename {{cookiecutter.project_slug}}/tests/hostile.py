@@ -76,7 +76,7 @@ def around(text: str) -> st.SearchStrategy[str]:
 
 QUERY_NAMES = st.sampled_from(
     ["db", "socket_timeout", "ssl_cert_reqs", "ssl_check_hostname", "protocol", "timeout",
-     "max_connections", "health_check_interval", "client_name", "retry_on_timeout", "x"]
+     "max_connections", "health_check_interval", "client_name", "ssl_ca_certs", "x"]
 ) | st.text(max_size=4)  # fmt: skip
 QUERIES = st.lists(
     st.tuples(QUERY_NAMES, NUMBERS | st.text(max_size=4)), min_size=1, max_size=2

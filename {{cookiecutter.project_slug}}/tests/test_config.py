@@ -198,6 +198,13 @@ def test_hosted_redis_has_database_0_only(host):
         )
 
 
+@pytest.mark.parametrize("path", ["/no/such/ca.crt", "ca.crt", "/etc"])
+def test_redis_tls_files_are_readable_files(path):
+    url = f"rediss://cache.example.com/0?ssl_ca_certs={path}"
+    with pytest.raises(ConfigError, match="ssl_ca_certs names no file this app can read"):
+        create_app({"SECRET_KEY": "x", "CACHE_TYPE": "redis", "REDIS_URL": url}, environ={})
+
+
 @pytest.mark.memcached
 @MORE
 @given(data=st.data())

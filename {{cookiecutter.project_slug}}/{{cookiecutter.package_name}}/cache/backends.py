@@ -167,7 +167,11 @@ class Filesystem(Backend, FileSystemCache):
 # What REDIS_URL's query may set. redis-py passes any other option to its connection, which
 # fails at the first connection (an unknown name) or overrides a bounded setting (socket_timeout
 # overrides CACHE_SOCKET_TIMEOUT).
-REDIS_URL_OPTIONS = ("db", "username", "password", "ssl_cert_reqs", "ssl_check_hostname")
+REDIS_URL_FILES = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile")
+REDIS_URL_OPTIONS = (
+    *("db", "username", "password", "ssl_cert_reqs", "ssl_check_hostname"),
+    *REDIS_URL_FILES,
+)
 REDIS_DATABASES = 16  # a Redis server's default; hosted ones serve database 0 only
 HOSTED_REDIS = (".upstash.io", ".redis-cloud.com", ".redislabs.com")
 
@@ -213,12 +217,19 @@ def _redis_url(env: Env, needed_by: str) -> str:
         raise refuse(f"{tls_only[0]} is for rediss:// (TLS) URLs only")
     if options.get("ssl_cert_reqs", "none") not in ("none", "optional", "required"):
         raise refuse("use ssl_cert_reqs=none, optional or required")
+    missing = [name for name in REDIS_URL_FILES if name in options and not _file(options[name])]
+    if missing:  # read at the first connection, and at each one after
+        raise refuse(f"{missing[0]} names no file this app can read: use an absolute path")
     try:  # the connection as the factory will make it, without connecting
         pool = ConnectionPool.from_url(url)
         pool.connection_class(**pool.connection_kwargs)
     except (TypeError, ValueError, RedisError) as error:
         raise refuse(f"redis-py refuses it ({type(error).__name__})") from None
     return url
+
+
+def _file(path: str) -> bool:
+    return os.path.isabs(path) and os.path.isfile(path) and os.access(path, os.R_OK)
 
 
 class Redis(Backend, RedisCache):
