@@ -181,7 +181,7 @@ def redact_url(url: str) -> str:
     if not sep:
         scheme, rest = "", url
     head, question, query = rest.partition("?")
-    if "@" in query and "@" not in head:
+    if "@" in query:
         # The '?' may be in a password, or the '@' in a query value: hide all but the scheme.
         return f"{scheme}{sep}***"
     userinfo, at, hostpart = head.rpartition("@")
