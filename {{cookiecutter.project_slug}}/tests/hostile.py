@@ -4,7 +4,7 @@ one line that names the variable (and shows no secret), or build an app whose ca
 import logging
 import uuid
 from contextlib import contextmanager
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from hypothesis import HealthCheck, currently_in_test_context, event, settings
 from hypothesis import strategies as st
@@ -80,7 +80,7 @@ QUERY_NAMES = st.sampled_from(
 ) | st.text(max_size=4)  # fmt: skip
 QUERIES = st.lists(
     st.tuples(QUERY_NAMES, NUMBERS | st.text(max_size=4)), min_size=1, max_size=2
-).map(lambda options: "?" + "&".join(f"{name}={value}" for name, value in options))
+).map(lambda options: "&".join(f"{name}={value}" for name, value in options))
 
 
 def after(prefix: str, values: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
@@ -93,7 +93,8 @@ def schemes(*names: str) -> st.SearchStrategy[str]:
 
 def redis_urls(address: str) -> st.SearchStrategy[str]:
     """URLs of the Redis server at ``address`` with hostile parts (no credentials: the test
-    server has no password, so a URL with one cannot work there)."""
+    server has no password, so a URL with one cannot work there). The query of ``address``
+    (a TLS server's ssl_ca_certs) is kept."""
     parts = urlsplit(address)
     host, port = str(parts.hostname), parts.port or 6379
     paths = st.one_of(
@@ -101,16 +102,24 @@ def redis_urls(address: str) -> st.SearchStrategy[str]:
         st.integers(-3, 20).map(lambda n: f"/{n}"),
         st.text(max_size=4),
     )
+    query = f"?{parts.query}" if parts.query else ""
+    hostile_schemes = schemes(parts.scheme.upper(), "http", f"{parts.scheme}:", "rediss:/")
     return assembled(
         {
-            "scheme": ("redis://", schemes("REDIS", "http", "redis:", "rediss:/")),
+            "scheme": (f"{parts.scheme}://", hostile_schemes),
             "userinfo": ("", st.sampled_from(["@", ":@", "u@"])),
             "host": (host, around(host)),
             "port": (f":{port}", after(":", ports(port))),
             "path": ("/0", paths),
-            "query": ("", QUERIES),
+            "query": (query, after(f"{query}&" if query else "?", QUERIES)),
         }
     )
+
+
+def with_tail(address: str, path: str, query: str = "") -> str:
+    """The URL ``address`` with another path, and ``query`` added to its own."""
+    parts = urlsplit(address)
+    return urlunsplit(parts._replace(path=path, query="&".join(filter(None, [parts.query, query]))))
 
 
 def memcached_lists(address: str) -> st.SearchStrategy[str]:

@@ -21,6 +21,7 @@ from .hostile import (
     redis_urls,
     start,
     upstash_urls,
+    with_tail,
 )
 from .upstash_server import TOKEN
 
@@ -182,10 +183,11 @@ def test_redis_urls_work_or_stop_start_up(tmp_path, redis_url, data):
 
 @pytest.mark.redis
 @pytest.mark.parametrize(
-    "tail", ["/99999", "/16", "/0?db=abc", "/0?db=16", "/0?socket_timeout=inf"]
+    "path, query",
+    [("/99999", ""), ("/16", ""), ("/0", "db=abc"), ("/0", "db=16"), ("/0", "socket_timeout=inf")],
 )
-def test_redis_urls_from_the_issue_stop_start_up(tmp_path, redis_url, tail):
-    url = redis_url.rsplit("/", 1)[0] + tail
+def test_redis_urls_from_the_issue_stop_start_up(tmp_path, redis_url, path, query):
+    url = with_tail(redis_url, path, query)
     assert start(tmp_path, "REDIS_URL", url, CACHE_TYPE="redis") is None
 
 
