@@ -1,11 +1,29 @@
 """Settings from the environment: a value the app cannot use stops it at start, in one line."""
 
 import os
+from urllib.parse import quote, urlsplit
 
 import pytest
+from hypothesis import assume, example, given
+from hypothesis import strategies as st
 
 from {{ cookiecutter.package_name }} import create_app
-from {{ cookiecutter.package_name }}.cache import ConfigError
+from {{ cookiecutter.package_name }}.cache import BACKENDS, ConfigError
+from {{ cookiecutter.package_name }}.cache.config import redact_url
+
+from .conftest import SERVERS, make_app
+from .hostile import (
+    MORE,
+    NUMBERS,
+    PROPERTY,
+    check_refusal,
+    memcached_lists,
+    redis_urls,
+    start,
+    upstash_urls,
+    with_tail,
+)
+from .upstash_server import TOKEN
 
 
 @pytest.mark.parametrize(
@@ -121,3 +139,213 @@ def test_unused_backend_settings_are_not_checked():
         environ={},
     )
     assert app.config["CACHE_TYPE"] == "simple"
+
+
+# The rule for every setting: a value start-up accepts works, any other stops start-up with one
+# line naming the variable. Each test draws hostile values; `start` checks the rule.
+STORING = [
+    pytest.param(name, marks=SERVERS[name][2:] if name in SERVERS else ())
+    for name in BACKENDS
+    if name != "null"
+]
+NUMERIC = ["CACHE_DEFAULT_TIMEOUT", "CACHE_THRESHOLD", "CACHE_SOCKET_TIMEOUT", "CACHE_RETRY_AFTER"]
+
+
+@pytest.mark.parametrize("backend", STORING)
+@pytest.mark.parametrize("variable", NUMERIC)
+@PROPERTY
+@given(value=NUMBERS)
+@example(value="inf")
+@example(value="1e10")
+@example(value="99999999999")
+@example(value="١٢")
+def test_numeric_settings_work_or_stop_start_up(tmp_path, settings_for, backend, variable, value):
+    start(tmp_path, variable, value, **settings_for(backend))
+
+
+@pytest.mark.parametrize("backend", ["redis", "memcached", "upstash"])
+@PROPERTY
+@given(prefix=st.text(max_size=300))
+@example(prefix="my app:")
+@example(prefix="x" * 251)
+@example(prefix="pre!fix:")
+def test_key_prefixes_work_or_stop_start_up(tmp_path, settings_for, backend, prefix):
+    start(tmp_path, "CACHE_KEY_PREFIX", prefix, **settings_for(backend))
+
+
+@pytest.mark.redis
+@MORE
+@given(data=st.data())
+def test_redis_urls_work_or_stop_start_up(tmp_path, redis_url, data):
+    url = data.draw(redis_urls(redis_url))
+    start(tmp_path, "REDIS_URL", url, CACHE_TYPE="redis")
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize(
+    "path, query",
+    [("/99999", ""), ("/16", ""), ("/0", "db=abc"), ("/0", "db=16"), ("/0", "socket_timeout=inf")],
+)
+def test_redis_urls_from_the_issue_stop_start_up(tmp_path, redis_url, path, query):
+    url = with_tail(redis_url, path, query)
+    assert start(tmp_path, "REDIS_URL", url, CACHE_TYPE="redis") is None
+
+
+@pytest.mark.parametrize("host", ["eu1-x.upstash.io", "redis-1.c1.cloud.redislabs.com"])
+def test_hosted_redis_has_database_0_only(host):
+    with pytest.raises(ConfigError, match="serves database 0 only"):
+        create_app(
+            {"SECRET_KEY": "x", "CACHE_TYPE": "redis", "REDIS_URL": f"rediss://{host}/1"},
+            environ={},
+        )
+
+
+@pytest.mark.parametrize("path", ["/no/such/ca.crt", "ca.crt", "/etc"])
+def test_redis_tls_files_are_readable_files(path):
+    url = f"rediss://cache.example.com/0?ssl_ca_certs={path}"
+    with pytest.raises(ConfigError, match="ssl_ca_certs names no file this app can read"):
+        create_app({"SECRET_KEY": "x", "CACHE_TYPE": "redis", "REDIS_URL": url}, environ={})
+
+
+@pytest.mark.memcached
+@MORE
+@given(data=st.data())
+def test_memcached_servers_work_or_stop_start_up(tmp_path, memcached_servers, data):
+    servers = data.draw(memcached_lists(memcached_servers))
+    start(tmp_path, "MEMCACHED_SERVERS", servers, CACHE_TYPE="memcached")
+
+
+@pytest.mark.memcached
+@pytest.mark.parametrize("port", ["²", "١١٢١١", "0", "65536"])
+def test_memcached_ports_are_ascii_digits(tmp_path, port):
+    servers = f"127.0.0.1:{port}"
+    assert start(tmp_path, "MEMCACHED_SERVERS", servers, CACHE_TYPE="memcached") is None
+
+
+@PROPERTY
+@given(
+    where=st.one_of(
+        st.text(max_size=12).filter(lambda t: ".." not in t).map(lambda t: ("in tmp", t)),
+        st.sampled_from(
+            ["/etc/passwd", "/dev/null", "/proc/1/cache-here", "rel/dir", "/a\x00b"]
+        ).map(lambda p: ("as is", p)),
+    )
+)
+def test_cache_dirs_work_or_stop_start_up(tmp_path, where):
+    kind, path = where
+    value = f"{tmp_path}/dirs/{path}" if kind == "in tmp" else path
+    start(tmp_path, "CACHE_DIR", value, CACHE_TYPE="filesystem")
+
+
+def test_a_file_is_not_a_cache_dir(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ConfigError, match="it is a file, not a folder"):
+        make_app(tmp_path, CACHE_TYPE="filesystem", CACHE_DIR=str(tmp_path / "file"))
+
+
+@pytest.mark.redis
+@PROPERTY
+@given(
+    at=st.integers(min_value=0, max_value=len(TOKEN)),
+    pasted=st.text(alphabet="\u200b\u2019\u201c \t\xa0é\x00\x7f\ufeff", max_size=2),
+)
+@example(at=len(TOKEN), pasted="\u200b")
+@example(at=3, pasted="\u2019")
+def test_upstash_tokens_work_or_stop_start_up_unshown(tmp_path, upstash_url, at, pasted):
+    token = TOKEN[:at] + pasted + TOKEN[at:]
+    settings = {"CACHE_TYPE": "upstash", "UPSTASH_REDIS_REST_URL": upstash_url}
+    start(tmp_path, "UPSTASH_REDIS_REST_TOKEN", token, secrets=(token, TOKEN), **settings)
+
+
+@pytest.mark.redis
+@MORE
+@given(data=st.data())
+def test_upstash_urls_work_or_stop_start_up(tmp_path, upstash_url, data):
+    url = data.draw(upstash_urls(upstash_url))
+    start(tmp_path, "UPSTASH_REDIS_REST_URL", url, CACHE_TYPE="upstash")
+
+
+@pytest.mark.parametrize(
+    "variable, values",
+    [
+        ("SECRET_KEY", st.text()),
+        ("CACHE_SIGNING_KEY", st.text()),
+        ("TESTING", st.text(max_size=6)),
+    ],
+)
+@PROPERTY
+@given(data=st.data())
+def test_other_settings_work_or_stop_start_up(tmp_path, variable, values, data):
+    start(tmp_path, variable, data.draw(values), CACHE_TYPE="filesystem")
+
+
+@pytest.mark.redis
+@pytest.mark.memcached
+@PROPERTY
+@given(name=st.text(max_size=12) | st.sampled_from(list(BACKENDS)).map(str.upper))
+def test_cache_types_work_or_stop_start_up(
+    tmp_path, redis_url, memcached_servers, upstash_url, name
+):
+    servers = {
+        "REDIS_URL": redis_url,
+        "MEMCACHED_SERVERS": memcached_servers,
+        "UPSTASH_REDIS_REST_URL": upstash_url,
+    }
+    start(tmp_path, "CACHE_TYPE", name, **servers)
+
+
+@pytest.mark.parametrize("variable", ["SECRET_KEY", "CACHE_SIGNING_KEY", "CACHE_KEY_PREFIX"])
+def test_text_that_is_not_utf8_stops_start_up(tmp_path, variable):
+    # os.environ keeps bytes that are not UTF-8 as lone surrogates: no library can encode them.
+    start(tmp_path, variable, "key\udcff", CACHE_TYPE="filesystem")
+    with pytest.raises(ConfigError, match=f"^{variable} is not valid: it is not UTF-8 text"):
+        make_app(tmp_path, CACHE_TYPE="filesystem", **{variable: "key\udcff"})
+
+
+# Redaction: a password, wherever redis-py reads one, never shows.
+PASSWORDS = st.text(min_size=6, max_size=16)
+FORMS = [
+    "redis://:{quoted}@h.example:6379/0",
+    "rediss://default:{quoted}@h.example:6379",
+    "redis://h.example:6379/0?password={quoted}&db=1",
+    "redis://user@h.example:6379/0?db=0&pass%77ord={quoted}",
+    "redis://:{raw}@h.example:6379/0",
+    "redis://h.example:6379/0?db=1&password={raw}",
+]
+FRAME = " ".join(FORMS) + " ***"  # what a password may not be part of for the test to tell
+
+
+def url_with(form: str, password: str) -> str:
+    return form.format(quoted=quote(password, safe=""), raw=password)
+
+
+def shows(text: str, password: str) -> bool:
+    return password in text or quote(password, safe="") in text
+
+
+@PROPERTY
+@given(password=PASSWORDS, form=st.sampled_from(FORMS))
+def test_redact_url_hides_every_password(password, form):
+    assume(not shows(FRAME, password))
+    shown = redact_url(url_with(form, password))
+    assert not shows(shown, password)
+    if "{quoted}" in form:  # written as it should be: where it points still shows
+        assert "h.example:6379" in shown
+
+
+@pytest.mark.redis
+@PROPERTY
+@given(password=PASSWORDS, form=st.sampled_from(FORMS))
+def test_describe_and_cache_status_hide_the_password(tmp_path, redis_url, password, form):
+    assume(not shows(FRAME, password))
+    server = urlsplit(redis_url).netloc
+    url = url_with(form, password).replace("h.example:6379", server)
+    try:
+        app = make_app(tmp_path, CACHE_TYPE="redis", REDIS_URL=url)
+    except ConfigError as error:
+        check_refusal(error, "REDIS_URL", (password, quote(password, safe="")))
+        return
+    assert not shows(BACKENDS["redis"].describe(app.config), password)
+    result = app.test_cli_runner().invoke(args=["cache", "status"])
+    assert "serving:    redis (" in result.output
+    assert not shows(result.output, password)

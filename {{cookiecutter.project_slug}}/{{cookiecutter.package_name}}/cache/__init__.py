@@ -38,16 +38,35 @@ from .extension import cache
 __all__ = ["BACKENDS", "ConfigError", "Env", "cache", "cli", "from_env", "init_app", "status"]
 
 
+# Bounds of the common settings: a value outside them fails or misbehaves on some backend.
+# memcached takes an expiry as a signed 32-bit unix time (cachelib sends now + timeout), and
+# cachelib's filesystem entries store it as a 4-byte "I": a year stays clear of both until 2037.
+MAX_DEFAULT_TIMEOUT = 365 * 24 * 3600
+# The filesystem cache lists its folder on every write, and the simple cache holds this many
+# entries in each worker's memory.
+MAX_THRESHOLD = 100_000
+# A request waits up to about two timeouts (connect, then read) before the breaker opens, and a
+# PythonAnywhere reload fails when the first request takes ~20 s. Below 50 ms even a nearby TLS
+# server cannot answer.
+SOCKET_TIMEOUT_RANGE = (0.05, 5.0)
+MAX_RETRY_AFTER = 3600.0  # past an hour the cache is as good as switched off
+
+
 def from_env(env: Env) -> dict[str, object]:
     """The cache's settings as Flask config: the common ones, then the chosen backend's own."""
     backend = BACKENDS[env.choice("CACHE_TYPE", "simple", tuple(BACKENDS))]
+    low, high = SOCKET_TIMEOUT_RANGE
     return {
         "CACHE_TYPE": backend.name,
-        "CACHE_DEFAULT_TIMEOUT": env.integer("CACHE_DEFAULT_TIMEOUT", 300, minimum=0),
+        "CACHE_DEFAULT_TIMEOUT": env.integer(
+            "CACHE_DEFAULT_TIMEOUT", 300, minimum=0, maximum=MAX_DEFAULT_TIMEOUT
+        ),
         "CACHE_KEY_PREFIX": env.text("CACHE_KEY_PREFIX"),  # empty: init_app's default
-        "CACHE_THRESHOLD": env.integer("CACHE_THRESHOLD", 500, minimum=1),
-        "CACHE_SOCKET_TIMEOUT": env.number("CACHE_SOCKET_TIMEOUT", 0.5, minimum=0.001),
-        "CACHE_RETRY_AFTER": env.number("CACHE_RETRY_AFTER", 30.0, minimum=0),
+        "CACHE_THRESHOLD": env.integer("CACHE_THRESHOLD", 500, minimum=1, maximum=MAX_THRESHOLD),
+        "CACHE_SOCKET_TIMEOUT": env.number("CACHE_SOCKET_TIMEOUT", 0.5, minimum=low, maximum=high),
+        "CACHE_RETRY_AFTER": env.number(
+            "CACHE_RETRY_AFTER", 30.0, minimum=0, maximum=MAX_RETRY_AFTER
+        ),
         "CACHE_SIGNING_KEY": env.text("CACHE_SIGNING_KEY"),
         **backend.settings(env),
     }

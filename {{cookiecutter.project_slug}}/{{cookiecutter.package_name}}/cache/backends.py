@@ -39,7 +39,7 @@ from flask_caching.backends import (
     SimpleCache,
 )
 
-from .config import ConfigError, Env, redact_url
+from .config import ConfigError, Env, is_host, is_port, redact_url, split_address
 from .signing import SignedSerde, SignedSerializer, signer
 
 Config = Mapping[str, Any]
@@ -159,7 +159,7 @@ class Filesystem(Backend, FileSystemCache):
 
     @classmethod
     def settings(cls, env: Env) -> dict[str, object]:
-        return {"CACHE_DIR": env.absolute_path("CACHE_DIR")}  # None: init_app's default
+        return {"CACHE_DIR": env.directory("CACHE_DIR")}  # None: init_app's default
 
     def __init__(self, directory: str, *, limit: int, **kwargs: Any):
         # cachelib makes the folder last thing in __init__ (threshold=0: nothing after it) and
@@ -363,15 +363,72 @@ class Filesystem(Backend, FileSystemCache):
                 )
 
 
+# What REDIS_URL's query may set. redis-py passes any other option to its connection, which
+# fails at the first connection (an unknown name) or overrides a bounded setting (socket_timeout
+# overrides CACHE_SOCKET_TIMEOUT).
+REDIS_URL_FILES = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile")
+REDIS_URL_OPTIONS = (
+    *("db", "username", "password", "ssl_cert_reqs", "ssl_check_hostname"),
+    *REDIS_URL_FILES,
+)
+REDIS_DATABASES = 16  # a Redis server's default; hosted ones serve database 0 only
+HOSTED_REDIS = (".upstash.io", ".redis-cloud.com", ".redislabs.com")
+
+
 def _redis_url(env: Env, needed_by: str) -> str:
     accepted = (
         "use redis://[:password@]host:port/db, or rediss://... for TLS (Upstash, Redis Cloud)"
     )
     url = env.url("REDIS_URL", needed_by, schemes=("redis", "rediss"), accepted=accepted)
-    database = urlsplit(url).path.strip("/")
-    if database and not database.isdigit():
-        raise ConfigError(f"REDIS_URL={redact_url(url)!r} is not valid: {accepted}")
+    parts = urlsplit(url)
+
+    def refuse(problem: str) -> ConfigError:
+        return ConfigError(f"REDIS_URL={redact_url(url)!r} is not valid: {problem}")
+
+    database = parts.path.strip("/")
+    if database and not (database.isascii() and database.isdigit()):
+        raise refuse(accepted)  # redis-py would silently use database 0
+    try:
+        from redis.connection import ConnectionPool, parse_url
+        from redis.exceptions import RedisError
+    except ImportError:  # init_app says so and serves the simple cache; deploy.py refuses
+        return url
+    # redis-py's own reading of the URL, so what is checked is what it will use.
+    try:
+        options: dict[str, Any] = parse_url(url)  # type: ignore[no-untyped-call]
+    except ValueError as error:  # "Invalid value for 'db' in connection URL."
+        raise refuse(str(error).rstrip(".")) from None
+    unknown = sorted(set(options) - {"host", "port", "connection_class", *REDIS_URL_OPTIONS})
+    if unknown:
+        raise refuse(
+            f"this app does not take the option {unknown[0]!r}: use only "
+            f"{', '.join(REDIS_URL_OPTIONS)} (CACHE_SOCKET_TIMEOUT sets the timeouts)"
+        )
+    hosted = (parts.hostname or "").endswith(HOSTED_REDIS)
+    last = 0 if hosted else REDIS_DATABASES - 1
+    if not 0 <= options.get("db", 0) <= last:
+        where = "a hosted Redis serves database 0 only" if hosted else "a Redis server has 16"
+        raise refuse(f"use a database number from 0 to {last} ({where})")
+    if options.get("username") and not options.get("password"):
+        raise refuse("it names a user but no password: use redis://[user]:password@host")
+    tls_only = sorted(name for name in options if name.startswith("ssl_"))
+    if tls_only and parts.scheme != "rediss":
+        raise refuse(f"{tls_only[0]} is for rediss:// (TLS) URLs only")
+    if options.get("ssl_cert_reqs", "none") not in ("none", "optional", "required"):
+        raise refuse("use ssl_cert_reqs=none, optional or required")
+    missing = [name for name in REDIS_URL_FILES if name in options and not _file(options[name])]
+    if missing:  # read at the first connection, and at each one after
+        raise refuse(f"{missing[0]} names no file this app can read: use an absolute path")
+    try:  # the connection as the factory will make it, without connecting
+        pool = ConnectionPool.from_url(url)
+        pool.connection_class(**pool.connection_kwargs)
+    except (TypeError, ValueError, RedisError) as error:
+        raise refuse(f"redis-py refuses it ({type(error).__name__})") from None
     return url
+
+
+def _file(path: str) -> bool:
+    return os.path.isabs(path) and os.path.isfile(path) and os.access(path, os.R_OK)
 
 
 class Redis(Backend, RedisCache):
@@ -531,6 +588,9 @@ return 1
         return True
 
 
+_VISIBLE_ASCII = re.compile(r"[\x21-\x7e]+\Z")
+
+
 class Upstash(Redis):
     """The Redis backend, its scoped clear included, over Upstash's HTTPS REST API (upstash.py):
     the shared cache a free account can reach, through its proxy."""
@@ -548,7 +608,10 @@ class Upstash(Redis):
         url = env.url(
             "UPSTASH_REDIS_REST_URL", needed_by, schemes=("https", "http"), accepted=accepted
         )
-        if urlsplit(url).password:  # a rediss:// URL pasted with https://: its password shows
+        parts = urlsplit(url)
+        # Commands are POSTed to the URL and its paths: no user (a rediss:// URL pasted with
+        # https://, its password showing), query or path of its own.
+        if "@" in parts.netloc or parts.path not in ("", "/") or parts.query or parts.fragment:
             raise ConfigError(
                 f"UPSTASH_REDIS_REST_URL={redact_url(url)!r} is not valid: {accepted}"
             )
@@ -557,6 +620,12 @@ class Upstash(Redis):
             needed_by,
             "copy the token from the database's REST API section on console.upstash.com",
         )
+        if not _VISIBLE_ASCII.match(token):  # it goes in an HTTP header; never shown
+            raise ConfigError(
+                "UPSTASH_REDIS_REST_TOKEN is not valid: it may only have ASCII letters, digits "
+                "and punctuation, and has another character (a space, a curly quote or an "
+                "invisible one pasted with it?): copy it again from console.upstash.com"
+            )
         return {"UPSTASH_REDIS_REST_URL": url, "UPSTASH_REDIS_REST_TOKEN": token}
 
     @classmethod
@@ -584,15 +653,24 @@ class Upstash(Redis):
 
 
 def _memcached_servers(env: Env, needed_by: str) -> list[tuple[str, int]]:
-    accepted = "use comma-separated host:port pairs, e.g. 127.0.0.1:11211"
+    accepted = "use comma-separated host:port pairs, e.g. 127.0.0.1:11211 or [::1]:11211"
     raw = env.required("MEMCACHED_SERVERS", needed_by, accepted)
     servers = []
     for item in raw.split(","):
-        host, _, port = item.strip().rpartition(":")
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        try:
+            host, port = split_address(item.strip())
+        except ValueError:
+            host, port = "", None
+        if not (is_host(host) and port is not None and is_port(port)):
             raise ConfigError(f"MEMCACHED_SERVERS={raw!r} is not valid: {accepted}")
-        servers.append((host.strip("[]"), int(port)))
+        servers.append((host, int(port)))
     return servers
+
+
+# memcached keys are at most 250 bytes, without spaces or control characters (the protocol), and
+# cachelib silently misses any key with a '!'. A key is this prefix, the generation (14
+# characters) and Flask-Caching's key (about 40 for a memoized function; a view's path).
+_MEMCACHED_PREFIX = re.compile(r"[\x22-\x7e]{1,100}\Z")
 
 
 class Memcached(Backend, MemcachedCache):
@@ -613,6 +691,12 @@ class Memcached(Backend, MemcachedCache):
 
     @classmethod
     def settings(cls, env: Env) -> dict[str, object]:
+        prefix = env.text("CACHE_KEY_PREFIX")
+        if prefix and not _MEMCACHED_PREFIX.match(prefix):
+            raise ConfigError(
+                f"CACHE_KEY_PREFIX={prefix!r} is not valid with CACHE_TYPE=memcached: use up to "
+                "100 ASCII letters, digits and punctuation other than '!' (no spaces)"
+            )
         return {"MEMCACHED_SERVERS": _memcached_servers(env, f"CACHE_TYPE={cls.name}")}
 
     @classmethod
