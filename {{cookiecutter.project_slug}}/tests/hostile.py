@@ -194,5 +194,9 @@ def start(tmp_path, variable: str, value: str, *, secrets: tuple[str, ...] = (),
                 assert cache.get(key) == stored
             cache.delete(key)
             assert status()["breaker"] == "closed"
-    assert not records, [record.getMessage() for record in records]
+    # A server shared across runs may hold this prefix's memcached generation, signed by an
+    # earlier version or key: refused once (a one-time clear), which is not a failing setting.
+    failures = [r.getMessage() for r in records]
+    failures = [line for line in failures if "failed its signature check" not in line]
+    assert not failures, failures
     return app
