@@ -1,5 +1,7 @@
 """`flask cache status|clear|bench`, on each backend and with the server down."""
 
+import uuid
+
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -62,6 +64,27 @@ def test_commands_fail_clearly_when_the_backend_is_down(tmp_path, command):
     assert "ConnectionError" in result.output
     assert "redis://:***@127.0.0.1:1/0" in result.output or command == ["status"]
     assert "hunter2" not in result.output
+
+
+@pytest.mark.parametrize("command", [["status"], ["clear"]])
+@pytest.mark.parametrize(
+    "where", ["redis://:{}@127.0.0.1:1/0", "redis://127.0.0.1:1/0?password={}"]
+)
+def test_commands_never_show_a_password_an_error_quotes(tmp_path, monkeypatch, command, where):
+    """Errors are formatted in one place (breaker.format_error), secrets replaced by ***."""
+    import redis
+
+    secret = "pa55-" + uuid.uuid4().hex
+    app = make_app(tmp_path, CACHE_TYPE="redis", REDIS_URL=where.format(secret))
+
+    def refuse(*args, **options):
+        raise redis.exceptions.ConnectionError(f"AUTH {secret} refused by 127.0.0.1:1")
+
+    monkeypatch.setattr(redis.Redis, "execute_command", refuse)
+    result = invoke(app, *command)
+    assert result.exit_code == 1
+    assert "ConnectionError: AUTH *** refused" in result.output
+    assert secret not in result.output
 
 
 # Whatever follows `flask cache <command>` on a console: a usage error (exit 2) whose message is

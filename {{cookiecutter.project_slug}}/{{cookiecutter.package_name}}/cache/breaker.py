@@ -62,8 +62,8 @@ class Breaker(BaseCache):
         self.retry_after = retry_after
         self.clock: Callable[[], float] = time.monotonic  # tests put a fake clock here
         self.log = logger
-        self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
-        self.where = self._scrub(where)
+        self.secrets = list(secrets)
+        self.where = scrub(where, self.secrets)
         self.open_until: float | None = None  # None: the backend serves
         self.last_error: dict[str, str] | None = None
         self.pending_deletes: set[str] = set()
@@ -267,20 +267,9 @@ class Breaker(BaseCache):
         }
 
     def format(self, error: BaseException) -> str:
-        """An error as a log line may show it: type and message, secrets replaced, bounded.
-        (Never repr: a UnicodeEncodeError's repr quotes the whole header, token included.)"""
         if isinstance(error, Unapplied):
-            return str(error)  # made by this method
-        # redis-py quotes a failed pipeline command with its arguments: the stored value.
-        message = _PIPELINE_COMMAND.sub("(...) of pipeline", self._scrub(str(error)))
-        if len(message) > MAX_MESSAGE:
-            message = message[:MAX_MESSAGE] + "..."
-        return f"{type(error).__name__}: {message}".encode("ascii", "backslashreplace").decode()
-
-    def _scrub(self, text: str) -> str:
-        for secret in self.secrets:  # the longest first: one may contain another
-            text = text.replace(secret, "***")
-        return text
+            return str(error)  # made by format_error
+        return format_error(error, self.secrets)
 
     def _warn_quietly(self, template: str, error: BaseException) -> None:
         """Log a per-call failure: the first, then at most one per QUIET_SECONDS."""
@@ -293,6 +282,23 @@ class Breaker(BaseCache):
             self._quiet_until = now + QUIET_SECONDS
         more = f" ({quieted} more since the last line)" if quieted else ""
         self.log.warning(template + more, self.format(error))
+
+
+def format_error(error: BaseException, secrets: Iterable[str]) -> str:
+    """An error as a log line or a command may show it: type and message on one line, secrets
+    replaced by ***, bounded. The one place errors are formatted (breaker and `flask cache`).
+    (Never repr: a UnicodeEncodeError's repr quotes the whole header, a token included.)"""
+    # redis-py quotes a failed pipeline command with its arguments: the stored value.
+    message = _PIPELINE_COMMAND.sub("(...) of pipeline", scrub(str(error), secrets))
+    if len(message) > MAX_MESSAGE:
+        message = message[:MAX_MESSAGE] + "..."
+    return f"{type(error).__name__}: {message}".encode("ascii", "backslashreplace").decode()
+
+
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):  # longest first
+        text = text.replace(secret, "***")
+    return text
 
 
 # What a call that failed for a reason other than an outage returns: a miss, or "not done".

@@ -16,7 +16,7 @@ from flask.cli import AppGroup
 from flask_caching.backends.base import BaseCache
 
 from .backends import Backend
-from .breaker import Breaker
+from .breaker import Breaker, format_error
 from .extension import cache
 
 BENCH_MAX = 10_000  # round trips: a minute at most over a slow network, never an endless run
@@ -63,6 +63,11 @@ def _describe(backend: BaseCache) -> str:
     return f"{backend.name} ({backend.describe(current_app.config)})"
 
 
+def _error(backend: BaseCache, error: BaseException) -> str:
+    secrets = backend.secrets(current_app.config) if isinstance(backend, Backend) else []
+    return format_error(error, secrets)
+
+
 def _fail(message: str) -> NoReturn:
     click.echo(message, err=True)
     sys.exit(1)
@@ -82,7 +87,7 @@ def status_command() -> None:
         elapsed = (time.perf_counter() - started) * 1000
         backend.delete(key)
     except Exception as error:
-        _fail(f"ping:       FAILED ({type(error).__name__}: {error})")
+        _fail(f"ping:       FAILED ({_error(backend, error)})")
     click.echo(f"ping:       ok, set+get in {elapsed:.2f} ms")
 
 
@@ -93,7 +98,7 @@ def clear_command() -> None:
     try:
         backend.clear()
     except Exception as error:
-        _fail(f"could not clear {_describe(backend)}: {type(error).__name__}: {error}")
+        _fail(f"could not clear {_describe(backend)}: {_error(backend, error)}")
     click.echo(f"cleared this app's entries in {_describe(backend)}")
 
 
