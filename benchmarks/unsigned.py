@@ -5,6 +5,24 @@ from cachelib.serializers import FileSystemSerializer, RedisSerializer
 from pymemcache import serde
 
 
+class UnsignedRedis(RedisSerializer):
+    """cachelib's, taking (and ignoring) the name the baked backends sign with."""
+
+    def dumps(self, value, protocol=None, *, name=""):
+        return super().dumps(value) if protocol is None else super().dumps(value, protocol)
+
+    def loads(self, value, *, name=""):
+        return super().loads(value)
+
+
+class UnsignedFiles(FileSystemSerializer):
+    def dump(self, value, f, protocol=None, *, name=""):
+        return super().dump(value, f) if protocol is None else super().dump(value, f, protocol)
+
+    def load(self, f, *, name=""):
+        return super().load(f)
+
+
 def unsign(app, cache, backend: str) -> None:
     with app.app_context():
         store = cache.cache.backend  # the backend behind the breaker
@@ -12,4 +30,4 @@ def unsign(app, cache, backend: str) -> None:
         for client in store.client.clients.values():
             client.serde = serde.pickle_serde
     else:
-        store.serializer = FileSystemSerializer() if backend == "filesystem" else RedisSerializer()
+        store.serializer = UnsignedFiles() if backend == "filesystem" else UnsignedRedis()

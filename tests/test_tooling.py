@@ -3,6 +3,7 @@ pre-commit, Dependabot, a CI workflow that runs them, and files pre-commit's fix
 
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -33,10 +34,14 @@ def test_pre_commit_runs_ruff_and_the_whitespace_fixers(bake, where):
 
 
 def text_files(folder: Path):
-    tracked = run(["git", "ls-files", "-co", "--exclude-standard"], cwd=folder)
-    names = tracked.stdout.splitlines() if tracked.returncode == 0 else []
-    paths = [folder / name for name in names] or [p for p in folder.rglob("*") if ".git" not in p.parts]
-    for path in paths:
+    """The files git would track: a bake is no repository, so its .gitignore is read through an
+    empty one (the tests may have left runtime files, cache entries, in the shared bake)."""
+    with tempfile.TemporaryDirectory() as empty:
+        run(["git", "init", "-q", "--bare", empty], cwd=folder)
+        where = [] if (folder / ".git").exists() else [f"--git-dir={empty}", f"--work-tree={folder}"]
+        listed = run(["git", *where, "ls-files", "-co", "--exclude-standard"], cwd=folder)
+    assert listed.returncode == 0, listed.stderr
+    for path in (folder / name for name in listed.stdout.splitlines()):
         if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".png":
             yield path
 
@@ -44,7 +49,9 @@ def text_files(folder: Path):
 @pytest.mark.parametrize("where", ["template", "baked project"])
 def test_files_are_what_pre_commits_fixers_would_leave(bake, where):
     folder = TEMPLATE if where == "template" else bake()
-    for path in text_files(folder):
+    paths = list(text_files(folder))
+    assert folder / "README.md" in paths and folder / ".gitignore" in paths
+    for path in paths:
         text = path.read_text()
         assert not text or (text.endswith("\n") and not text.endswith("\n\n")), f"end of {path}"
         trailing = [n for n, line in enumerate(text.splitlines(), 1) if line != line.rstrip()]
