@@ -54,8 +54,7 @@ for _name in METHODS:
     setattr(Stub, _name, _recorded(_name))
 
 
-@pytest.fixture
-def breaker(clock):
+def make_breaker(clock, **options):
     guarded = Breaker(
         Stub(),
         name="stub",
@@ -65,9 +64,15 @@ def breaker(clock):
         threshold=100,
         default_timeout=300,
         logger=logging.getLogger("test.breaker"),
+        **options,
     )
     guarded.clock = clock
     return guarded
+
+
+@pytest.fixture
+def breaker(clock):
+    return make_breaker(clock)
 
 
 def trip(breaker):
@@ -264,18 +269,7 @@ def test_errors_are_logged_without_the_backends_secrets(clock, caplog):
     """A non-Latin-1 character in a token: http.client's UnicodeEncodeError quotes the whole
     header in its repr; a password can be in a library's message too."""
     token = "AXr\u200bSecretToken123"
-    secret_breaker = Breaker(
-        Stub(),
-        name="stub",
-        where="stub://example",
-        unreachable=(Down,),
-        retry_after=RETRY_AFTER,
-        threshold=100,
-        default_timeout=300,
-        logger=logging.getLogger("test.breaker"),
-        secrets=[token, "hunter2"],
-    )
-    secret_breaker.clock = clock
+    secret_breaker = make_breaker(clock, secrets=[token, "hunter2"])
     header = f"Bearer {token}"
     secret_breaker.backend.faults = {
         "get": UnicodeEncodeError("latin-1", header, 10, 11, "ordinal not in range(256)")

@@ -246,13 +246,7 @@ class Filesystem(Backend, FileSystemCache):
 
     def delete(self, key: str, mgmt_element: bool = False) -> bool:
         self._test_writes()
-        try:
-            os.remove(self._get_filename(key))
-        except FileNotFoundError:
-            pass
-        except OSError as error:
-            self.failed_write = error
-            raise
+        self._delete_entry(self._get_filename(key))
         return True
 
     def unlink(self, *keys: str) -> None:
@@ -269,14 +263,19 @@ class Filesystem(Backend, FileSystemCache):
         self._remove_stale_temps(names)
         for name in names:
             if self._ENTRY.match(name):
-                try:
-                    os.remove(os.path.join(self.directory, name))
-                except FileNotFoundError:
-                    pass
-                except OSError as error:
-                    self.failed_write = error
-                    raise
+                self._delete_entry(os.path.join(self.directory, name))
         return True
+
+    def _delete_entry(self, path: str) -> None:
+        """Delete an entry file; gone already is fine, any other failure is the folder's (raised:
+        an outage, where _remove() below only reports it)."""
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            pass
+        except OSError as error:
+            self.failed_write = error
+            raise
 
     def _write_temp(self, write: Callable[[BinaryIO], object]) -> str:
         """A new temp file in the folder (made again if it was deleted), written and closed."""
