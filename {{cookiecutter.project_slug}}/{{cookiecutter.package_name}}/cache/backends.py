@@ -107,7 +107,7 @@ class Backend:
 
     @classmethod
     def secrets(cls, config: Config) -> list[str]:
-        """Its passwords and tokens: the breaker replaces them by *** in any error it logs."""
+        """Its passwords and tokens: breaker.format_error replaces them by *** in any error."""
         return []
 
 
