@@ -4,12 +4,14 @@ import os
 import re
 import socket
 import sys
+from datetime import datetime, timezone
 
 import pytest
 from flask import request
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from markupsafe import escape
+from werkzeug.exceptions import NotFound
 
 from {{ cookiecutter.package_name }} import PROJECT_NAME
 from {{ cookiecutter.package_name }}.cache import BACKENDS, cache
@@ -23,8 +25,10 @@ EVERY_BACKEND = [
 
 
 def computed_at(response) -> str:
+    """The example's time, as its <time datetime> gives it: ISO 8601 to the microsecond."""
     assert response.status_code == 200
-    return re.search(r'class="computed-at">([^<]+)<', response.get_data(as_text=True)).group(1)
+    page = response.get_data(as_text=True)
+    return re.search(r'<time class="computed-at" datetime="([^"]+)">', page).group(1)
 
 
 @pytest.fixture(params=EVERY_BACKEND)
@@ -46,8 +50,111 @@ def test_static_css_is_served(client):
     assert response.mimetype == "text/css"
 
 
+def test_links_are_in_the_accent_colour(client):
+    css = client.get("/static/style.css").get_data(as_text=True)
+    rules = dict(re.findall(r"^([^{}\n]+?)\s*\{([^}]*)\}", css, flags=re.M))
+    assert "color: var(--accent)" in rules["a"]  # every link, not only the header's
+
+
 def test_unknown_page_is_404(client):
     assert client.get("/nope").status_code == 404
+
+
+def in_the_sites_layout(page: str) -> bool:
+    return '<a class="brand" href="/">' in page and 'href="/static/style.css"' in page
+
+
+# Path segments a visitor may type, markup and quotes included (the client percent-encodes them).
+typed_segments = st.text(
+    st.characters(codec="ascii", min_codepoint=33, exclude_characters="/?#%\\"), min_size=1
+)
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],  # the app: read only
+)
+@given(segments=st.lists(typed_segments, min_size=1, max_size=3))
+def test_an_unknown_page_gets_the_sites_404_page(app, segments):
+    path = "/" + "/".join(segments)
+    try:
+        app.url_map.bind("localhost").match(path)
+    except NotFound:
+        pass
+    else:
+        return  # a page that exists
+    response = app.test_client().get(path)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 404 and response.mimetype == "text/html"
+    assert "<title>Page not found · " in page and in_the_sites_layout(page)
+    assert f"There is no page at <code>{escape(path)}</code>" in page  # escaped, never markup
+
+
+def failing_app(tmp_path):
+    """An app with a view that raises, served as in production (exceptions become the 500 page
+    instead of reaching the test)."""
+    app = make_app(tmp_path, PROPAGATE_EXCEPTIONS=False)
+
+    @app.get("/fails")
+    def fails():
+        raise RuntimeError("password=hunter2 in a message that must stay in the log")
+
+    return app
+
+
+def test_a_failing_view_gets_the_500_page_without_the_cache(tmp_path, monkeypatch):
+    import {{ cookiecutter.package_name }}.views as views
+
+    def broken_status():
+        raise ConnectionError("the cache is down")
+
+    app = failing_app(tmp_path)
+    monkeypatch.setattr(views, "status", broken_status)  # the footer's cache status fails too
+    response = app.test_client().get("/fails")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 500 and response.mimetype == "text/html"
+    assert "<title>Something went wrong · " in page and in_the_sites_layout(page)
+    assert "hunter2" not in page and "Traceback" not in page
+
+
+def test_the_favicon_is_served_where_browsers_look(client):
+    page = client.get("/").get_data(as_text=True)
+    icon = re.search(r'<link rel="icon" href="([^"]+)"', page).group(1)
+    for url in (icon, "/favicon.ico"):  # /favicon.ico: what a browser asks on /health's JSON
+        response = client.get(url)
+        assert response.status_code == 200 and response.mimetype.startswith("image/"), url
+
+
+def test_no_page_links_to_a_missing_asset(tmp_path):
+    client = failing_app(tmp_path).test_client()
+    seen = set()
+    for path in ("/", "/example", "/no-such-page", "/fails"):
+        page = client.get(path).get_data(as_text=True)
+        for url in re.findall(r'(?:href|src)="(/[^"]*)"', page):
+            seen.add(url)
+            assert client.get(url).status_code == 200, f"{path} links to {url}"
+    assert {"/static/style.css", "/static/favicon.svg"} <= seen
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(moment=st.datetimes(datetime(2000, 1, 1), timezones=st.just(timezone.utc)))
+def test_the_examples_time_reads_as_a_date_and_round_trips(moment):
+    from {{ cookiecutter.package_name }}.views import readable
+
+    text = readable(moment)
+    assert "T" not in text.replace("UTC", "")  # not ISO 8601's 2026-11-26T10:41:07
+    parsed = datetime.strptime(text, "%d %B %Y, %H:%M:%S UTC").replace(tzinfo=timezone.utc)
+    assert parsed == moment.replace(microsecond=0)
+
+
+def test_the_example_page_shows_its_time_both_ways(client):
+    from {{ cookiecutter.package_name }}.views import readable
+
+    page = client.get("/example").get_data(as_text=True)
+    machine, shown = re.search(r'datetime="([^"]+)">([^<]+)</time>', page).groups()
+    assert shown == readable(datetime.fromisoformat(machine))
 
 
 def test_memoized_square(client):

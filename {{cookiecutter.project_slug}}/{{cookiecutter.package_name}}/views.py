@@ -1,10 +1,11 @@
-"""The pages: an index, a cached example and a health check. Add yours here."""
+"""The pages: an index, a cached example, a health check and the error pages. Add yours here."""
 
 import os
 import re
 from datetime import datetime, timezone
 
-from flask import Blueprint, render_template
+from flask import Blueprint, Response, current_app, render_template
+from werkzeug.exceptions import HTTPException
 
 from .cache import cache, status
 
@@ -25,13 +26,20 @@ def index() -> str:
     return render_template("index.html")
 
 
+def readable(moment: datetime) -> str:
+    """A UTC time as a person reads it: "26 November 2026, 10:41:07 UTC"."""
+    return f"{moment.day} {moment:%B %Y, %H:%M:%S} UTC"
+
+
 @bp.get("/example")
 @cache.cached(timeout=EXAMPLE_TIMEOUT)
 def example() -> str:
     # Rendered at most once a minute; the time and process id show when and where it was made.
+    now = datetime.now(timezone.utc)
     return render_template(
         "example.html",
-        computed_at=datetime.now(timezone.utc).isoformat(timespec="microseconds"),
+        computed_at=now.isoformat(timespec="microseconds"),  # for <time datetime>: exact
+        computed_at_text=readable(now),
         pid=os.getpid(),
         timeout=EXAMPLE_TIMEOUT,
     )
@@ -49,6 +57,24 @@ def square_page(n: str) -> tuple[dict[str, object], int]:
         return {"error": f"n must be a whole number from 0 to {SQUARE_MAX:,}"}, 400
     # @memoize caches per argument: each n is computed once, then served from the cache.
     return {"n": int(n), "square": square(int(n))}, 200
+
+
+@bp.get("/favicon.ico")
+def favicon() -> Response:
+    # Browsers ask for /favicon.ico on pages with no <link rel="icon"> (/health's JSON).
+    return current_app.send_static_file("favicon.svg")
+
+
+@bp.app_errorhandler(404)
+def not_found(error: HTTPException) -> tuple[str, int]:
+    return render_template("404.html"), 404
+
+
+@bp.app_errorhandler(500)
+def server_error(error: HTTPException) -> tuple[str, int]:
+    # Rendered without the context processors (the footer's cache status): this page must not
+    # depend on the cache, which may be what failed.
+    return current_app.jinja_env.get_template("500.html").render(), 500
 
 
 @bp.get("/health")
