@@ -1,7 +1,9 @@
 """A stand-in for PythonAnywhere on loopback, for testing deploy.py end to end.
 
 PythonAnywhere's own API cannot run here, so this follows its documented contract
-(help.pythonanywhere.com/pages/API) for the endpoints deploy.py uses:
+(help.pythonanywhere.com/pages/API, in github.com/pythonanywhere/help_pages: API.md) for the
+endpoints deploy.py uses, and what the primary sources below show beyond it (FACTS.md,
+2026-11-26):
 
 - `Authorization: Token <token>`; an unknown token is 401 `{"detail": "Invalid token."}`, another
   user's path 403; each region's host (www., eu.) knows only its own accounts.
@@ -10,8 +12,21 @@ PythonAnywhere's own API cannot run here, so this follows its documented contrac
   `{"status": "ERROR", "error_type": "domain_name_error", ...}`; a Python the system image lacks
   is a 400 field error, as Django REST framework gives it); creating a web app writes
   PythonAnywhere's default WSGI file to /var/www.
-- `webapps/<domain>/` GET (404 `{"detail": "Not found."}`), PATCH (python_version,
-  source_directory, virtualenv_path, force_https; form or JSON).
+- `webapps/<domain>/` GET, PATCH (python_version, source_directory, virtualenv_path, force_https;
+  form or JSON). A GET of a web app that does not exist answers **403** with Django REST
+  framework's 63-byte permission-denied body, as in the recorded real session in
+  caktus/dsd-pythonanywhere (developer_resources/api-exploration.ipynb); the documented way to
+  know which web apps exist is the list.
+- A create answers 201, or **200** as in that recording (`create_status`).
+- A web app's GET reports python_version as "3.10", as pythonanywhere-core 0.3.3's test data has
+  it; helper_scripts' mocks (tests of github.com/pythonanywhere/helper_scripts) say "python38",
+  which `existing_webapp(python_version=...)` can set.
+- A reload can fail (`reload_error`): the real one pings the app with about a 20 s timeout and
+  reports failure (help_pages: ReloadWebApp.md, ErrorReloadingWebApp.md; pythonanywhere-core's
+  `Webapp.reload` raises on any answer that is not ok). While a reload is in progress the site
+  may answer looping 302s (`reload_redirects`: seconds after a reload in which it does).
+- A 2xx whose body says `{"status": "ERROR", ...}` is a failure (pythonanywhere-core's
+  `Webapp.create` checks for it); `error_answers` makes a given call answer so.
 - `webapps/<domain>/static_files/` GET, POST (url, path) and `static_files/<id>/` GET, PATCH, PUT,
   DELETE; `webapps/<domain>/reload/` POST.
 - The rate limit (40 a minute per endpoint) answers 429 with Retry-After, as Django REST
@@ -37,6 +52,7 @@ import ssl
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
@@ -50,6 +66,8 @@ API_PATH = re.compile(
     r"/api/v0/user/(?P<user>[^/]+)/webapps/"
     r"(?:(?P<domain>[^/]+)/(?:(?P<action>reload|static_files)/(?:(?P<id>\d+)/)?)?)?"
 )
+# Django REST framework's permission-denied body as the real API sent it: 63 bytes, compact JSON.
+PERMISSION_DENIED = b'{"detail":"You do not have permission to perform this action."}'
 DEFAULT_WSGI = """# This file contains the WSGI configuration required to serve up your
 # web application at http://{domain}/
 def application(environ, start_response):
@@ -106,6 +124,13 @@ class FakePythonAnywhere:
         self.apps: dict[str, tuple[subprocess.Popen, int]] = {}
         self.requests: list[tuple[str, str, dict]] = []
         self.throttled = 0
+        self.create_status = 201
+        self.reload_error: tuple[int, object] | None = None  # (status, body) of a failed reload
+        self.reload_redirects = 0.0  # seconds after a reload in which the site answers 302s
+        self.reloaded_at = 0.0
+        self.redirects_sent = 0
+        # (method, path below /api/v0/user/<user>/) -> the body of a 200 answered instead.
+        self.error_answers: dict[tuple[str, str], dict] = {}
         self.next_id = 1
         shutil.rmtree(self.root, ignore_errors=True)
         (self.root / "var" / "www").mkdir(parents=True)
@@ -136,7 +161,7 @@ class FakePythonAnywhere:
     def existing_webapp(self, domain: str, wsgi: str, **fields) -> None:
         """A web app made earlier, on the Web tab or by another tool, with its own WSGI file."""
         status, body, _ = self._create({"domain_name": domain, "python_version": "python310"})
-        assert status == 201, body
+        assert status == self.create_status, body
         self.webapps[domain].update(fields)
         self.wsgi_file(domain).write_text(wsgi)
 
@@ -165,7 +190,7 @@ class FakePythonAnywhere:
         if match is None:
             return 404, "<h1>Not Found</h1>", {}
         if match["user"] != user:
-            return 403, {"detail": "You do not have permission to perform this action."}, {}
+            return 403, PERMISSION_DENIED, {"Content-Type": "application/json"}
         payload = _payload(headers, body)
         with self.lock:
             if self.throttled:
@@ -173,6 +198,9 @@ class FakePythonAnywhere:
                 detail = "Request was throttled. Expected available in 1 second."
                 return 429, {"detail": detail}, {"Retry-After": "1"}
             self.requests.append((method, path, payload))
+            error = self.error_answers.get((method, path.removeprefix(f"/api/v0/user/{user}/")))
+            if error is not None:
+                return 200, error, {}
             return self._route(method, match, payload)
 
     def _route(self, method: str, match: re.Match, payload: dict) -> tuple[int, object, dict]:
@@ -185,7 +213,7 @@ class FakePythonAnywhere:
             return 405, {"detail": f'Method "{method}" not allowed.'}, {}
         webapp = self.webapps.get(domain)
         if webapp is None:
-            return 404, {"detail": "Not found."}, {}
+            return 403, PERMISSION_DENIED, {"Content-Type": "application/json"}
         if action is None:
             if method == "GET":
                 return 200, webapp, {}
@@ -198,6 +226,9 @@ class FakePythonAnywhere:
             return 405, {"detail": f'Method "{method}" not allowed.'}, {}
         if action == "reload" and method == "POST":
             self._start(domain)
+            self.reloaded_at = time.monotonic()
+            if self.reload_error is not None:
+                return (*self.reload_error, {})
             return 200, {"status": "OK"}, {}
         if action == "static_files":
             return self._static_files(domain, method, mapping_id, payload)
@@ -221,7 +252,7 @@ class FakePythonAnywhere:
         }  # fmt: skip
         self.static_files[domain] = []
         self.wsgi_file(domain).write_text(DEFAULT_WSGI.format(domain=domain))
-        return 201, self.webapps[domain], {}
+        return self.create_status, self.webapps[domain], {}
 
     def _static_files(self, domain, method, mapping_id, payload) -> tuple[int, object, dict]:
         mappings = self.static_files[domain]
@@ -276,6 +307,10 @@ class FakePythonAnywhere:
             servers.stop(process)
 
     def site(self, method: str, domain: str, path: str, headers, body: bytes):
+        if time.monotonic() < self.reloaded_at + self.reload_redirects:
+            with self.lock:
+                self.redirects_sent += 1
+            return 302, b"", {"Location": f"https://{domain}{path}"}  # back to itself: a loop
         for mapping in sorted(self.static_files.get(domain, []), key=lambda m: -len(m["url"])):
             if path.startswith(mapping["url"]):
                 return self._static(mapping, urlsplit(path).path[len(mapping["url"]) :])

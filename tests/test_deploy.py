@@ -102,7 +102,7 @@ def test_first_run_creates_the_web_app_and_serves_it(pa):
     result = deployed(pa)
 
     assert pa.fake.requested() == [
-        ("GET", WEBAPP),
+        ("GET", "webapps/"),
         ("POST", "webapps/"),
         ("PATCH", WEBAPP),
         ("POST", f"{WEBAPP}static_files/"),
@@ -110,6 +110,7 @@ def test_first_run_creates_the_web_app_and_serves_it(pa):
     ]
     python = f"python{PYTHON.replace('.', '')}"
     assert pa.fake.requests[1][2] == {"domain_name": DOMAIN, "python_version": python}
+    assert "python_version" not in pa.fake.requests[2][2], "created with the right one"
     webapp = pa.fake.webapps[DOMAIN]
     venv = pa.home / ".virtualenvs" / pa.project.name
     assert webapp["source_directory"] == str(pa.project)
@@ -149,6 +150,7 @@ def test_second_run_updates_in_place(pa):
     result = deployed(pa)
 
     assert pa.fake.requested() == [
+        ("GET", "webapps/"),
         ("GET", WEBAPP),
         ("PATCH", WEBAPP),
         ("GET", f"{WEBAPP}static_files/"),
@@ -170,7 +172,7 @@ def test_dry_run_of_a_first_deployment_changes_nothing(pa, tmp_path):
     result = deploy(pa, "--dry-run", HOME=str(tmp_path))  # a console with no virtualenv yet
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert pa.fake.requested() == [("GET", WEBAPP)]
+    assert pa.fake.requested() == [("GET", "webapps/")]
     assert list(pa.fake.wsgi_file(DOMAIN).parent.iterdir()) == []
     assert not (tmp_path / ".virtualenvs").exists()
     api = f"https://www.pythonanywhere.com/api/v0/user/{USER}/"
@@ -229,7 +231,7 @@ def test_domain_serving_another_app_needs_force(pa):
     pa.fake.requests.clear()
 
     refused(deploy(pa), f"{DOMAIN} already serves another app (source directory /home/{USER}/blog)")
-    assert pa.fake.requested() == [("GET", WEBAPP)]
+    assert pa.fake.requested() == [("GET", "webapps/"), ("GET", WEBAPP)]
     assert pa.fake.wsgi_file(DOMAIN).read_text() == blog
 
     deployed(pa, "--force")
@@ -238,9 +240,78 @@ def test_domain_serving_another_app_needs_force(pa):
     assert live(pa, "/health").status_code == 200
 
 
-def test_web_app_on_another_python(pa):
-    pa.fake.existing_webapp(DOMAIN, "# old\n", source_directory=str(pa.project), python_version="3.9")
-    refused(deploy(pa), f"{DOMAIN} runs Python 3.9 but this project's virtualenv is Python {PYTHON}")
+def test_a_missing_web_app_answers_403_as_the_real_api_did(pa):
+    status, body, _ = pa.fake.api("GET", "www.pythonanywhere.com", f"/api/v0/user/{USER}/{WEBAPP}",
+                                  {"Authorization": f"Token {TOKEN}"}, b"")  # fmt: skip
+    assert status == 403 and len(body) == 63 and b"permission" in body
+    deployed(pa)  # the first deployment does not stop on it
+    assert DOMAIN in pa.fake.webapps
+
+
+def test_a_create_answering_200_as_the_real_api_did(pa):
+    pa.fake.create_status = 200
+    result = deployed(pa)
+    assert f"POST https://www.pythonanywhere.com/api/v0/user/{USER}/webapps/" in result.stdout
+    assert live(pa, "/health").status_code == 200
+
+
+PYTHON_CODE = f"python{PYTHON.replace('.', '')}"  # as the create and PATCH take it
+
+
+# Both forms the sources show; the baked tests try every other text.
+@pytest.mark.parametrize("reported, patched", [("3.9", True), ("python38", True), (PYTHON_CODE, False)])
+def test_web_app_on_another_python_is_switched(pa, reported, patched):
+    """The GET's python_version, in either form the sources show, compared with the baked one."""
+    pa.fake.existing_webapp(DOMAIN, "# old\n", source_directory=str(pa.project), python_version=reported)
+    pa.fake.requests.clear()
+
+    result = deployed(pa)
+
+    [patch] = [payload for method, path, payload in pa.fake.requests if (method, path[-len(WEBAPP) :]) == (
+        "PATCH", WEBAPP)]  # fmt: skip
+    if patched:
+        assert patch["python_version"] == PYTHON_CODE
+        assert f"exists (Python {reported}); switching it to Python {PYTHON}" in result.stdout
+    else:
+        assert "python_version" not in patch
+        assert f"exists (Python {reported}); updating it" in result.stdout
+    assert live(pa, "/health").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "status, body",
+    [(500, {"status": "ERROR", "error_type": "reload_error",
+            "error_message": "Your web app did not respond in time"}),
+     (502, "<h1>Bad gateway</h1>")],
+)  # fmt: skip
+def test_a_failed_reload_says_so_and_shows_the_error_log(pa, status, body):
+    pa.fake.reload_error = (status, body)
+    result = deploy(pa)
+    refused(result, f"the reload failed: POST https://www.pythonanywhere.com/api/v0/user/{USER}/{WEBAPP}"
+                    f"reload/ failed with {status}")  # fmt: skip
+    assert f"The last lines of {pa.fake.error_log(DOMAIN)}:" in result.stderr
+    assert "Deployed" not in result.stdout
+
+
+def test_redirects_while_the_reload_runs_are_waited_out(pa):
+    pa.fake.reload_redirects = 2.5
+    result = deployed(pa)
+    assert pa.fake.redirects_sent > 0
+    assert f"Deployed: https://{DOMAIN}/" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "call",
+    [("POST", "webapps/"), ("PATCH", WEBAPP)],
+    ids=["create", "patch"],
+)
+def test_an_error_status_in_a_2xx_is_a_failure(pa, call):
+    message = "Something went wrong on our side"
+    pa.fake.error_answers[call] = {"status": "ERROR", "error_type": "some_error", "error_message": message}
+    method, path = call
+    url = f"https://www.pythonanywhere.com/api/v0/user/{USER}/{path}"
+    refused(deploy(pa), f"{method} {url} failed with 200: '{message}'")
+    assert ("POST", f"{WEBAPP}reload/") not in pa.fake.requested()
 
 
 def test_python_the_system_image_lacks(pa):
@@ -249,7 +320,7 @@ def test_python_the_system_image_lacks(pa):
         refused(deploy(pa), f"PythonAnywhere refused Python {PYTHON} for the web app")
     finally:
         pa.fake.pythons.add(f"python{PYTHON.replace('.', '')}")
-    assert pa.fake.requested() == [("GET", WEBAPP), ("POST", "webapps/")]
+    assert pa.fake.requested() == [("GET", "webapps/"), ("POST", "webapps/")]
 
 
 def test_python_missing_from_the_console(pa, tmp_path):
@@ -317,3 +388,16 @@ def test_env_is_checked_before_the_live_app_is_touched(pa, values, message):
         set_env(env_file, **values)
     refused(deploy(pa), message)
     assert pa.fake.requests == []
+
+
+def test_deploy_py_imports_on_python_3_6(bake):
+    """`python3 deploy.py` runs with the console's python3, which may be as old as 3.6 (an old
+    system image): vermin reads the baked file, annotations included, for the Python it needs."""
+    deploy_py = bake(python_version=PYTHON) / "deploy.py"
+    checked = subprocess.run(
+        [sys.executable, "-c", "import sys, vermin; sys.exit(vermin.main())",
+         "--eval-annotations", "--no-tips", "--violations", "-t=3.6-", str(deploy_py)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "Minimum required versions: 3.6" in checked.stdout, checked.stdout

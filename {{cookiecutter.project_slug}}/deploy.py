@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import List, Optional, Tuple
 
 # The answers this project was baked with.
 PROJECT_SLUG = {{ cookiecutter.project_slug | tojson }}
@@ -46,6 +47,10 @@ EXCERPT = 160  # characters of an unexpected answer shown: enough to recognise i
 USERNAME = re.compile(r"[A-Za-z0-9]{1,63}\Z")  # a DNS label in <user>.pythonanywhere.com
 # The fields deploy.py reads from the API's answers, and the JSON types they must have.
 WEBAPP_FIELDS = {"python_version": (str,), "source_directory": (str, type(None))}
+LISTED_FIELDS = {"domain_name": (str,)}  # each web app in GET webapps/
+# A web app's Python as its GET reports it: "3.10" (pythonanywhere-core's tests) or "python310"
+# (helper_scripts' mocks); the docs do not say which.
+PYTHON_FORMS = re.compile(r"(?:python)?([0-9])\.?([0-9]{1,2})\Z")
 MAPPING_FIELDS = {"id": (int,), "url": (str,), "path": (str,)}
 HEALTH_FIELDS = {"status": (str,), "cache": (dict,)}
 
@@ -54,7 +59,7 @@ class DeployError(Exception):
     """A problem the user can fix; its message says what to do."""
 
 
-def main(argv: list[str]) -> int:
+def main(argv: List[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     parser.add_argument(
@@ -99,7 +104,7 @@ def say(text: str) -> None:
 # Stage 1: the console's Python, standard library only.
 
 
-def bootstrap(args: argparse.Namespace, argv: list[str]) -> int:
+def bootstrap(args: argparse.Namespace, argv: List[str]) -> int:
     step("Checking this console")
     if not os.environ.get("API_TOKEN"):
         raise DeployError(
@@ -113,6 +118,13 @@ def bootstrap(args: argparse.Namespace, argv: list[str]) -> int:
             f"python{PYTHON_VERSION} is not in this console: PythonAnywhere offers the Pythons of "
             "your account's system image (Account page, System image tab); pick one that has "
             f"{PYTHON_VERSION}, or re-bake the project with another python_version"
+        )
+    running = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    if sys.version_info[:2] < version_tuple(PYTHON_VERSION):
+        # The dry run plans with this Python, and pythonanywhere-core needs the project's.
+        raise DeployError(
+            f"this is Python {running}, older than the project's {PYTHON_VERSION}: "
+            f"run python{PYTHON_VERSION} deploy.py"
         )
     venv = virtualenv()
     requirements = PROJECT / "requirements-deploy.txt"
@@ -135,21 +147,27 @@ def bootstrap(args: argparse.Namespace, argv: list[str]) -> int:
     return stage_two(str(venv / "bin" / "python"), argv)
 
 
-def stage_two(python: str, argv: list[str], **env: str) -> int:
+def version_tuple(version: str) -> Tuple[int, ...]:
+    return tuple(int(part) for part in version.split("."))
+
+
+def stage_two(python: str, argv: List[str], **env: str) -> int:
     command = [python, str(Path(__file__).resolve()), *argv]
     return subprocess.run(command, env={**os.environ, IN_VIRTUALENV: "1", **env}).returncode  # noqa: S603
 
 
-def run(command: list[str]) -> None:
+def run(command: List[str]) -> None:
     if subprocess.run(command).returncode != 0:  # noqa: S603 - our own fixed commands
         raise DeployError(f"this command failed (its output is above): {' '.join(command)}")
 
 
-def python_version_of(python: Path) -> str | None:
+def python_version_of(python: Path) -> Optional[str]:
     if not python.exists():
         return None
     code = "import sys; print('%d.%d' % sys.version_info[:2])"
-    found = subprocess.run([str(python), "-c", code], capture_output=True, text=True)  # noqa: S603
+    found = subprocess.run(  # noqa: S603 - capture_output and text= need 3.7
+        [str(python), "-c", code], stdout=subprocess.PIPE, universal_newlines=True
+    )
     return found.stdout.strip() or None
 
 
@@ -229,15 +247,23 @@ def deploy(args: argparse.Namespace) -> None:
     webapp = f"{api.webapps}{site}/"
 
     step(f"Web app {site}")
-    existing = api.get(webapp, WEBAPP_FIELDS, missing_ok=True)
-    if existing is None:
-        from pythonanywhere_core.base import PYTHON_VERSIONS
+    from pythonanywhere_core.base import PYTHON_VERSIONS
 
-        python = PYTHON_VERSIONS[PYTHON_VERSION]  # "3.12" -> "python312"
+    python = PYTHON_VERSIONS[PYTHON_VERSION]  # "3.12" -> "python312", as the API takes it
+    settings = {"source_directory": str(PROJECT), "virtualenv_path": str(venv), "force_https": True}
+    # Whether it exists, from the documented list: a GET of a missing web app answered 403, not
+    # 404, in a recorded session of the real API.
+    listed = api.get(api.webapps, [LISTED_FIELDS])
+    existing = None
+    if any(item["domain_name"].lower() == site for item in listed):
+        existing = api.get(webapp, WEBAPP_FIELDS)
+    if existing is None:
+        say("does not exist yet")
         api.send("POST", api.webapps, data={"domain_name": site, "python_version": python})
     else:
         check_takeover(existing, site, args.force)
-    settings = {"source_directory": str(PROJECT), "virtualenv_path": str(venv), "force_https": True}
+        if python_of(existing["python_version"]) != PYTHON_VERSION:
+            settings["python_version"] = python  # the virtualenv is built for it anyway
     api.send("PATCH", webapp, data=settings)
 
     step(f"WSGI file {wsgi_path(args.root)}")
@@ -255,7 +281,10 @@ def deploy(args: argparse.Namespace) -> None:
         say(f"already mapped to {static['path']}")
 
     step("Reload")
-    api.send("POST", f"{webapp}reload/")
+    try:
+        api.send("POST", f"{webapp}reload/")
+    except DeployError as error:  # a reload pings the app (~20 s) and fails if it does not answer
+        raise DeployError(f"the reload failed: {error}\n{log_tail(error_log(args.root))}") from None
     check_health(site, args)
 
 
@@ -317,12 +346,16 @@ def check_takeover(existing: dict, site: str, force: bool) -> None:
             f"again with --force to point it at {PROJECT} (its WSGI file is backed up)"
         )
     running = excerpt(existing["python_version"], quoted=False)
-    if existing["python_version"] != PYTHON_VERSION:
-        raise DeployError(
-            f"{site} runs Python {running} but this project's virtualenv is Python "
-            f"{PYTHON_VERSION}: set Python {PYTHON_VERSION} on the Web tab, then run this again"
-        )
-    say(f"exists (Python {running}); updating it")
+    if python_of(existing["python_version"]) != PYTHON_VERSION:
+        say(f"exists (Python {running}); switching it to Python {PYTHON_VERSION} and updating it")
+    else:
+        say(f"exists (Python {running}); updating it")
+
+
+def python_of(reported: str) -> Optional[str]:
+    """A web app's python_version, "3.10" or "python310", as "3.10"; None if neither form."""
+    found = PYTHON_FORMS.match(reported)
+    return f"{found[1]}.{found[2]}" if found else None
 
 
 def write_wsgi_file(path: Path, dry_run: bool) -> None:
@@ -399,13 +432,10 @@ class Api:
         self.host = os.environ["PYTHONANYWHERE_SITE"]
         self.webapps = get_api_endpoint(username=username(), flavor="webapps")
 
-    def get(self, url: str, shape, missing_ok: bool = False):
+    def get(self, url: str, shape):
         """The answer's JSON, which must have ``shape``: a dict of field types for an object,
         or a list holding one such dict for a list of objects."""
         response = self.call("GET", url)
-        if missing_ok and response.status_code == 404:
-            say("does not exist yet")
-            return None
         self.check(response, "GET", url)
         body = shaped(response, shape)
         if body is None:

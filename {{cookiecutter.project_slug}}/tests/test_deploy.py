@@ -7,6 +7,7 @@ import io
 import json
 import re
 import sys
+from urllib.parse import parse_qsl
 
 import pytest
 import requests
@@ -74,13 +75,16 @@ WEBAPP = {"id": 1, "domain_name": SITE, "python_version": deploy.PYTHON_VERSION,
 MAPPING = {"id": 7, "url": "/static/", "path": "/home/alice/old/static"}
 HEALTH = {"status": "ok", "worker": 1, "cache": {"backend": "simple", "active": "simple"}}
 # deploy.py's refusals that quote a field of a well-formed answer instead of naming the call.
-REFUSALS = ("already serves another app", "runs Python", "refused Python")
+REFUSALS = ("already serves another app", "refused Python")
+# What the real API answered to a GET of a web app that did not exist yet (FACTS.md).
+DENIED = {"detail": "You do not have permission to perform this action."}
 
 
 def honest(method: str, url: str, exists: bool) -> tuple[int, dict, object]:
     """What the API (and the app's /health) answers to each call deploy.py makes."""
     answers = {
-        ("GET", f"{API}{SITE}/"): (200, WEBAPP) if exists else (404, {"detail": "Not found."}),
+        ("GET", API): (200, [WEBAPP] if exists else []),
+        ("GET", f"{API}{SITE}/"): (200, WEBAPP) if exists else (403, DENIED),
         ("POST", API): (201, WEBAPP),
         ("PATCH", f"{API}{SITE}/"): (200, WEBAPP),
         ("GET", f"{API}{SITE}/static_files/"): (200, [MAPPING]),
@@ -164,7 +168,7 @@ JSON = {"Content-Type": "application/json"}
 @example(exists=True, target=5, answer=(200, {}, b"Hello from a default page"), persistent=False)
 @given(
     exists=st.booleans(),
-    target=st.integers(0, 7),  # the call whose answer is replaced, in the order deploy.py calls
+    target=st.integers(0, 8),  # the call whose answer is replaced, in the order deploy.py calls
     answer=answers,
     persistent=st.booleans(),  # the same answer again when deploy.py asks again (retries)
 )
@@ -182,8 +186,27 @@ def test_any_answer_deploys_or_stops_with_one_clear_line(
             return response_to(request, *answer)
         return response_to(request, *honest(*call, exists))
 
+    code, stdout, stderr = run_stage_two(tmp_path_factory, send)
+    assert TOKEN not in stdout + stderr
+    assert len(stdout) < 3000, stdout
+    if code == 0:
+        assert stderr == "" and f"Deployed: https://{SITE}/" in stdout
+        return
+    assert code == 1
+    first, *rest = stderr.splitlines()
+    assert first.startswith("deploy.py: ") and len(first) < 600, stderr
+    # then the error log follows
+    assert not rest or first.endswith("after the reload") or "the reload failed" in first, stderr
+    if hostile and not any(refusal in first for refusal in REFUSALS):  # it names the call
+        method, url = hostile[0]
+        assert (url if url.endswith("/health") else f"{method} {url}") in first, first
+
+
+def run_stage_two(tmp_path_factory, send) -> tuple[int, str, str]:
+    """deploy.py's stage 2 with ``send`` in place of requests' HTTP adapter: (exit, out, err)."""
     root = tmp_path_factory.mktemp("root")
     (root / "var" / "www").mkdir(parents=True)
+    (root / "var" / "log").mkdir(parents=True)
     environ = {"API_TOKEN": TOKEN, "PYTHONANYWHERE_USERNAME": USER, deploy.IN_VIRTUALENV: "1",
                "PYTHONANYWHERE_SITE": deploy.REGIONS[deploy.REGION]["api_host"]}  # fmt: skip
     out, err = io.StringIO(), io.StringIO()
@@ -195,20 +218,60 @@ def test_any_answer_deploys_or_stops_with_one_clear_line(
         patch.setattr(deploy.time, "sleep", sleep)
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             code = deploy.main(["--root", str(root), "--wait", "0"])
+    return code, out.getvalue(), err.getvalue()
 
-    stdout, stderr = out.getvalue(), err.getvalue()
-    assert TOKEN not in stdout + stderr
-    assert len(stdout) < 3000, stdout
-    if code == 0:
-        assert stderr == "" and f"Deployed: https://{SITE}/" in stdout
-        return
-    assert code == 1
-    first, *rest = stderr.splitlines()
-    assert first.startswith("deploy.py: ") and len(first) < 600, stderr
-    assert not rest or first.endswith("after the reload"), stderr  # then the error log follows
-    if hostile and not any(refusal in first for refusal in REFUSALS):  # it names the call
-        method, url = hostile[0]
-        assert (url if url.endswith("/health") else f"{method} {url}") in first, first
+
+PYTHON_CODE = "python" + deploy.PYTHON_VERSION.replace(".", "")  # as the create and PATCH take it
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@example(reported=deploy.PYTHON_VERSION)
+@example(reported=PYTHON_CODE)
+@example(reported="python38")
+@example(reported="3.9")
+@given(reported=st.from_regex(r"(python)?3\.?[0-9]{1,2}", fullmatch=True) | st.text(max_size=12))
+def test_an_existing_web_app_on_another_python_is_switched(tmp_path_factory, reported):
+    """The web app's python_version, in either form the sources show ("3.10" in
+    pythonanywhere-core's tests, "python310" in helper_scripts' mocks) or any other text: the
+    PATCH sets the project's Python exactly when the web app runs another one."""
+    patches = []
+
+    def send(adapter, request, **kwargs):
+        call = (request.method, request.url)
+        if call == ("PATCH", f"{API}{SITE}/"):
+            patches.append(dict(parse_qsl(request.body)))
+        if call == ("GET", f"{API}{SITE}/"):
+            webapp = {**WEBAPP, "python_version": reported}
+            return response_to(request, 200, JSON, json.dumps(webapp).encode())
+        return response_to(request, *honest(*call, True))
+
+    code, stdout, stderr = run_stage_two(tmp_path_factory, send)
+
+    assert code == 0, stderr
+    [patch] = patches
+    version = deploy.PYTHON_VERSION
+    if reported in (version, PYTHON_CODE, f"python{version}", version.replace(".", "")):
+        assert "python_version" not in patch, patch
+    else:
+        assert patch["python_version"] == PYTHON_CODE, patch
+        assert f"switching it to Python {version}" in stdout
+
+
+def test_an_older_python_names_the_one_to_run(monkeypatch, capsys):
+    """Stage 1 on a python3 older than the project's (an old system image): one line."""
+    running = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    newer = f"3.{sys.version_info[1] + 1}"
+    monkeypatch.setattr(deploy, "PYTHON_VERSION", newer)
+    monkeypatch.setattr(deploy.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setenv("API_TOKEN", TOKEN)
+    monkeypatch.setenv("PYTHONANYWHERE_USERNAME", USER)
+    monkeypatch.delenv("PYTHONANYWHERE_SITE", raising=False)
+    monkeypatch.delenv(deploy.IN_VIRTUALENV, raising=False)
+    assert deploy.main(["--dry-run"]) == 1
+    assert capsys.readouterr().err == (
+        f"deploy.py: this is Python {running}, older than the project's {newer}: "
+        f"run python{newer} deploy.py\n"
+    )
 
 
 @settings(max_examples=60, deadline=None, derandomize=True)
