@@ -8,9 +8,13 @@ as it is between deployments; everything else starts afresh for each test.
 
 import copy
 import re
+import select
 import shutil
+import socket
+import socketserver
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -401,3 +405,114 @@ def test_deploy_py_imports_on_python_3_6(bake):
     )  # fmt: skip
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "Minimum required versions: 3.6" in checked.stdout, checked.stdout
+
+
+@pytest.mark.parametrize(
+    "backend, settings, setting",
+    [
+        (
+            "redis",
+            {"REDIS_URL": "redis://default:{secret}@no-such-host.invalid:6379/0"},
+            "REDIS_URL",
+        ),
+        (
+            "upstash",
+            {
+                "UPSTASH_REDIS_REST_URL": "https://no-such-host.invalid",
+                "UPSTASH_REDIS_REST_TOKEN": "{secret}",
+            },
+            "UPSTASH_REDIS_REST_URL",
+        ),
+    ],
+)
+def test_a_cache_server_the_live_app_cannot_reach_fails_the_deployment(pa, backend, settings, setting):
+    secret = "pw-" + "s3cret" * 4
+    env_file = pa.project / ".env"
+    text = env_file.read_text()
+    text = re.sub(r"^CACHE_TYPE=.*$", f"CACHE_TYPE={backend}", text, flags=re.M)
+    for name, value in settings.items():
+        text = re.sub(rf"^#? *{name}=.*\n", "", text, flags=re.M) + f"{name}={value.format(secret=secret)}\n"
+    env_file.write_text(text)
+    requirements = pa.project / "requirements.txt"
+    if backend == "redis":  # the bake chose simple: its requirements.txt has no Redis client
+        requirements.write_text(requirements.read_text() + "redis>=5,<9\n")
+    try:
+        result = deploy(pa, "--wait", "20")
+    finally:  # the virtualenv is shared: later tests need it without redis
+        venv_python = pa.home / ".virtualenvs" / pa.project.name / "bin" / "python"
+        subprocess.run([str(venv_python), "-m", "pip", "uninstall", "-y", "-q", "redis"], check=False)
+
+    refused(result, f"the live app serves from simple because {backend} failed")
+    first = result.stderr.splitlines()[0]
+    assert f"fix {setting} in {pa.project / '.env'}" in first
+    assert f"cache: backend {backend}, active simple" in result.stdout
+    assert f"The last lines of {pa.fake.error_log(DOMAIN)}:" in result.stderr
+    assert f"cache: {backend} at" in result.stderr  # the breaker's line, from the error log
+    assert secret not in result.stdout + result.stderr
+    assert "Deployed:" not in result.stdout
+
+
+class RefusingProxy(socketserver.ThreadingTCPServer):
+    """PythonAnywhere's proxy for free consoles, in front of the stand-in's: a CONNECT to a host
+    off its allowlist gets ``answer``; everything else goes on to the stand-in's proxy."""
+
+    daemon_threads = True
+
+    def __init__(self, upstream: tuple[str, int], refused: str, answer: bytes):
+        self.upstream, self.refused, self.answer = upstream, refused, answer
+        super().__init__(("127.0.0.1", 0), self.Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = self.request.recv(4096)
+                if not chunk:
+                    return
+                head += chunk
+            target = head.split(b" ", 2)[1].decode(errors="replace")
+            if target.rpartition(":")[0] == self.server.refused:
+                self.request.sendall(self.server.answer)
+                return
+            with socket.create_connection(self.server.upstream) as upstream:
+                upstream.sendall(head)
+                sockets = [self.request, upstream]
+                while True:
+                    readable, _, _ = select.select(sockets, [], [], 60)
+                    for source in readable:
+                        data = source.recv(65536)
+                        if not data:
+                            return
+                        (upstream if source is self.request else self.request).sendall(data)
+                    if not readable:
+                        return
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [  # PythonAnywhere's proxy for a host off its allowlist; a proxy that cannot reach the host
+        b"HTTP/1.1 403 Forbidden\r\nContent-Type: text/html\r\nContent-Length: 9\r\n\r\nForbidden",
+        b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n",
+    ],
+    ids=["403", "502"],
+)
+def test_a_console_whose_proxy_refuses_the_site_still_deploys(pa, answer):
+    proxy = RefusingProxy(pa.fake.proxy.server_address, DOMAIN, answer)
+    try:
+        result = deploy(pa, https_proxy=proxy.url, HTTPS_PROXY=proxy.url)
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    [line] = [line for line in result.stdout.splitlines() if "not checked" in line]
+    status = answer[9:12].decode()
+    assert line.strip() == f"not checked: this console's proxy answered {status} for {DOMAIN}"
+    assert f"Deployed: open https://{DOMAIN}/health in your browser to check it" in result.stdout
+    assert result.stderr == ""
+    assert live(pa, "/health").status_code == 200  # deployed all the same

@@ -147,6 +147,29 @@ def test_a_hung_redis_costs_at_most_one_timeout_per_worker_per_window(project, t
     assert slow <= 2 * 2 * windows, f"{slow} requests waited on the cache"
 
 
+@pytest.mark.parametrize("backend", ["redis", "memcached"])
+def test_health_says_simple_at_the_first_request_after_the_server_dies(project, tmp_path, backend):
+    # No cached view is asked for: /health alone must find out, in whichever worker answers.
+    port = servers.free_port()
+    server = servers.start_server(backend, port)
+    address = f"redis://127.0.0.1:{port}/0" if backend == "redis" else f"127.0.0.1:{port}"
+    setting = "REDIS_URL" if backend == "redis" else "MEMCACHED_SERVERS"
+    try:
+        with served(project, tmp_path, CACHE_TYPE=backend, **{setting: address}) as url:
+            for _ in range(4):  # both workers have connected
+                assert json.loads(fetch(url + "/health")[1])["cache"]["active"] == backend
+            server.send_signal(signal.SIGKILL)
+            server.wait()
+            status, body, took = fetch(url + "/health")
+            assert status == 200
+            cache = json.loads(body)["cache"]
+            assert (cache["backend"], cache["active"], cache["breaker"]) == (backend, "simple", "open")
+            assert took <= 2 * TIMEOUT + 0.5, f"/health waited {took:.2f}s"
+    finally:
+        server.kill()
+        server.wait()
+
+
 @pytest.mark.parametrize(
     "settings",
     [

@@ -397,13 +397,47 @@ def check_health(site: str, args: argparse.Namespace) -> None:
                 problem = "answered 200 but not with this app's health report: " + excerpt(
                     response.content
                 )
+        except requests.exceptions.ProxyError as error:
+            # Free consoles reach only allowlisted sites through their proxy, which may not list
+            # the site itself: the deployment is done, only this console cannot look at it.
+            say(f"not checked: this console's proxy {proxy_refusal(error)} for {site}")
+            print(f"\nDeployed: open {url} in your browser to check it\n"
+                  f"Error log: {error_log(args.root)}", flush=True)  # fmt: skip
+            return
         except (requests.RequestException, ValueError) as error:  # ValueError: unreadable
             problem = f"failed: {type(error).__name__}"
         if time.monotonic() >= deadline:
             raise DeployError(f"{url} {problem} after the reload\n{log_tail(error_log(args.root))}")
         time.sleep(1)
     say(f"200 {excerpt(json.dumps(health), quoted=False)}")
+    check_cache(health["cache"], url, args.root)
     print(f"\nDeployed: https://{site}/\nError log: {error_log(args.root)}", flush=True)
+
+
+def proxy_refusal(error: Exception) -> str:
+    """What a proxy said to CONNECT, from urllib3's "Tunnel connection failed: 403 Forbidden"."""
+    found = re.search(r"Tunnel connection failed: (\d{3})", str(error))
+    return f"answered {found.group(1)}" if found else "could not open a tunnel"
+
+
+def check_cache(cache: dict, url: str, root: Path) -> None:
+    """The live app serves from the backend .env asks for, or the deployment failed."""
+    backend, active = plain(cache.get("backend")), plain(cache.get("active"))
+    say(f"cache: backend {excerpt(backend, quoted=False)}, active {excerpt(active, quoted=False)}")
+    if backend == active:
+        return
+    import importlib
+
+    backends = importlib.import_module(PACKAGE).cache.BACKENDS  # imported by check_env
+    variables = getattr(backends.get(backend), "variables", ())
+    setting = variables[0] if variables else "CACHE_TYPE"  # a server backend's first names it
+    error = cache.get("last_error") if isinstance(cache.get("last_error"), dict) else {}
+    why = f" ({excerpt(plain(error.get('type')), quoted=False)})" if error.get("type") else ""
+    raise DeployError(
+        f"the live app serves from {excerpt(active, quoted=False)} because {backend} failed{why}: "
+        f"fix {setting} in {PROJECT / '.env'} (docs/caching.md), then run this again; {url} "
+        f"says which backend serves\n{log_tail(error_log(root))}"
+    )
 
 
 def log_tail(path: Path, lines: int = 20) -> str:

@@ -4,6 +4,7 @@ import os
 import re
 import socket
 import sys
+import threading
 from datetime import datetime, timezone
 
 import pytest
@@ -16,7 +17,7 @@ from werkzeug.exceptions import NotFound
 from {{ cookiecutter.package_name }} import PROJECT_NAME
 from {{ cookiecutter.package_name }}.cache import BACKENDS, cache
 
-from .conftest import SERVERS, make_app
+from .conftest import SERVERS, cache_of, make_app
 
 # Every backend, those with a server carrying its mark (so `-m redis` selects their cases too).
 EVERY_BACKEND = [
@@ -340,3 +341,79 @@ def test_any_request_gets_an_answer_below_500(tmp_path, settings_for, backend, v
         else:
             assert response.status_code == 400
             assert response.get_json() == {"error": "n must be a whole number from 0 to 1,000,000"}
+
+
+class DeadServer:
+    """A server that accepts each connection and closes it at once: it has died, and the test can
+    count the requests that reached for it."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.connections = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return  # closed
+            self.connections += 1
+            conn.close()
+
+
+@pytest.fixture
+def dead_server():
+    server = DeadServer()
+    yield server
+    server.listener.close()
+
+
+# What a monitor does: ask /health now and then, with pauses (in the breaker's retry windows).
+health_checks = st.lists(
+    st.sampled_from(["/health", "wait 0.5", "wait 1.0", "wait 0.1"]), max_size=12
+)
+
+
+@pytest.mark.parametrize("backend", list(SERVERS))
+@settings(
+    max_examples=10,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],  # the server is reset per example
+)
+@given(steps=health_checks)
+def test_health_tells_a_dead_server_at_once_and_probes_it_once_per_window(
+    tmp_path, settings_for, dead_server, clock, backend, steps
+):
+    retry_after = 1.0
+    app = make_app(
+        tmp_path, **settings_for(backend, port=dead_server.port), CACHE_RETRY_AFTER=str(retry_after)
+    )
+    cache_of(app).clock = clock
+    client = app.test_client()
+    # The first request of all, on a page that uses no cached view: /health says so already.
+    response = client.get("/health")
+    assert response.status_code == 200
+    assert response.get_json()["cache"] == {
+        "backend": backend,
+        "active": "simple",
+        "breaker": "open",
+        "last_error": response.get_json()["cache"]["last_error"],
+    }
+    assert response.get_json()["cache"]["last_error"]["type"]
+    probe_due = clock.now + retry_after
+    for step in steps:
+        if step.startswith("wait"):
+            clock.advance(float(step.split()[1]))
+            continue
+        before = dead_server.connections
+        response = client.get("/health")
+        assert response.status_code == 200
+        assert response.get_json()["cache"]["active"] == "simple"
+        reached = dead_server.connections > before
+        # The breaker's retry window holds for /health too: no hammering of a dead server.
+        assert reached == (clock.now >= probe_due), (step, clock.now, probe_due)
+        if reached:
+            probe_due = clock.now + retry_after
