@@ -150,6 +150,17 @@ def test_the_baked_python_is_the_same_for_every_backend(bake):
 
 
 @every_backend
+def test_env_example_starts_with_the_baked_backend(bake, case):
+    """`cp .env.example .env` (the fallback in the docs) runs the backend chosen at bake time."""
+    project = bake(**case)
+    example = (project / ".env.example").read_text()
+    assert re.findall(r"^CACHE_TYPE=(.*)$", example, flags=re.M) == [case["cache_backend"]]
+    assert re.findall(r"^CACHE_TYPE=(.*)$", (project / ".env").read_text(), flags=re.M) == [
+        case["cache_backend"]
+    ]
+
+
+@every_backend
 def test_baked_tests_pass_with_real_servers(bake, case, server_env):
     baked_suite(bake(**case), server_env)
 

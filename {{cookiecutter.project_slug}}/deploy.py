@@ -302,6 +302,24 @@ def check_env() -> None:
             "requirements.txt, then run this again"
         )
     say(f"SECRET_KEY set; CACHE_TYPE={backend.name} ({backend.describe(config)})")
+    baked = baked_answers().get("cache_backend")
+    # Another backend is a choice, not a mistake: say it, and go on.
+    if isinstance(baked, str) and baked and backend.name != baked:
+        say(
+            f"warning: .env has CACHE_TYPE={backend.name}, but this project was baked with "
+            f"{excerpt(baked, quoted=False)}: edit CACHE_TYPE in .env if {backend.name} is not "
+            "what you want"
+        )
+
+
+def baked_answers() -> dict:
+    """The answers kept at bake time (.cookiecutter.json; the .py files are the same for every
+    cache backend), or {} when the file is gone or unreadable."""
+    try:
+        answers = json.loads((PROJECT / ".cookiecutter.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return answers if isinstance(answers, dict) else {}
 
 
 def is_local(host: str) -> bool:
