@@ -1,10 +1,13 @@
 """Settings from the environment: a value the app cannot use stops it at start, in one line."""
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 import pytest
-from hypothesis import assume, example, given
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from {{ cookiecutter.package_name }} import create_app
@@ -349,3 +352,43 @@ def test_describe_and_cache_status_hide_the_password(tmp_path, redis_url, passwo
     result = app.test_cli_runner().invoke(args=["cache", "status"])
     assert "serving:    redis (" in result.output
     assert not shows(result.output, password)
+
+
+# What a user can type into .env: any text but NUL and lone surrogates (no environment holds them).
+TYPED = st.text(alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"))
+
+
+def flask_command(tmp_path: Path, *args: str, **settings: str) -> subprocess.CompletedProcess:
+    """`flask --app <package> <args>` as a user runs it, with ``settings`` as in .env."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CACHE_", "SECRET_KEY"))}
+    root = str(Path(__file__).resolve().parents[1])
+    env.update(SECRET_KEY="k" * 32, FLASK_SKIP_DOTENV="1", PYTHONPATH=root)
+    command = [sys.executable, "-m", "flask", "--app", create_app.__module__, *args]
+    return subprocess.run(
+        command, cwd=tmp_path, env={**env, **settings}, capture_output=True, text=True, timeout=60
+    )
+
+
+@settings(PROPERTY, max_examples=4)  # a process each
+@given(
+    variable=st.sampled_from(["CACHE_TYPE", "CACHE_SOCKET_TIMEOUT", "CACHE_THRESHOLD"]),
+    value=TYPED | NUMBERS.filter(lambda value: "\x00" not in value),
+)
+@example(variable="CACHE_TYPE", value="redsi")
+def test_flask_commands_print_a_refused_setting_as_one_line(tmp_path, variable, value):
+    try:
+        create_app(environ={"SECRET_KEY": "k" * 32, variable: value})
+    except ConfigError as error:
+        message = str(error)
+    else:
+        assume(False)  # accepted: nothing to show
+    result = flask_command(tmp_path, "routes", **{variable: value})
+    assert (result.returncode, result.stdout, result.stderr) == (1, "", f"Error: {message}\n")
+
+
+def test_flask_run_prints_a_refused_setting_as_one_line(tmp_path):
+    """The README's `flask run --debug`: one line and exit 1, before it listens or reloads."""
+    result = flask_command(tmp_path, "run", "--debug", "--port", "0", CACHE_TYPE="redsi")
+    with pytest.raises(ConfigError) as refused:
+        create_app(environ={"SECRET_KEY": "k" * 32, "CACHE_TYPE": "redsi"})
+    assert (result.returncode, result.stdout, result.stderr) == (1, "", f"Error: {refused.value}\n")

@@ -13,9 +13,15 @@ import re
 from collections.abc import Mapping
 from urllib.parse import SplitResult, unquote, urlsplit
 
+import click
 
-class ConfigError(ValueError):
-    """A setting has a value the app cannot use."""
+
+class ConfigError(click.ClickException, ValueError):
+    """A setting has a value the app cannot use.
+
+    A ClickException, so that `flask run` (and every `flask` command, which builds the app first)
+    prints it as the one line "Error: <message>" and exits 1 instead of a traceback; a web server
+    (uWSGI) gets the exception as before, and its log ends with the message."""
 
 
 # Plain ASCII numbers only: int() and float() also read "١٢", "1_000" and "inf".
