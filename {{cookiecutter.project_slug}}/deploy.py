@@ -275,7 +275,8 @@ def check_env() -> None:
             f"{path} has no real SECRET_KEY (at least 32 random characters): set one, e.g. "
             "the output of python3 -c 'import secrets; print(secrets.token_hex(32))'"
         )
-    # The app as the web app will build it: from .env's values alone (it opens no connection).
+    # The app as the web app will build it: from .env's values alone (it opens no connection),
+    # never in debug mode, where a backend with its server unset would fall back to simple.
     sys.path.insert(0, str(PROJECT))
     import importlib
     import importlib.util
@@ -284,7 +285,9 @@ def check_env() -> None:
     logging.getLogger(PACKAGE).addHandler(logging.NullHandler())  # the messages below say it
     package = importlib.import_module(PACKAGE)
     try:
-        config = package.create_app(environ={k: v or "" for k, v in env.items()}).config
+        config = package.create_app(
+            {"DEBUG": False}, environ={k: v or "" for k, v in env.items()}
+        ).config
     except package.cache.ConfigError as error:
         raise DeployError(f"{path}: {error}") from None
     backend = package.cache.BACKENDS[config["CACHE_TYPE"]]

@@ -11,7 +11,7 @@ from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from {{ cookiecutter.package_name }} import create_app
-from {{ cookiecutter.package_name }}.cache import BACKENDS, ConfigError
+from {{ cookiecutter.package_name }}.cache import BACKENDS, ConfigError, cache
 from {{ cookiecutter.package_name }}.cache.config import redact_url
 
 from .conftest import SERVERS, make_app
@@ -392,3 +392,50 @@ def test_flask_run_prints_a_refused_setting_as_one_line(tmp_path):
     with pytest.raises(ConfigError) as refused:
         create_app(environ={"SECRET_KEY": "k" * 32, "CACHE_TYPE": "redsi"})
     assert (result.returncode, result.stdout, result.stderr) == (1, "", f"Error: {refused.value}\n")
+
+
+# A hosted server for each server backend's variables, as .env would name it.
+HOSTED = {
+    "REDIS_URL": "redis://cache.example.com:6379/0",
+    "MEMCACHED_SERVERS": "cache.example.com:11211",
+    "UPSTASH_REDIS_REST_URL": "https://eu1-example-12345.upstash.io",
+    "UPSTASH_REDIS_REST_TOKEN": "AXtoken-0123456789",
+}
+WITH_A_SERVER = [
+    name for name, b in BACKENDS.items() if b.variables and set(b.variables) <= set(HOSTED)
+]
+
+
+def unset_servers():
+    """.env's values for a server backend, each of its settings unset, empty, blank or set."""
+
+    def draw(backend, choices):
+        values = {"CACHE_TYPE": backend}
+        for name, choice in zip(BACKENDS[backend].variables, choices, strict=False):
+            if choice is not None:
+                values[name] = HOSTED[name] if choice == "set" else choice
+        return values
+
+    choice = st.sampled_from([None, "", " ", "\t", "\n ", "set"])
+    return st.builds(draw, st.sampled_from(WITH_A_SERVER), st.lists(choice, min_size=2, max_size=2))
+
+
+@PROPERTY
+@given(values=unset_servers())
+def test_a_server_not_set_yet_falls_back_in_development_only(caplog, values):
+    """`flask run --debug` on a fresh upstash (or redis, memcached) bake starts on the simple
+    cache with one warning naming what to set; the web app (no debug) refuses to start."""
+    missing = [n for n in BACKENDS[values["CACHE_TYPE"]].variables if not values.get(n, "").strip()]
+    assume(missing)
+    environ = {"SECRET_KEY": "k" * 32, **values}
+    with pytest.raises(ConfigError, match=rf"^{missing[0]} is not set but CACHE_TYPE="):
+        create_app(environ=environ)
+    caplog.clear()
+    app = create_app({"DEBUG": True}, environ=environ)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "\n" not in warnings[0]
+    assert warnings[0].startswith(f"CACHE_TYPE={values['CACHE_TYPE']} but {' and '.join(missing)} ")
+    assert "serving from the simple cache" in warnings[0] and "Set " in warnings[0]
+    assert app.test_client().get("/health").get_json()["cache"]["active"] == "simple"
+    with app.app_context():
+        assert cache.set("key", 1) and cache.get("key") == 1

@@ -387,3 +387,12 @@ def test_a_cache_type_other_than_the_baked_one_is_one_warning(checked_env, in_en
             f"{deploy.excerpt(baked, quoted=False)}: edit CACHE_TYPE in .env if {in_env} is not "
             "what you want"
         ]
+
+
+@pytest.mark.parametrize("backend", ["redis", "memcached", "upstash"])
+def test_a_server_not_set_is_refused_even_from_a_debug_console(checked_env, monkeypatch, backend):
+    """Development falls back to simple when the server is not set; the live app never does."""
+    monkeypatch.setenv("FLASK_DEBUG", "1")
+    status, out, err = checked_env({"CACHE_TYPE": backend})
+    assert status == 1 and err.count("\n") == 1
+    assert re.match(rf"deploy.py: \S+: [A-Z_]+ is not set but CACHE_TYPE={backend}: ", err)

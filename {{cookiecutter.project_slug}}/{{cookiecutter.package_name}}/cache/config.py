@@ -24,6 +24,11 @@ class ConfigError(click.ClickException, ValueError):
     (uWSGI) gets the exception as before, and its log ends with the message."""
 
 
+class NotSet(ConfigError):
+    """A setting the chosen backend needs is not set: in development the cache falls back to
+    simple (cache.from_env); anywhere else it stops the app like any ConfigError."""
+
+
 # Plain ASCII numbers only: int() and float() also read "١٢", "1_000" and "inf".
 _WHOLE = re.compile(r"[+-]?[0-9]+\Z")
 _DECIMAL = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\Z")
@@ -47,7 +52,7 @@ class Env:
     def required(self, name: str, needed_by: str, accepted: str) -> str:
         value = self.text(name)
         if not value:
-            raise ConfigError(f"{name} is not set but {needed_by}: {accepted}")
+            raise NotSet(f"{name} is not set but {needed_by}: {accepted}")
         return value
 
     def boolean(self, name: str) -> bool:
