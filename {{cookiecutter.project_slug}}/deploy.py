@@ -29,6 +29,7 @@ PROJECT_SLUG = {{ cookiecutter.project_slug | tojson }}
 PACKAGE = {{ cookiecutter.package_name | tojson }}
 PYTHON_VERSION = {{ cookiecutter.python_version | tojson }}
 REGION = {{ cookiecutter.pythonanywhere_region | tojson }}
+BAKED_USERNAME = {{ cookiecutter.pythonanywhere_username | tojson }}
 
 # Each PythonAnywhere region: its API host, and the domain its web apps get.
 REGIONS = {
@@ -107,6 +108,7 @@ def bootstrap(args: argparse.Namespace, argv: list[str]) -> int:
             "then open a new Bash console and run this again"
         )
     say(f"API host {api_host()}, user {username()}")
+    warn_if_not_the_baked_user(username())
     python = shutil.which(f"python{PYTHON_VERSION}")
     if not python:
         raise DeployError(
@@ -192,6 +194,17 @@ def username() -> str:
             "console on PythonAnywhere, or set PYTHONANYWHERE_USERNAME to yours"
         )
     return name
+
+
+def warn_if_not_the_baked_user(name: str) -> None:
+    """One line when the console's user is not the one the project was baked for: deploy.py
+    serves this user's site, but the docs (and the answers cruft keeps) name the baked one."""
+    if name.lower() != BAKED_USERNAME.lower():
+        say(
+            f"warning: this project was baked for the user {BAKED_USERNAME}, not {name}: "
+            f"deploying to {name}'s site; bake again with pythonanywhere_username={name} so "
+            "that its docs name your site"
+        )
 
 
 def domain() -> str:

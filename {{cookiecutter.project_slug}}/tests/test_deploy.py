@@ -396,3 +396,23 @@ def test_a_server_not_set_is_refused_even_from_a_debug_console(checked_env, monk
     status, out, err = checked_env({"CACHE_TYPE": backend})
     assert status == 1 and err.count("\n") == 1
     assert re.match(rf"deploy.py: \S+: [A-Z_]+ is not set but CACHE_TYPE={backend}: ", err)
+
+
+@settings(max_examples=20, deadline=None, derandomize=True, database=None)
+@given(user=st.from_regex(r"[A-Za-z0-9]{1,20}", fullmatch=True) | st.just(deploy.BAKED_USERNAME))
+def test_a_console_user_other_than_the_baked_one_is_one_warning(user):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("API_TOKEN", "token")
+        patch.setenv("PYTHONANYWHERE_USERNAME", user)
+        patch.delenv("PYTHONANYWHERE_SITE", raising=False)
+        patch.delenv(deploy.IN_VIRTUALENV, raising=False)
+        patch.setattr(deploy.shutil, "which", lambda name: None)  # stops right after the check
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+            assert deploy.main(["--dry-run"]) == 1
+    warnings = [line for line in out.getvalue().splitlines() if "warning:" in line]
+    if user.lower() == deploy.BAKED_USERNAME.lower():
+        assert warnings == []
+    else:
+        assert len(warnings) == 1
+        assert f"baked for the user {deploy.BAKED_USERNAME}, not {user}" in warnings[0]
