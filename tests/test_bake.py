@@ -149,6 +149,16 @@ def test_the_baked_python_is_the_same_for_every_backend(bake):
         assert mismatch == errors == [], f"{other.name}: {mismatch} differ"
 
 
+def test_without_servers_the_upstash_tests_skip_saying_no_account_is_needed(bake):
+    env = {k: v for k, v in servers.app_env(None).items() if not k.startswith(("TEST_", "CI"))}
+    command = [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "-n", "0"]
+    result = run([*command, "tests/test_upstash.py"], cwd=bake(), env=env)
+    reasons = [line for line in result.stdout.splitlines() if line.startswith("SKIPPED")]
+    assert reasons, result.stdout[-2000:]
+    for reason in reasons:
+        assert "TEST_REDIS_URL is not set" in reason and "no Upstash account needed" in reason
+
+
 @every_backend
 def test_env_example_starts_with_the_baked_backend(bake, case):
     """`cp .env.example .env` (the fallback in the docs) runs the backend chosen at bake time."""
