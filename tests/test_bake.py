@@ -149,6 +149,24 @@ def test_the_baked_python_is_the_same_for_every_backend(bake):
         assert mismatch == errors == [], f"{other.name}: {mismatch} differ"
 
 
+def test_the_zip_command_in_the_docs_leaves_the_virtualenv_out(bake, tmp_path):
+    project = tmp_path / bake().name
+    shutil.copytree(bake(), project, ignore=shutil.ignore_patterns(".venv"))
+    for junk in (".venv/lib/site.py", "pkg/__pycache__/x.pyc", ".pytest_cache/v", "instance/cache/k"):
+        (project / junk).parent.mkdir(parents=True, exist_ok=True)
+        (project / junk).write_text("junk")
+    (project / ".venv" / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    command = next(
+        line for line in (project / "docs" / "deploy.md").read_text().splitlines()
+        if line.strip().startswith("zip -r ")
+    )  # fmt: skip
+    run(["bash", "-c", command], cwd=tmp_path, check=True)
+    listed = run(["unzip", "-Z1", f"{project.name}.zip"], cwd=tmp_path, check=True).stdout.split()
+    assert f"{project.name}/.env" in listed and f"{project.name}/deploy.py" in listed
+    kept_out = (".venv/", "__pycache__/", "_cache/", "instance/")
+    assert [name for name in listed if any(part in name for part in kept_out)] == []
+
+
 def test_without_servers_the_upstash_tests_skip_saying_no_account_is_needed(bake):
     env = {k: v for k, v in servers.app_env(None).items() if not k.startswith(("TEST_", "CI"))}
     command = [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "-n", "0"]
