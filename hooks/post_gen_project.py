@@ -27,13 +27,13 @@ BACKENDS = {
         "requirement": "redis>=5.0,<9",
         "next_steps": "Set REDIS_URL in .env to your hosted Redis, e.g. Upstash: "
         "rediss://default:PASSWORD@HOST.upstash.io:6379. Outbound Redis connections need a "
-        "paid PythonAnywhere account (free accounts only reach allowlisted HTTP(S) sites).",
+        "paid PythonAnywhere account (free accounts: docs/upstash.md).",
     },
     "memcached": {
         "requirement": "pymemcache>=4.0,<5",
         "next_steps": "Set MEMCACHED_SERVERS in .env to your memcached host:port list. Outbound "
-        "memcached connections need a paid PythonAnywhere account (free accounts only reach "
-        "allowlisted HTTP(S) sites).",
+        "memcached connections need a paid PythonAnywhere account (free accounts: "
+        "docs/upstash.md).",
     },
     "upstash": {
         "requirement": "requests>=2.31,<3",

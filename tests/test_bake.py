@@ -167,6 +167,18 @@ def test_the_zip_command_in_the_docs_leaves_the_virtualenv_out(bake, tmp_path):
     assert [name for name in listed if any(part in name for part in kept_out)] == []
 
 
+def test_the_free_account_caveat_is_explained_once_and_linked(bake):
+    project = bake()
+    docs = {p: p.read_text() for p in [project / "README.md", *(project / "docs").glob("*.md")]}
+    explained = [p.name for p, text in docs.items() if "403 Forbidden**" in text]
+    assert explained == ["upstash.md"]
+    heading = "## Free accounts: the proxy and its allowlist"
+    assert heading in docs[project / "docs" / "upstash.md"]
+    anchor = "upstash.md#" + re.sub(r"[^a-z0-9 -]", "", heading[3:].lower()).replace(" ", "-")
+    for linking in (project / "README.md", project / "docs" / "deploy.md"):
+        assert anchor in docs[linking], linking.name
+
+
 def test_without_servers_the_upstash_tests_skip_saying_no_account_is_needed(bake):
     env = {k: v for k, v in servers.app_env(None).items() if not k.startswith(("TEST_", "CI"))}
     command = [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "-n", "0"]
