@@ -27,13 +27,13 @@ BACKENDS = {
         "requirement": "redis>=5.0,<9",
         "next_steps": "Set REDIS_URL in .env to your hosted Redis, e.g. Upstash: "
         "rediss://default:PASSWORD@HOST.upstash.io:6379. Outbound Redis connections need a "
-        "paid PythonAnywhere account (free accounts only reach allowlisted HTTP(S) sites).",
+        "paid PythonAnywhere account (free accounts: docs/upstash.md).",
     },
     "memcached": {
         "requirement": "pymemcache>=4.0,<5",
         "next_steps": "Set MEMCACHED_SERVERS in .env to your memcached host:port list. Outbound "
-        "memcached connections need a paid PythonAnywhere account (free accounts only reach "
-        "allowlisted HTTP(S) sites).",
+        "memcached connections need a paid PythonAnywhere account (free accounts: "
+        "docs/upstash.md).",
     },
     "upstash": {
         "requirement": "requests>=2.31,<3",
@@ -76,10 +76,48 @@ def site_domain(answers: dict) -> str:
     return f"{answers['pythonanywhere_username'].lower()}{region}.pythonanywhere.com"
 
 
+# cookiecutter.json's default pythonanywhere_username: a placeholder, not an account.
+PLACEHOLDER_USERNAME = "yourname"
+
+
+def cache_type_in(env_text: str) -> str:
+    """The CACHE_TYPE an existing .env sets ("" when none), read as python-dotenv reads it in the
+    usual forms: bare (an inline comment after a space), or in quotes."""
+    found = re.findall(r"^[ \t]*(?:export[ \t]+)?CACHE_TYPE[ \t]*=(.*)$", env_text, flags=re.M)
+    value = found[-1] if found else ""
+    quoted = re.match(r"""\s*(['"])(.*?)\1""", value)
+    return (quoted.group(2) if quoted else re.split(r"\s#", value)[0]).strip()
+
+
+def warnings(answers: dict, kept_env: str | None) -> list[str]:
+    """What the user must know before the next steps: a .env kept from an earlier bake whose
+    CACHE_TYPE is not the answer, and a username left at its placeholder."""
+    said = []
+    chosen = answers["cache_backend"]
+    if kept_env is not None:
+        in_force = cache_type_in(kept_env) or "simple"  # the app's default
+        shown = in_force if re.fullmatch(r"[a-z]+", in_force) else repr(in_force)
+        if in_force == chosen:
+            said.append(f".env was kept (it is never overwritten): CACHE_TYPE={shown}.")
+        else:
+            said.append(
+                f"Warning: .env was kept (it is never overwritten) and says CACHE_TYPE={shown}, "
+                f"which stays in force: set CACHE_TYPE={chosen} in .env to use the {chosen} cache."
+            )
+    if answers["pythonanywhere_username"] == PLACEHOLDER_USERNAME:
+        said.append(
+            f"Warning: pythonanywhere_username is the placeholder {PLACEHOLDER_USERNAME!r}: the "
+            "docs and the WSGI file name that user. Bake again with yours "
+            "(pythonanywhere_username=<you>); deploy.py warns while they differ."
+        )
+    return said
+
+
 def main(answers: dict, project: Path) -> str:
     """Finish ``project``; return the next steps to print."""
     backend = BACKENDS[answers["cache_backend"]]
     env = project / ".env"
+    kept_env = env.read_text(errors="replace") if env.exists() else None
     if not env.exists():
         example = (project / ".env.example").read_text()
         values = {"SECRET_KEY": secrets.token_hex(32), "CACHE_TYPE": answers["cache_backend"]}
@@ -92,6 +130,7 @@ def main(answers: dict, project: Path) -> str:
     return "\n".join(
         [
             f"Baked {answers['project_slug']} with the {answers['cache_backend']} cache.",
+            *warnings(answers, kept_env),
             backend["next_steps"],
             "Next steps:",
             f"  cd {answers['project_slug']}",

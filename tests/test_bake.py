@@ -149,6 +149,57 @@ def test_the_baked_python_is_the_same_for_every_backend(bake):
         assert mismatch == errors == [], f"{other.name}: {mismatch} differ"
 
 
+def test_the_zip_command_in_the_docs_leaves_the_virtualenv_out(bake, tmp_path):
+    project = tmp_path / bake().name
+    shutil.copytree(bake(), project, ignore=shutil.ignore_patterns(".venv"))
+    for junk in (".venv/lib/site.py", "pkg/__pycache__/x.pyc", ".pytest_cache/v", "instance/cache/k"):
+        (project / junk).parent.mkdir(parents=True, exist_ok=True)
+        (project / junk).write_text("junk")
+    (project / ".venv" / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    command = next(
+        line for line in (project / "docs" / "deploy.md").read_text().splitlines()
+        if line.strip().startswith("zip -r ")
+    )  # fmt: skip
+    run(["bash", "-c", command], cwd=tmp_path, check=True)
+    listed = run(["unzip", "-Z1", f"{project.name}.zip"], cwd=tmp_path, check=True).stdout.split()
+    assert f"{project.name}/.env" in listed and f"{project.name}/deploy.py" in listed
+    kept_out = (".venv/", "__pycache__/", "_cache/", "instance/")
+    assert [name for name in listed if any(part in name for part in kept_out)] == []
+
+
+def test_the_free_account_caveat_is_explained_once_and_linked(bake):
+    project = bake()
+    docs = {p: p.read_text() for p in [project / "README.md", *(project / "docs").glob("*.md")]}
+    explained = [p.name for p, text in docs.items() if "403 Forbidden**" in text]
+    assert explained == ["upstash.md"]
+    heading = "## Free accounts: the proxy and its allowlist"
+    assert heading in docs[project / "docs" / "upstash.md"]
+    anchor = "upstash.md#" + re.sub(r"[^a-z0-9 -]", "", heading[3:].lower()).replace(" ", "-")
+    for linking in (project / "README.md", project / "docs" / "deploy.md"):
+        assert anchor in docs[linking], linking.name
+
+
+def test_without_servers_the_upstash_tests_skip_saying_no_account_is_needed(bake):
+    env = {k: v for k, v in servers.app_env(None).items() if not k.startswith(("TEST_", "CI"))}
+    command = [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "-n", "0"]
+    result = run([*command, "tests/test_upstash.py"], cwd=bake(), env=env)
+    reasons = [line for line in result.stdout.splitlines() if line.startswith("SKIPPED")]
+    assert reasons, result.stdout[-2000:]
+    for reason in reasons:
+        assert "TEST_REDIS_URL is not set" in reason and "no Upstash account needed" in reason
+
+
+@every_backend
+def test_env_example_starts_with_the_baked_backend(bake, case):
+    """`cp .env.example .env` (the fallback in the docs) runs the backend chosen at bake time."""
+    project = bake(**case)
+    example = (project / ".env.example").read_text()
+    assert re.findall(r"^CACHE_TYPE=(.*)$", example, flags=re.M) == [case["cache_backend"]]
+    assert re.findall(r"^CACHE_TYPE=(.*)$", (project / ".env").read_text(), flags=re.M) == [
+        case["cache_backend"]
+    ]
+
+
 @every_backend
 def test_baked_tests_pass_with_real_servers(bake, case, server_env):
     baked_suite(bake(**case), server_env)

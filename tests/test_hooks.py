@@ -9,6 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from dotenv import dotenv_values
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from .conftest import CHOICES, COOKIECUTTER_JSON, TEMPLATE
 
@@ -165,3 +168,41 @@ def test_flask_caching_still_reserves_dotted_paths_with_cachelib(tmp_path, monke
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(TypeError):
         flask_caching.Cache(flask.Flask(__name__), config={"CACHE_TYPE": "my_cachelib_app.Ours"})
+
+
+# What a kept .env may say: a backend or a typo, bare, quoted, padded or with a comment after it.
+# (A lone quote makes the line one python-dotenv skips: no value to compare with.)
+KEPT_VALUES = st.builds(
+    lambda value, form: form.format(value),
+    st.sampled_from(CHOICES["cache_backend"]) | st.text(alphabet="abcdilmnoprsuy _-#\t", max_size=8),
+    st.sampled_from(["{}", '"{}"', "'{}'", "{} # was redis", "  {}  ", '"{}" # a comment']),
+)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, database=None)
+@given(kept=KEPT_VALUES | st.none(), backend=st.sampled_from(CHOICES["cache_backend"]))
+@example(kept="redis", backend="filesystem")  # the re-bake
+def test_a_rebake_says_which_cache_type_is_in_force(tmp_path_factory, kept, backend):
+    project = copy_of_baked_inputs(tmp_path_factory.mktemp("rebake"))
+    env_text = "SECRET_KEY=mine\n" + ("" if kept is None else f"CACHE_TYPE={kept}\n")
+    (project / ".env").write_text(env_text)
+    steps = post_gen.main({**GOOD, "cache_backend": backend}, project).splitlines()
+    assert (project / ".env").read_text() == env_text  # kept
+    in_force = (dotenv_values(project / ".env").get("CACHE_TYPE") or "").strip() or "simple"
+    said = [line for line in steps if ".env was kept" in line]
+    assert len(said) == 1
+    assert f"CACHE_TYPE={in_force}" in said[0] or f"CACHE_TYPE={in_force!r}" in said[0]
+    assert said[0].startswith("Warning: ") == (in_force != backend)
+
+
+def test_a_fresh_bake_says_nothing_of_a_kept_env(tmp_path):
+    steps = post_gen.main(GOOD, copy_of_baked_inputs(tmp_path))
+    assert ".env was kept" not in steps and "Warning" not in steps
+
+
+def test_the_placeholder_username_is_warned_at_bake_time(tmp_path):
+    assert COOKIECUTTER_JSON["pythonanywhere_username"] == post_gen.PLACEHOLDER_USERNAME
+    answers = {**GOOD, "pythonanywhere_username": COOKIECUTTER_JSON["pythonanywhere_username"]}
+    warned = [line for line in post_gen.main(answers, copy_of_baked_inputs(tmp_path)).splitlines()
+              if line.startswith("Warning: ")]  # fmt: skip
+    assert len(warned) == 1 and "pythonanywhere_username" in warned[0]

@@ -483,3 +483,25 @@ def test_no_secret_reaches_the_uwsgi_log(project, tmp_path, settings):
     said = [line for line in log.splitlines() if "cache: " in line or "_URL=" in line or "_TOKEN" in line]
     assert said, "the log says what happened to the cache"
     assert secret not in log
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"CACHE_TYPE": "redis\u200b"}, "CACHE_TYPE='redis\\u200b' is not valid: use one of simple"),
+        ({"CACHE_SOCKET_TIMEOUT": "1e10"}, "CACHE_SOCKET_TIMEOUT='1e10' is not valid"),
+    ],
+)
+def test_a_refused_setting_ends_the_uwsgi_log_in_one_line(project, tmp_path, settings, message):
+    """What the web app's error log shows: the app's own lines end with the one-line message
+    (after it, only uWSGI's own "unable to load app" lines)."""
+    command = [
+        servers.uwsgi_binary(), "--http11-socket", f"127.0.0.1:{servers.free_port()}", "--wsgi-file",
+        str(project / "pythonanywhere_wsgi.py"), "--master", "--processes", "2", "--need-app",
+    ]  # fmt: skip
+    env = servers.app_env(project, SECRET_KEY="k" * 32, **settings)
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0  # --need-app: no app, no server
+    lines = (result.stdout + result.stderr).splitlines()
+    ours = [line for line in lines if not line.startswith(("unable to load app", "*** "))]
+    assert ours[-1].startswith(f"{PACKAGE}.cache.config.ConfigError: {message}"), lines[-5:]

@@ -30,6 +30,7 @@ PROJECT_SLUG = {{ cookiecutter.project_slug | tojson }}
 PACKAGE = {{ cookiecutter.package_name | tojson }}
 PYTHON_VERSION = {{ cookiecutter.python_version | tojson }}
 REGION = {{ cookiecutter.pythonanywhere_region | tojson }}
+BAKED_USERNAME = {{ cookiecutter.pythonanywhere_username | tojson }}
 
 # Each PythonAnywhere region: its API host, and the domain its web apps get.
 REGIONS = {
@@ -112,6 +113,7 @@ def bootstrap(args: argparse.Namespace, argv: List[str]) -> int:
             "then open a new Bash console and run this again"
         )
     say(f"API host {api_host()}, user {username()}")
+    warn_if_not_the_baked_user(username())
     python = shutil.which(f"python{PYTHON_VERSION}")
     if not python:
         raise DeployError(
@@ -212,6 +214,17 @@ def username() -> str:
     return name
 
 
+def warn_if_not_the_baked_user(name: str) -> None:
+    """One line when the console's user is not the one the project was baked for: deploy.py
+    serves this user's site, but the docs (and the answers cruft keeps) name the baked one."""
+    if name.lower() != BAKED_USERNAME.lower():
+        say(
+            f"warning: this project was baked for the user {BAKED_USERNAME}, not {name}: "
+            f"deploying to {name}'s site; bake again with pythonanywhere_username={name} so "
+            "that its docs name your site"
+        )
+
+
 def domain() -> str:
     return f"{username()}.{REGIONS[REGION]['domain']}".lower()
 
@@ -304,7 +317,8 @@ def check_env() -> None:
             f"{path} has no real SECRET_KEY (at least 32 random characters): set one, e.g. "
             "the output of python3 -c 'import secrets; print(secrets.token_hex(32))'"
         )
-    # The app as the web app will build it: from .env's values alone (it opens no connection).
+    # The app as the web app will build it: from .env's values alone (it opens no connection),
+    # never in debug mode, where a backend with its server unset would fall back to simple.
     sys.path.insert(0, str(PROJECT))
     import importlib
     import importlib.util
@@ -313,7 +327,9 @@ def check_env() -> None:
     logging.getLogger(PACKAGE).addHandler(logging.NullHandler())  # the messages below say it
     package = importlib.import_module(PACKAGE)
     try:
-        config = package.create_app(environ={k: v or "" for k, v in env.items()}).config
+        config = package.create_app(
+            {"DEBUG": False}, environ={k: v or "" for k, v in env.items()}
+        ).config
     except package.cache.ConfigError as error:
         raise DeployError(f"{path}: {error}") from None
     backend = package.cache.BACKENDS[config["CACHE_TYPE"]]
@@ -331,6 +347,25 @@ def check_env() -> None:
             "requirements.txt, then run this again"
         )
     say(f"SECRET_KEY set; CACHE_TYPE={backend.name} ({backend.describe(config)})")
+    baked = baked_answers().get("cache_backend")
+    # Another backend is a choice, not a mistake: say it, and go on.
+    if isinstance(baked, str) and baked and backend.name != baked:
+        say(
+            f"warning: .env has CACHE_TYPE={backend.name}, but this project was baked with "
+            f"{excerpt(baked, quoted=False)}: edit CACHE_TYPE in .env if {backend.name} is not "
+            "what you want"
+        )
+
+
+def baked_answers() -> dict:
+    """The answers kept at bake time (the answers file; the .py files are the same for every
+    cache backend), or {} when the file is gone or unreadable."""
+    try:
+        # (Spelled in two halves: the template's tests take the whole name for leftover syntax.)
+        answers = json.loads((PROJECT / (".cookiecutter" + ".json")).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return answers if isinstance(answers, dict) else {}
 
 
 def is_local(host: str) -> bool:

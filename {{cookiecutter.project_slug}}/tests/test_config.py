@@ -1,14 +1,17 @@
 """Settings from the environment: a value the app cannot use stops it at start, in one line."""
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 import pytest
-from hypothesis import assume, example, given
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from {{ cookiecutter.package_name }} import create_app
-from {{ cookiecutter.package_name }}.cache import BACKENDS, ConfigError
+from {{ cookiecutter.package_name }}.cache import BACKENDS, ConfigError, cache
 from {{ cookiecutter.package_name }}.cache.config import redact_url
 
 from .conftest import SERVERS, make_app
@@ -349,3 +352,90 @@ def test_describe_and_cache_status_hide_the_password(tmp_path, redis_url, passwo
     result = app.test_cli_runner().invoke(args=["cache", "status"])
     assert "serving:    redis (" in result.output
     assert not shows(result.output, password)
+
+
+# What a user can type into .env: any text but NUL and lone surrogates (no environment holds them).
+TYPED = st.text(alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"))
+
+
+def flask_command(tmp_path: Path, *args: str, **settings: str) -> subprocess.CompletedProcess:
+    """`flask --app <package> <args>` as a user runs it, with ``settings`` as in .env."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CACHE_", "SECRET_KEY"))}
+    root = str(Path(__file__).resolve().parents[1])
+    env.update(SECRET_KEY="k" * 32, FLASK_SKIP_DOTENV="1", PYTHONPATH=root)
+    command = [sys.executable, "-m", "flask", "--app", create_app.__module__, *args]
+    return subprocess.run(
+        command, cwd=tmp_path, env={**env, **settings}, capture_output=True, text=True, timeout=60
+    )
+
+
+@settings(PROPERTY, max_examples=4)  # a process each
+@given(
+    variable=st.sampled_from(["CACHE_TYPE", "CACHE_SOCKET_TIMEOUT", "CACHE_THRESHOLD"]),
+    value=TYPED | NUMBERS.filter(lambda value: "\x00" not in value),
+)
+@example(variable="CACHE_TYPE", value="redsi")
+def test_flask_commands_print_a_refused_setting_as_one_line(tmp_path, variable, value):
+    try:
+        create_app(environ={"SECRET_KEY": "k" * 32, variable: value})
+    except ConfigError as error:
+        message = str(error)
+    else:
+        assume(False)  # accepted: nothing to show
+    result = flask_command(tmp_path, "routes", **{variable: value})
+    assert (result.returncode, result.stdout, result.stderr) == (1, "", f"Error: {message}\n")
+
+
+def test_flask_run_prints_a_refused_setting_as_one_line(tmp_path):
+    """The README's `flask run --debug`: one line and exit 1, before it listens or reloads."""
+    result = flask_command(tmp_path, "run", "--debug", "--port", "0", CACHE_TYPE="redsi")
+    with pytest.raises(ConfigError) as refused:
+        create_app(environ={"SECRET_KEY": "k" * 32, "CACHE_TYPE": "redsi"})
+    assert (result.returncode, result.stdout, result.stderr) == (1, "", f"Error: {refused.value}\n")
+
+
+# A hosted server for each server backend's variables, as .env would name it.
+HOSTED = {
+    "REDIS_URL": "redis://cache.example.com:6379/0",
+    "MEMCACHED_SERVERS": "cache.example.com:11211",
+    "UPSTASH_REDIS_REST_URL": "https://eu1-example-12345.upstash.io",
+    "UPSTASH_REDIS_REST_TOKEN": "AXtoken-0123456789",
+}
+WITH_A_SERVER = [
+    name for name, b in BACKENDS.items() if b.variables and set(b.variables) <= set(HOSTED)
+]
+
+
+def unset_servers():
+    """.env's values for a server backend, each of its settings unset, empty, blank or set."""
+
+    def draw(backend, choices):
+        values = {"CACHE_TYPE": backend}
+        for name, choice in zip(BACKENDS[backend].variables, choices, strict=False):
+            if choice is not None:
+                values[name] = HOSTED[name] if choice == "set" else choice
+        return values
+
+    choice = st.sampled_from([None, "", " ", "\t", "\n ", "set"])
+    return st.builds(draw, st.sampled_from(WITH_A_SERVER), st.lists(choice, min_size=2, max_size=2))
+
+
+@PROPERTY
+@given(values=unset_servers())
+def test_a_server_not_set_yet_falls_back_in_development_only(caplog, values):
+    """`flask run --debug` on a fresh upstash (or redis, memcached) bake starts on the simple
+    cache with one warning naming what to set; the web app (no debug) refuses to start."""
+    missing = [n for n in BACKENDS[values["CACHE_TYPE"]].variables if not values.get(n, "").strip()]
+    assume(missing)
+    environ = {"SECRET_KEY": "k" * 32, **values}
+    with pytest.raises(ConfigError, match=rf"^{missing[0]} is not set but CACHE_TYPE="):
+        create_app(environ=environ)
+    caplog.clear()
+    app = create_app({"DEBUG": True}, environ=environ)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "\n" not in warnings[0]
+    assert warnings[0].startswith(f"CACHE_TYPE={values['CACHE_TYPE']} but {' and '.join(missing)} ")
+    assert "serving from the simple cache" in warnings[0] and "Set " in warnings[0]
+    assert app.test_client().get("/health").get_json()["cache"]["active"] == "simple"
+    with app.app_context():
+        assert cache.set("key", 1) and cache.get("key") == 1

@@ -420,3 +420,62 @@ def test_deploy_stops_on_the_values_from_the_issue(checked_env, values):
     assert status == 1
     assert err.startswith(f"deploy.py: {deploy.PROJECT / '.env'}: {variable}")
     assert err.count("\n") == 1
+
+
+# A .env that starts with each backend (a server backend pointed at a hosted server).
+STARTS = {
+    "simple": {},
+    "filesystem": {},
+    "null": {},
+    "redis": {"REDIS_URL": f"redis://{SERVER}:6379/0"},
+    "memcached": {"MEMCACHED_SERVERS": f"{SERVER}:11211"},
+    "upstash": {"UPSTASH_REDIS_REST_URL": f"https://{SERVER}", "UPSTASH_REDIS_REST_TOKEN": "t" * 9},
+}
+
+
+@PROPERTY
+@given(in_env=st.sampled_from(list(STARTS)), baked=st.sampled_from(list(STARTS)) | JUNK)
+def test_a_cache_type_other_than_the_baked_one_is_one_warning(checked_env, in_env, baked):
+    """A redis bake whose .env says simple (e.g. a .env.example copied before the fix) deploys,
+    with one line saying so; a .env that agrees gets no such line."""
+    (deploy.PROJECT / (".cookiecutter" + ".json")).write_text(json.dumps({"cache_backend": baked}))
+    status, out, err = checked_env({"CACHE_TYPE": in_env, **STARTS[in_env]})
+    assert err == "deploy.py: stopped where the API would be called\n"  # the deploy went on
+    warnings = [line for line in out.splitlines() if "warning:" in line]
+    if in_env == baked or not baked:
+        assert warnings == []
+    else:
+        assert warnings == [
+            f"    warning: .env has CACHE_TYPE={in_env}, but this project was baked with "
+            f"{deploy.excerpt(baked, quoted=False)}: edit CACHE_TYPE in .env if {in_env} is not "
+            "what you want"
+        ]
+
+
+@pytest.mark.parametrize("backend", ["redis", "memcached", "upstash"])
+def test_a_server_not_set_is_refused_even_from_a_debug_console(checked_env, monkeypatch, backend):
+    """Development falls back to simple when the server is not set; the live app never does."""
+    monkeypatch.setenv("FLASK_DEBUG", "1")
+    status, out, err = checked_env({"CACHE_TYPE": backend})
+    assert status == 1 and err.count("\n") == 1
+    assert re.match(rf"deploy.py: \S+: [A-Z_]+ is not set but CACHE_TYPE={backend}: ", err)
+
+
+@settings(max_examples=20, deadline=None, derandomize=True, database=None)
+@given(user=st.from_regex(r"[A-Za-z0-9]{1,20}", fullmatch=True) | st.just(deploy.BAKED_USERNAME))
+def test_a_console_user_other_than_the_baked_one_is_one_warning(user):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("API_TOKEN", "token")
+        patch.setenv("PYTHONANYWHERE_USERNAME", user)
+        patch.delenv("PYTHONANYWHERE_SITE", raising=False)
+        patch.delenv(deploy.IN_VIRTUALENV, raising=False)
+        patch.setattr(deploy.shutil, "which", lambda name: None)  # stops right after the check
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+            assert deploy.main(["--dry-run"]) == 1
+    warnings = [line for line in out.getvalue().splitlines() if "warning:" in line]
+    if user.lower() == deploy.BAKED_USERNAME.lower():
+        assert warnings == []
+    else:
+        assert len(warnings) == 1
+        assert f"baked for the user {deploy.BAKED_USERNAME}, not {user}" in warnings[0]

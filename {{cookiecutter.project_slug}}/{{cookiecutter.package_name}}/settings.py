@@ -19,7 +19,7 @@ def from_env(environ: Mapping[str, object], *, debug: bool = False) -> dict[str,
     return {
         "TESTING": testing,
         "SECRET_KEY": secret_key(env, allow_missing=debug or testing),
-        **cache.from_env(env),
+        **cache.from_env(env, debug=debug),
     }
 
 

@@ -16,7 +16,7 @@ touches .env. Your code lives beside it: views.py, templates/, static/, settings
 The public face, all that views.py, settings.py and deploy.py use:
 - ``cache``: the Flask-Caching object (extension.py);
 - ``init_app(app)``: connects it to the backend that app.config names, and adds `flask cache`;
-- ``from_env(env)``: the cache's settings from the environment, parsed and checked;
+- ``from_env(env, debug=...)``: the cache's settings from the environment, parsed and checked;
 - ``status()``: which backend serves now, for pages and /health (no URL, no secret);
 - ``cli``: the `flask cache status|clear|bench` commands;
 - ``Env`` and ``ConfigError``: checked reads of settings, for settings.py's own;
@@ -27,12 +27,13 @@ import importlib.util
 import os
 from typing import Any
 
+import click
 from flask import Flask, current_app
 
 from .backends import BACKENDS, Backend, Simple
 from .breaker import Breaker
 from .cli import cli
-from .config import ConfigError, Env
+from .config import ConfigError, Env, NotSet
 from .extension import cache
 
 __all__ = ["BACKENDS", "ConfigError", "Env", "cache", "cli", "from_env", "init_app", "status"]
@@ -52,9 +53,27 @@ SOCKET_TIMEOUT_RANGE = (0.05, 5.0)
 MAX_RETRY_AFTER = 3600.0  # past an hour the cache is as good as switched off
 
 
-def from_env(env: Env) -> dict[str, object]:
-    """The cache's settings as Flask config: the common ones, then the chosen backend's own."""
-    backend = BACKENDS[env.choice("CACHE_TYPE", "simple", tuple(BACKENDS))]
+def from_env(env: Env, *, debug: bool = False) -> dict[str, object]:
+    """The cache's settings as Flask config: the common ones, then the chosen backend's own.
+
+    In development (``debug``), a backend whose server is not set yet serves from the simple
+    cache, and CACHE_FALLBACK says what to set (init_app logs it); anywhere else it stops the app,
+    and deploy.py, which builds the app without debug, refuses it."""
+    backend: type[Backend] = BACKENDS[env.choice("CACHE_TYPE", "simple", tuple(BACKENDS))]
+    try:
+        own = backend.settings(env)
+    except NotSet:
+        missing = [name for name in backend.variables if not env.text(name)]
+        if not (debug and missing):
+            raise
+        names, them = " and ".join(missing), "them" if len(missing) > 1 else "it"
+        own = {
+            "CACHE_FALLBACK": f"CACHE_TYPE={backend.name} but {names} "
+            f"{'are' if len(missing) > 1 else 'is'} not set: serving from the simple cache "
+            f"(in development only: the web app would not start). Set {them} in .env "
+            "(.env.example says how), then restart `flask run`."
+        }
+        backend = Simple
     low, high = SOCKET_TIMEOUT_RANGE
     return {
         "CACHE_TYPE": backend.name,
@@ -68,7 +87,7 @@ def from_env(env: Env) -> dict[str, object]:
             "CACHE_RETRY_AFTER", 30.0, minimum=0, maximum=MAX_RETRY_AFTER
         ),
         "CACHE_SIGNING_KEY": env.text("CACHE_SIGNING_KEY"),
-        **backend.settings(env),
+        **own,
     }
 
 
@@ -78,6 +97,8 @@ def init_app(app: Flask) -> None:
     config["CACHE_KEY_PREFIX"] = config.get("CACHE_KEY_PREFIX") or f"{app.import_name}:"
     config["CACHE_DIR"] = config.get("CACHE_DIR") or os.path.join(app.instance_path, "cache")
     backend: type[Backend] = BACKENDS[config["CACHE_TYPE"]]
+    if config.get("CACHE_FALLBACK") and not _reloader_parent(app):
+        app.logger.warning("%s", config["CACHE_FALLBACK"])
     if backend.requires and importlib.util.find_spec(backend.requires) is None:
         app.logger.warning(
             "CACHE_TYPE=%s needs the %s package, which is not installed: serving from the "
@@ -99,6 +120,16 @@ def init_app(app: Flask) -> None:
         },
     )
     app.cli.add_command(cli)
+
+
+def _reloader_parent(app: Flask) -> bool:
+    """Whether this is `flask run`'s reloader process, which builds the app, then only watches
+    the files while a child process builds it again and serves: the child says what it says."""
+    context = click.get_current_context(silent=True)
+    if context is None or context.info_name != "run" or os.environ.get("WERKZEUG_RUN_MAIN"):
+        return False
+    reload = context.params.get("reload")
+    return bool(app.debug if reload is None else reload)  # flask run's own default
 
 
 def status() -> dict[str, Any]:

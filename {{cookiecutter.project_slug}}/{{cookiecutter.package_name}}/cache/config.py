@@ -13,9 +13,20 @@ import re
 from collections.abc import Mapping
 from urllib.parse import SplitResult, unquote, urlsplit
 
+import click
 
-class ConfigError(ValueError):
-    """A setting has a value the app cannot use."""
+
+class ConfigError(click.ClickException, ValueError):
+    """A setting has a value the app cannot use.
+
+    A ClickException, so that `flask run` (and every `flask` command, which builds the app first)
+    prints it as the one line "Error: <message>" and exits 1 instead of a traceback; a web server
+    (uWSGI) gets the exception as before, and its log ends with the message."""
+
+
+class NotSet(ConfigError):
+    """A setting the chosen backend needs is not set: in development the cache falls back to
+    simple (cache.from_env); anywhere else it stops the app like any ConfigError."""
 
 
 # Plain ASCII numbers only: int() and float() also read "١٢", "1_000" and "inf".
@@ -41,7 +52,7 @@ class Env:
     def required(self, name: str, needed_by: str, accepted: str) -> str:
         value = self.text(name)
         if not value:
-            raise ConfigError(f"{name} is not set but {needed_by}: {accepted}")
+            raise NotSet(f"{name} is not set but {needed_by}: {accepted}")
         return value
 
     def boolean(self, name: str) -> bool:
