@@ -29,6 +29,8 @@ endpoints deploy.py uses, and what the primary sources below show beyond it (FAC
   `Webapp.create` checks for it); `error_answers` makes a given call answer so.
 - `webapps/<domain>/static_files/` GET, POST (url, path) and `static_files/<id>/` GET, PATCH, PUT,
   DELETE; `webapps/<domain>/reload/` POST.
+- A free console's proxy answers 403 to a CONNECT for a host off its allowlist
+  (help_pages: 403ForbiddenError.md); `refusals[host]` gives a host that answer, or a 502.
 - The rate limit (40 a minute per endpoint) answers 429 with Retry-After, as Django REST
   framework's throttling does; `throttle(n)` makes the next n API requests hit it.
 
@@ -111,6 +113,7 @@ class FakePythonAnywhere:
         self.proxy.routes = lambda host: (
             ("127.0.0.1", self.https.server_address[1]) if host.endswith("pythonanywhere.com") else None
         )
+        self.proxy.refused = lambda host: self.refusals.get(host)
         for server in (self.https, self.proxy):
             threading.Thread(target=server.serve_forever, daemon=True).start()
 
@@ -131,6 +134,8 @@ class FakePythonAnywhere:
         self.redirects_sent = 0
         # (method, path below /api/v0/user/<user>/) -> the body of a 200 answered instead.
         self.error_answers: dict[tuple[str, str], dict] = {}
+        # host -> the raw answer the console's proxy gives a CONNECT to it instead of a tunnel.
+        self.refusals: dict[str, bytes] = {}
         self.next_id = 1
         shutil.rmtree(self.root, ignore_errors=True)
         (self.root / "var" / "www").mkdir(parents=True)
@@ -424,6 +429,7 @@ class _ConnectProxy(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
     routes = staticmethod(lambda host: None)
+    refused = staticmethod(lambda host: None)  # the answer instead of a tunnel, or None
 
     def handle_error(self, request, client_address) -> None:
         pass
@@ -443,6 +449,10 @@ class _Tunnel(socketserver.BaseRequestHandler):
         host, _, port = target.rpartition(":")
         if method != "CONNECT":
             self.request.sendall(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
+            return
+        refusal = self.server.refused(host)
+        if refusal is not None:  # off the allowlist of a free console's proxy
+            self.request.sendall(refusal)
             return
         address = self.server.routes(host) or (host, int(port))
         try:

@@ -8,13 +8,9 @@ as it is between deployments; everything else starts afresh for each test.
 
 import copy
 import re
-import select
 import shutil
-import socket
-import socketserver
 import subprocess
 import sys
-import threading
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -452,47 +448,6 @@ def test_a_cache_server_the_live_app_cannot_reach_fails_the_deployment(pa, backe
     assert "Deployed:" not in result.stdout
 
 
-class RefusingProxy(socketserver.ThreadingTCPServer):
-    """PythonAnywhere's proxy for free consoles, in front of the stand-in's: a CONNECT to a host
-    off its allowlist gets ``answer``; everything else goes on to the stand-in's proxy."""
-
-    daemon_threads = True
-
-    def __init__(self, upstream: tuple[str, int], refused: str, answer: bytes):
-        self.upstream, self.refused, self.answer = upstream, refused, answer
-        super().__init__(("127.0.0.1", 0), self.Handler)
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-    class Handler(socketserver.BaseRequestHandler):
-        def handle(self) -> None:
-            head = b""
-            while b"\r\n\r\n" not in head:
-                chunk = self.request.recv(4096)
-                if not chunk:
-                    return
-                head += chunk
-            target = head.split(b" ", 2)[1].decode(errors="replace")
-            if target.rpartition(":")[0] == self.server.refused:
-                self.request.sendall(self.server.answer)
-                return
-            with socket.create_connection(self.server.upstream) as upstream:
-                upstream.sendall(head)
-                sockets = [self.request, upstream]
-                while True:
-                    readable, _, _ = select.select(sockets, [], [], 60)
-                    for source in readable:
-                        data = source.recv(65536)
-                        if not data:
-                            return
-                        (upstream if source is self.request else self.request).sendall(data)
-                    if not readable:
-                        return
-
-
 @pytest.mark.parametrize(
     "answer",
     [  # PythonAnywhere's proxy for a host off its allowlist; a proxy that cannot reach the host
@@ -502,12 +457,11 @@ class RefusingProxy(socketserver.ThreadingTCPServer):
     ids=["403", "502"],
 )
 def test_a_console_whose_proxy_refuses_the_site_still_deploys(pa, answer):
-    proxy = RefusingProxy(pa.fake.proxy.server_address, DOMAIN, answer)
+    pa.fake.refusals[DOMAIN] = answer
     try:
-        result = deploy(pa, https_proxy=proxy.url, HTTPS_PROXY=proxy.url)
+        result = deploy(pa)
     finally:
-        proxy.shutdown()
-        proxy.server_close()
+        pa.fake.refusals.clear()
 
     assert result.returncode == 0, result.stdout + result.stderr
     [line] = [line for line in result.stdout.splitlines() if "not checked" in line]
