@@ -56,9 +56,10 @@ MAX_RETRY_AFTER = 3600.0  # past an hour the cache is as good as switched off
 def from_env(env: Env, *, debug: bool = False) -> dict[str, object]:
     """The cache's settings as Flask config: the common ones, then the chosen backend's own.
 
-    In development (``debug``), a backend whose server is not set yet serves from the simple
-    cache, and CACHE_FALLBACK says what to set (init_app logs it); anywhere else it stops the app,
-    and deploy.py, which builds the app without debug, refuses it."""
+    In development (``debug``), a backend whose server is not set yet keeps its CACHE_TYPE, and
+    CACHE_FALLBACK says what to set: init_app serves from the simple cache and logs it, as for a
+    missing client library. Anywhere else it stops the app, and deploy.py, which builds the app
+    without debug, refuses it."""
     backend: type[Backend] = BACKENDS[env.choice("CACHE_TYPE", "simple", tuple(BACKENDS))]
     try:
         own = backend.settings(env)
@@ -73,7 +74,6 @@ def from_env(env: Env, *, debug: bool = False) -> dict[str, object]:
             f"(in development only: the web app would not start). Set {them} in .env "
             "(.env.example says how), then restart `flask run`."
         }
-        backend = Simple
     low, high = SOCKET_TIMEOUT_RANGE
     return {
         "CACHE_TYPE": backend.name,
@@ -97,16 +97,17 @@ def init_app(app: Flask) -> None:
     config["CACHE_KEY_PREFIX"] = config.get("CACHE_KEY_PREFIX") or f"{app.import_name}:"
     config["CACHE_DIR"] = config.get("CACHE_DIR") or os.path.join(app.instance_path, "cache")
     backend: type[Backend] = BACKENDS[config["CACHE_TYPE"]]
-    if config.get("CACHE_FALLBACK") and not _reloader_parent(app):
-        app.logger.warning("%s", config["CACHE_FALLBACK"])
-    if backend.requires and importlib.util.find_spec(backend.requires) is None:
-        app.logger.warning(
-            "CACHE_TYPE=%s needs the %s package, which is not installed: serving from the "
-            "simple cache instead. Fix: pip install %s, then reload the app.",
-            backend.name,
-            backend.requires,
-            backend.requires,
+    # The backend cannot be built yet: serve from the simple cache, saying why once.
+    fallback = config.get("CACHE_FALLBACK")
+    if not fallback and backend.requires and importlib.util.find_spec(backend.requires) is None:
+        fallback = (
+            f"CACHE_TYPE={backend.name} needs the {backend.requires} package, which is not "
+            f"installed: serving from the simple cache instead. Fix: pip install "
+            f"{backend.requires}, then reload the app."
         )
+    if fallback:
+        if not _reloader_parent(app):
+            app.logger.warning("%s", fallback)
         backend = Simple
     # Flask-Caching builds the class CACHE_TYPE names with its factory(); a shared backend is
     # built by the breaker's, around it.
