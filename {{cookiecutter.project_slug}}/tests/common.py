@@ -369,10 +369,11 @@ class OutageTests:
         assert cache.status()["breaker"] == "open", "no probe before CACHE_RETRY_AFTER"
         clock.advance(1)
         assert cache.set("key", 2)  # this call probes, finds the server back, and uses it
-        assert cache.status() | {"last_error": None} == {
+        assert cache.status() | {"last_error": None, "near": None} == {
             "active": cache.name,
             "breaker": "closed",
             "last_error": None,
+            "near": None,
         }
         assert cache.get("key") == 2
 

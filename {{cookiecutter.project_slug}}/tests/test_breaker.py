@@ -87,7 +87,12 @@ def records(caplog, text):
 def test_while_the_backend_works_every_call_goes_to_it(breaker):
     assert breaker.set("key", 1) and breaker.get("key") == 1
     assert breaker.backend.calls == ["set", "get"]
-    assert breaker.status() == {"active": "stub", "breaker": "closed", "last_error": None}
+    assert breaker.status() == {
+        "active": "stub",
+        "breaker": "closed",
+        "last_error": None,
+        "near": {"mode": "off", "why": "no near cache in front of it"},
+    }
 
 
 def test_the_first_unreachable_error_opens_it_and_logs_once(breaker, caplog):

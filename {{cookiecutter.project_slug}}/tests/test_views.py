@@ -176,11 +176,17 @@ def test_health_reports_the_serving_backend(backend_app):
     backend = backend_app.config["CACHE_TYPE"]
     response = backend_app.test_client().get("/health")
     assert response.status_code == 200
-    assert response.get_json() == {
+    answer = response.get_json()
+    near = answer["cache"].pop("near")
+    assert answer == {
         "status": "ok",
         "worker": os.getpid(),
         "cache": {"backend": backend, "active": backend, "breaker": "closed", "last_error": None},
     }
+    # redis keeps hits in each worker's memory, told of every change; the others do not (their
+    # CACHE_NEAR_TTL is 0 by default), and each says why.
+    assert near["mode"] == ("tracking" if backend == "redis" else "off")
+    assert near["why"]
 
 
 def test_memoize_computes_once_per_argument(backend_app):
@@ -401,6 +407,7 @@ def test_health_tells_a_dead_server_at_once_and_probes_it_once_per_window(
         "active": "simple",
         "breaker": "open",
         "last_error": response.get_json()["cache"]["last_error"],
+        "near": {"mode": "off", "why": "the breaker is open"},
     }
     assert response.get_json()["cache"]["last_error"]["type"]
     probe_due = clock.now + retry_after

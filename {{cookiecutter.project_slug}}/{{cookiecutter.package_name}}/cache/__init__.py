@@ -35,6 +35,7 @@ from .breaker import Breaker
 from .cli import cli
 from .config import ConfigError, Env, NotSet
 from .extension import cache
+from .near import MAX_TTL, unshared
 
 __all__ = ["BACKENDS", "ConfigError", "Env", "cache", "cli", "from_env", "init_app", "status"]
 
@@ -87,6 +88,8 @@ def from_env(env: Env, *, debug: bool = False) -> dict[str, object]:
             "CACHE_RETRY_AFTER", 30.0, minimum=0, maximum=MAX_RETRY_AFTER
         ),
         "CACHE_SIGNING_KEY": env.text("CACHE_SIGNING_KEY"),
+        "CACHE_NEAR_TTL": env.number("CACHE_NEAR_TTL", 0.0, minimum=0, maximum=MAX_TTL),
+        "CACHE_NEAR_TRACKING": env.choice("CACHE_NEAR_TRACKING", "on", ("on", "off")) == "on",
         **own,
     }
 
@@ -140,5 +143,10 @@ def status() -> dict[str, Any]:
         state = backend.status()
     else:
         active = backend.name if isinstance(backend, Backend) else type(backend).__name__
-        state = {"active": active, "breaker": "closed", "last_error": None}
+        state = {
+            "active": active,
+            "breaker": "closed",
+            "last_error": None,
+            "near": unshared(backend),
+        }
     return {"backend": current_app.config["CACHE_TYPE"], **state}

@@ -19,6 +19,7 @@ clear() of each class here removes this app's entries only.
 
 import contextlib
 import logging
+import math
 import os
 import random
 import re
@@ -40,6 +41,7 @@ from flask_caching.backends import (
 )
 
 from .config import ConfigError, Env, is_host, is_port, redact_url, split_address
+from .near import Tracking
 from .signing import SignedSerde, SignedSerializer, signer
 
 Config = Mapping[str, Any]
@@ -109,6 +111,10 @@ class Backend:
     def secrets(cls, config: Config) -> list[str]:
         """Its passwords and tokens: breaker.format_error replaces them by *** in any error."""
         return []
+
+    def tracking(self, log: logging.Logger) -> "Tracking | None":
+        """How the server reports changes to the near cache (near.py), if it can: none here."""
+        return None
 
 
 class Simple(Backend, SimpleCache):
@@ -506,6 +512,21 @@ return 1
         name = f"{self._get_prefix()}{key}"
         return self.serializer.loads(self._read_client.get(name), name=name)
 
+    def get_with_ttl(self, key: str) -> tuple[Any, float]:
+        """The value and the seconds it has left (inf: no expiry), in one round trip: the near
+        cache must not outlive an entry that expires (Redis may report its expiry late)."""
+        name = f"{self._get_prefix()}{key}"
+        pipe = self._read_client.pipeline(transaction=False)
+        stored, left = pipe.get(name).pttl(name).execute()
+        return self.serializer.loads(stored, name=name), math.inf if left == -1 else left / 1000
+
+    def tracking(self, log: logging.Logger) -> Tracking | None:
+        """A connection of its own, made as the client's are (URL, TLS, password, timeouts),
+        speaking RESP3, to which the server sends the keys written under CACHE_KEY_PREFIX."""
+        pool = self.client.connection_pool
+        options = {**pool.connection_kwargs, "protocol": 3, "client_name": "near-cache"}
+        return Tracking(lambda: pool.connection_class(**options), str(self.key_prefix), log)
+
     def get_many(self, *keys: str) -> list[Any]:
         names = [f"{self._get_prefix()}{key}" for key in keys]
         stored = self._read_client.mget(names) if names else []
@@ -649,6 +670,9 @@ class Upstash(Redis):
     @classmethod
     def secrets(cls, config: Config) -> list[str]:
         return [config["UPSTASH_REDIS_REST_TOKEN"]]
+
+    def tracking(self, log: logging.Logger) -> Tracking | None:
+        return None  # a REST API pushes nothing: CACHE_NEAR_TTL is its near cache
 
 
 def _memcached_servers(env: Env, needed_by: str) -> list[tuple[str, int]]:

@@ -28,6 +28,8 @@ from cachelib import SimpleCache
 from flask import Flask
 from flask_caching.backends.base import BaseCache
 
+from . import near
+
 MAX_PENDING_KEYS = 10_000  # past this, recovery clears this app's keys instead of replaying
 REPLAY_BATCH = 500  # keys per UNLINK while replaying
 QUIET_SECONDS = 60.0  # a per-call error is logged at most once in this window
@@ -53,9 +55,13 @@ class Breaker(BaseCache):
         default_timeout: int,
         logger: logging.Logger,
         secrets: Iterable[str] = (),
+        near_off: str = "no near cache in front of it",
     ):
         super().__init__(default_timeout)
-        self.backend: Any = backend  # a cache/backends.py class: BaseCache's API, and unlink()
+        # A cache/backends.py class, or the near cache in front of one (near.py): BaseCache's
+        # API, and unlink().
+        self.backend: Any = backend
+        self.near_off = near_off  # why there is no near cache in front of it, if there is none
         self.local = SimpleCache(threshold=threshold, default_timeout=default_timeout)
         self.name = name
         self.unreachable: tuple[type[BaseException], ...] = (*unreachable, Unapplied)
@@ -77,10 +83,14 @@ class Breaker(BaseCache):
     def factory(
         cls, app: Flask, config: dict[str, Any], args: list[Any], kwargs: dict[str, Any]
     ) -> "Breaker":
-        """Build the backend class in CACHE_BACKEND (cache/backends.py) and guard it."""
+        """Build the backend class in CACHE_BACKEND (cache/backends.py), with its near cache in
+        front when it has one, and guard them."""
         backend = config["CACHE_BACKEND"]
+        built, near_off = near.around(
+            backend.factory(app, config, args, kwargs), config, app.logger
+        )
         return cls(
-            backend.factory(app, config, args, kwargs),
+            built,
             name=backend.name,
             where=backend.describe(config),
             unreachable=backend.unreachable(),
@@ -89,14 +99,22 @@ class Breaker(BaseCache):
             default_timeout=kwargs["default_timeout"],
             logger=app.logger,
             secrets=backend.secrets(config),
+            near_off=near_off,
         )
 
     def status(self) -> dict[str, Any]:
         is_open = self.open_until is not None
+        if is_open:
+            near_status = {"mode": "off", "why": "the breaker is open"}
+        elif isinstance(self.backend, near.Near):
+            near_status = self.backend.status()
+        else:
+            near_status = {"mode": "off", "why": self.near_off}
         return {
             "active": "simple" if is_open else self.name,
             "breaker": "open" if is_open else "closed",
             "last_error": self.last_error,
+            "near": near_status,
         }
 
     # The cache API: each call names the keys it writes or deletes (or clears all of them).

@@ -18,6 +18,7 @@ from flask_caching.backends.base import BaseCache
 from .backends import Backend
 from .breaker import Breaker, format_error
 from .extension import cache
+from .near import Near, unshared
 
 BENCH_MAX = 10_000  # round trips: a minute at most over a slow network, never an endless run
 
@@ -53,8 +54,23 @@ cli = _CacheGroup("cache", help="See, clear and measure the cache backend.")
 
 
 def _backend() -> BaseCache:
+    """The backend itself: past the breaker, and past the near cache (a console's own memory)."""
     backend = cache.cache
-    return backend.backend if isinstance(backend, Breaker) else backend
+    if isinstance(backend, Breaker):
+        backend = backend.backend
+    return backend.backend if isinstance(backend, Near) else backend
+
+
+def _near() -> str:
+    """Whether the web app's workers keep hits in memory, and why (redis: asks the server now)."""
+    breaker = cache.cache
+    if isinstance(breaker, Breaker) and isinstance(breaker.backend, Near):
+        state = breaker.backend.check()
+    elif isinstance(breaker, Breaker):
+        state = breaker.status()["near"]
+    else:
+        state = unshared(_backend())
+    return f"{state['mode']} ({state['why']})"
 
 
 def _describe(backend: BaseCache) -> str:
@@ -89,6 +105,7 @@ def status_command() -> None:
     except Exception as error:
         _fail(f"ping:       FAILED ({_error(backend, error)})")
     click.echo(f"ping:       ok, set+get in {elapsed:.2f} ms")
+    click.echo(f"near cache: {_near()}")
 
 
 @cli.command("clear")

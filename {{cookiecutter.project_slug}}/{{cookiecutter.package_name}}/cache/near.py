@@ -1,0 +1,366 @@
+"""The near cache: what each worker read from a shared backend, kept in its own memory, so that a
+hit costs a dictionary lookup instead of a network round trip.
+
+It sits between the breaker and the backend (breaker.py -> Near -> backends.py), holds at most
+CACHE_THRESHOLD entries per worker, and serves from memory in one of two modes:
+
+- tracking (redis): the server says which keys changed. A connection of each worker's own asks
+  for it (``CLIENT TRACKING ON BCAST PREFIX <CACHE_KEY_PREFIX>``, Redis 6 or later, RESP3): every
+  write under the prefix, by any client, sends that connection the key. Before each read from
+  memory the worker applies what has arrived, without waiting for more. So a change made anywhere
+  is seen once its invalidation has crossed the network: under a millisecond on one machine, the
+  one-way latency to a hosted Redis. An entry also ends when its key expires on the server (its
+  PTTL is read with it). When the connection is lost, memory is emptied and serves nothing until
+  tracking is back (tried again at most once a second, by a cache call). A server that refuses
+  tracking (older than Redis 6, an ACL without CLIENT or HELLO, a proxy) gets plain reads, or the
+  ttl mode when CACHE_NEAR_TTL is set; the worker logs it once.
+- ttl (memcached, upstash, filesystem; redis without tracking), when CACHE_NEAR_TTL > 0: an entry
+  is served from memory for at most CACHE_NEAR_TTL seconds after it was read, so a change made
+  elsewhere (another worker, a task, a console, a clear()) is seen at most that long after. A
+  write or delete made by this worker takes effect in its memory at once.
+
+What memory holds is the pickle of a value this worker read back from the backend, its signature
+checked there (signing.py), or nothing. The signature guards the shared copy, which others can
+write; memory is this process's own, so a hit from it is checked by nothing and costs what a
+simple-cache hit costs: one unpickling, which also means a caller that changes the value it got
+cannot change what the next caller gets.
+
+Races: a read that fetched a value just before someone changed it must not keep that value after
+the change was applied. Every change applied (a write in this worker, an invalidation, a lost
+connection) moves ``version`` on, and a fetched value is kept only if ``version`` did not move
+while it was fetched; an invalidation that arrives after it was kept removes it.
+"""
+
+import logging
+import math
+import os
+import pickle
+import select
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from flask_caching.backends import NullCache
+from flask_caching.backends.base import BaseCache
+
+RETRY_TRACKING = 1.0  # seconds between attempts to start tracking again after it failed
+MAX_TTL = 3600.0  # CACHE_NEAR_TTL's maximum: past an hour, stale is the rule, not the exception
+Forget = Callable[[Iterable[str] | None], None]
+
+
+class Tracking:
+    """The invalidations a Redis server sends for the keys under a prefix, read without waiting.
+
+    ``connect()`` makes a redis-py Connection (protocol 3), not connected yet. ``forget`` is
+    called with the keys (the prefix taken off) that changed, or None for all of them (a flush,
+    a lost connection, a new one), with the caller's lock held: poll() runs under it.
+    """
+
+    def __init__(self, connect: Callable[[], Any], prefix: str, log: logging.Logger):
+        self.connect, self.prefix, self.log = connect, prefix, log
+        self.forget: Forget = lambda keys: None  # set by Near
+        self.clock: Callable[[], float] = time.monotonic
+        self.conn: Any = None  # the tracking connection, while tracking is on
+        self.refused: str | None = None  # why the server will never track: plain reads
+        self.off = "no cache call yet in this worker"  # why it does not track now
+        self._next_try = -math.inf
+        self._poller: Any = None
+        _TRACKINGS.add(self)
+
+    def poll(self) -> bool:
+        """Apply the invalidations that have arrived; whether memory may serve now."""
+        if self.conn is not None:
+            if not self._poller.poll(0):  # one syscall: nothing new (the common case)
+                return True
+            return self._read()
+        if self.refused is None and self.clock() >= self._next_try:
+            return self._start()
+        return False
+
+    def _read(self) -> bool:
+        try:
+            # Everything that has arrived; an invalidation half arrived waits for the next poll.
+            while self.conn.can_read(0):
+                self.conn.read_response(push_request=True, timeout=0, disconnect_on_error=False)
+        except Exception as error:
+            from redis.exceptions import TimeoutError
+
+            if isinstance(error, TimeoutError):  # the rest of a message is not here yet
+                return True
+            self._lose(f"the tracking connection was lost ({type(error).__name__})")
+            return False
+        return True
+
+    def _start(self) -> bool:
+        from redis.exceptions import ResponseError
+
+        conn = None
+        try:
+            conn = self.connect()
+            conn.connect()  # HELLO 3, and AUTH, as for any redis-py connection
+            conn.send_command("CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", self.prefix)
+            conn.read_response()
+            # redis-py's own client-side cache hooks the parser the same way (and refuses
+            # servers before 7.4); tests/test_near.py pins these private names.
+            conn._parser.set_invalidation_push_handler(self._invalidated)
+            poller = select.poll()
+            poller.register(conn._sock, select.POLLIN)
+        except ResponseError as error:  # unknown command, NOPERM: this server will not track
+            conn.disconnect()  # type: ignore[union-attr]
+            self.refused = self.off = (
+                f"the server refused tracking ({type(error).__name__}: {str(error)[:100]})"
+            )
+            self.log.warning("cache: near cache without tracking: %s", self.refused)
+            return False
+        except Exception as error:  # unreachable now: the breaker sees it on the data path
+            if conn is not None:
+                conn.disconnect()
+            self._next_try = self.clock() + RETRY_TRACKING
+            self.off = f"tracking could not start ({type(error).__name__}); retrying"
+            return False
+        self.forget(None)  # read while untracked: nothing in memory can be trusted
+        self.conn, self._poller, self.off = conn, poller, ""
+        return True
+
+    def _invalidated(self, message: list[Any]) -> None:
+        """A push ``["invalidate", [key, ...]]``, or ``["invalidate", None]`` after a flush."""
+        keys = message[1]
+        if keys is None:
+            self.forget(None)
+            return
+        start = len(self.prefix)
+        self.forget([key.decode("utf-8", "replace")[start:] for key in keys])
+
+    def _lose(self, why: str) -> None:
+        conn, self.conn, self._poller = self.conn, None, None
+        self.off, self._next_try = f"{why}; retrying", self.clock() + RETRY_TRACKING
+        self.forget(None)
+        self.log.info("cache: near cache off until tracking is back: %s", why)
+        if conn is not None:
+            conn.disconnect()  # redis-py shuts the socket down only in the process that opened it
+
+    def after_fork(self) -> None:
+        """In a new worker: the socket is the parent's; this worker starts its own."""
+        self.conn, self._poller, self._next_try = None, None, -math.inf
+        self.off = "no cache call yet in this worker"
+
+
+_TRACKINGS: "weakref.WeakSet[Tracking]" = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    for tracking in list(_TRACKINGS):
+        tracking.after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
+class Near(BaseCache):
+    """The near cache in front of ``backend``: the module's docstring says how it stays right.
+
+    Every call of BaseCache's API is its own (tests/test_near.py checks that none is inherited):
+    reads may be served from memory, and writes forget their keys after the backend's call,
+    whatever it did. Other attributes (key_prefix, client, ...) are the backend's.
+    """
+
+    def __init__(
+        self,
+        backend: Any,
+        *,
+        threshold: int,
+        ttl: float,
+        tracking: Tracking | None = None,
+    ):
+        super().__init__(backend.default_timeout)
+        self.backend = backend
+        self.threshold, self.ttl, self.tracking = threshold, ttl, tracking
+        self.clock: Callable[[], float] = time.monotonic
+        self.entries: dict[str, tuple[float, bytes]] = {}  # key: (expires, pickle)
+        self.version = 0
+        self._lock = threading.Lock()
+        if tracking is not None:
+            tracking.forget = self._forget_locked
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "backend":  # not set yet: no recursion
+            raise AttributeError(name)
+        return getattr(self.backend, name)
+
+    # When memory may serve, and for how long.
+    def _mode(self) -> str:
+        tracking = self.tracking
+        if tracking is not None and tracking.refused is None:
+            with self._lock:
+                return "tracking" if tracking.poll() else "off"
+        return "ttl" if self.ttl > 0 else "off"
+
+    def status(self) -> dict[str, str]:
+        """{"mode": tracking, ttl or off, "why": ...}: as of the last call, touching no server."""
+        tracking = self.tracking
+        if tracking is not None and tracking.conn is not None:
+            return {"mode": "tracking", "why": "the server reports every change (CLIENT TRACKING)"}
+        if self.ttl > 0 and (tracking is None or tracking.refused):
+            why = f"entries are served from memory for up to {self.ttl:g} s (CACHE_NEAR_TTL)"
+            return {"mode": "ttl", "why": why}
+        return {"mode": "off", "why": tracking.off if tracking else "CACHE_NEAR_TTL is 0"}
+
+    def check(self) -> dict[str, str]:
+        """status(), after a poll: `flask cache status` asks the server now."""
+        self._mode()
+        return self.status()
+
+    # Reads.
+    def get(self, key: str) -> Any:
+        mode = self._mode()
+        if mode == "off":
+            return self.backend.get(key)
+        now = self.clock()
+        entry = self.entries.get(key)
+        if entry is not None and now < entry[0]:
+            return pickle.loads(entry[1])  # noqa: S301 - this process's own pickle
+        version = self.version
+        if mode == "tracking":
+            value, lifetime = self.backend.get_with_ttl(key)
+        else:
+            value, lifetime = self.backend.get(key), self.ttl
+        if value is not None and lifetime > 0:
+            self._keep(key, value, now + lifetime, version)
+        return value
+
+    def has(self, key: str) -> bool:
+        if self._mode() != "off" and self._fresh(key):
+            return True
+        return bool(self.backend.has(key))
+
+    def get_many(self, *keys: str) -> list[Any]:
+        if self._mode() == "off":
+            return list(self.backend.get_many(*keys))
+        found = {key: self._fresh_value(key) for key in keys}
+        missing = [key for key, value in found.items() if value is None]
+        if missing:
+            found.update(zip(missing, self.backend.get_many(*missing), strict=True))
+        return [found[key] for key in keys]
+
+    def get_dict(self, *keys: str) -> dict[str, Any]:
+        return dict(zip(keys, self.get_many(*keys), strict=True))
+
+    def _fresh_value(self, key: str) -> Any:
+        entry = self.entries.get(key)
+        if entry is not None and self.clock() < entry[0]:
+            return pickle.loads(entry[1])  # noqa: S301 - this process's own pickle
+        return None
+
+    def _fresh(self, key: str) -> bool:
+        entry = self.entries.get(key)
+        return entry is not None and self.clock() < entry[0]
+
+    def _keep(self, key: str, value: Any, expires: float, version: int) -> None:
+        try:
+            data = pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
+        except Exception:  # unpicklable once loaded (rare): served from the backend only
+            return
+        with self._lock:
+            if version != self.version:  # something changed while it was fetched
+                return
+            if key not in self.entries and len(self.entries) >= self.threshold:
+                self._make_room()
+            self.entries[key] = (expires, data)
+
+    def _make_room(self) -> None:
+        """Drop expired entries, then the oldest kept, down to 90% of the threshold."""
+        now = self.clock()
+        for key in [key for key, (expires, _) in self.entries.items() if expires <= now]:
+            del self.entries[key]
+        excess = len(self.entries) - int(self.threshold * 0.9)
+        for key in list(self.entries)[: max(excess, 0)]:
+            del self.entries[key]
+
+    # Writes: the backend's call, then its keys are forgotten, whatever the call did.
+    def set(self, key: str, value: Any, timeout: Any = None) -> Any:
+        try:
+            return self.backend.set(key, value, timeout)
+        finally:
+            self._forget([key])
+
+    def add(self, key: str, value: Any, timeout: Any = None) -> Any:
+        try:
+            return self.backend.add(key, value, timeout)
+        finally:
+            self._forget([key])
+
+    def set_many(self, mapping: dict[str, Any], timeout: Any = None) -> Any:
+        try:
+            return self.backend.set_many(mapping, timeout)
+        finally:
+            self._forget(mapping)
+
+    def delete(self, key: str) -> Any:
+        try:
+            return self.backend.delete(key)
+        finally:
+            self._forget([key])
+
+    def delete_many(self, *keys: str) -> Any:
+        try:
+            return self.backend.delete_many(*keys)
+        finally:
+            self._forget(keys)
+
+    def unlink(self, *keys: str) -> Any:
+        try:
+            return self.backend.unlink(*keys)
+        finally:
+            self._forget(keys)
+
+    def inc(self, key: str, delta: int = 1) -> Any:
+        try:
+            return self.backend.inc(key, delta)
+        finally:
+            self._forget([key])
+
+    def dec(self, key: str, delta: int = 1) -> Any:
+        try:
+            return self.backend.dec(key, delta)
+        finally:
+            self._forget([key])
+
+    def clear(self) -> Any:
+        try:
+            return self.backend.clear()
+        finally:
+            self._forget(None)
+
+    def _forget(self, keys: Iterable[str] | None) -> None:
+        with self._lock:
+            self._forget_locked(keys)
+
+    def _forget_locked(self, keys: Iterable[str] | None) -> None:
+        self.version += 1
+        if keys is None:
+            self.entries.clear()
+            return
+        for key in keys:
+            self.entries.pop(key, None)
+
+
+def around(backend: Any, config: dict[str, Any], log: logging.Logger) -> tuple[Any, str]:
+    """``backend`` with its near cache in front, or as it is with the reason it has none."""
+    ttl = float(config.get("CACHE_NEAR_TTL") or 0)
+    tracked = config.get("CACHE_NEAR_TRACKING", True)
+    tracking = backend.tracking(log) if tracked else None
+    if tracking is None and ttl <= 0:
+        return backend, "CACHE_NEAR_TTL is 0" + (
+            "" if tracked else " and CACHE_NEAR_TRACKING is off"
+        )
+    near = Near(backend, threshold=config["CACHE_THRESHOLD"], ttl=ttl, tracking=tracking)
+    return near, ""
+
+
+def unshared(backend: BaseCache) -> dict[str, str]:
+    """The near cache's status for a backend with no server (simple, null): none needed."""
+    if isinstance(backend, NullCache):
+        return {"mode": "off", "why": "caching is off"}
+    return {"mode": "off", "why": "the cache is in each worker's memory already"}
