@@ -31,6 +31,27 @@ def test_cache_status_pings_the_backend(cli_app):
     assert "test-upstash-token" not in result.output
 
 
+@pytest.mark.parametrize(
+    "backend, settings, said",
+    [
+        pytest.param("redis", {}, "tracking (the server reports", marks=pytest.mark.redis),
+        pytest.param("memcached", {}, "off (CACHE_NEAR_TTL is 0)", marks=pytest.mark.memcached),
+        (
+            "filesystem",
+            {"CACHE_NEAR_TTL": "3"},
+            "ttl (entries are served from memory for up to 3 s",
+        ),
+        ("simple", {}, "off (the cache is in each worker's memory already)"),
+    ],
+)
+def test_cache_status_says_whether_workers_keep_hits_in_memory(
+    tmp_path, settings_for, backend, settings, said
+):
+    result = invoke(make_app(tmp_path, **settings_for(backend), **settings), "status")
+    assert result.exit_code == 0, result.output
+    assert f"near cache: {said}" in result.output
+
+
 def test_cache_clear_command(cli_app):
     from {{ cookiecutter.package_name }}.cache import cache
 

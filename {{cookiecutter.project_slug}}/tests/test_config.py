@@ -151,7 +151,13 @@ STORING = [
     for name in BACKENDS
     if name != "null"
 ]
-NUMERIC = ["CACHE_DEFAULT_TIMEOUT", "CACHE_THRESHOLD", "CACHE_SOCKET_TIMEOUT", "CACHE_RETRY_AFTER"]
+NUMERIC = [
+    "CACHE_DEFAULT_TIMEOUT",
+    "CACHE_THRESHOLD",
+    "CACHE_SOCKET_TIMEOUT",
+    "CACHE_RETRY_AFTER",
+    "CACHE_NEAR_TTL",
+]
 
 
 @pytest.mark.parametrize("backend", STORING)
@@ -274,6 +280,7 @@ def test_upstash_urls_work_or_stop_start_up(tmp_path, upstash_url, data):
         ("SECRET_KEY", st.text()),
         ("CACHE_SIGNING_KEY", st.text()),
         ("TESTING", st.text(max_size=6)),
+        ("CACHE_NEAR_TRACKING", st.text(max_size=4) | st.sampled_from(["on", "OFF", "true"])),
     ],
 )
 @PROPERTY

@@ -47,6 +47,9 @@ from flask_caching.backends.base import BaseCache
 
 RETRY_TRACKING = 1.0  # seconds between attempts to start tracking again after it failed
 MAX_TTL = 3600.0  # CACHE_NEAR_TTL's maximum: past an hour, stale is the rule, not the exception
+# A larger value is read from the backend each time: memory holds up to CACHE_THRESHOLD entries
+# in every worker, and a few huge ones must not be what fills it.
+MAX_ENTRY_BYTES = 1024 * 1024
 Forget = Callable[[Iterable[str] | None], None]
 
 
@@ -261,6 +264,8 @@ class Near(BaseCache):
         try:
             data = pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
         except Exception:  # unpicklable once loaded (rare): served from the backend only
+            return
+        if len(data) > MAX_ENTRY_BYTES:
             return
         with self._lock:
             if version != self.version:  # something changed while it was fetched

@@ -1,0 +1,510 @@
+"""The near cache (cache/near.py): each worker's memory in front of a shared backend.
+
+The behaviour tests every backend passes (common.py) run again here with the near cache in its
+TTL mode on memcached, filesystem and upstash; redis runs them in test_redis.py, where tracking
+is on by default. The tests below prove what the near cache adds: hits served from memory, every
+change made elsewhere seen (at once with tracking, within CACHE_NEAR_TTL without), its bounds,
+and what happens when the server refuses tracking or the tracking connection is lost.
+"""
+
+import inspect
+import os
+import threading
+import time
+import uuid
+from functools import partial
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+import redis
+from flask_caching.backends.base import BaseCache
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from {{ cookiecutter.package_name }}.cache.near import MAX_ENTRY_BYTES, RETRY_TRACKING, Near
+
+from .common import ClearTests, CommonTests
+
+# How long a change made by another client may take to reach a worker over loopback: the
+# server's notice crosses the machine in microseconds; the margin is for a loaded CI machine.
+NOTICE = 0.05
+
+
+def near_of(cache) -> Near:
+    assert isinstance(cache.backend, Near), "the near cache is in front of the backend"
+    return cache.backend
+
+
+def seen_within(read, expected, seconds: float = NOTICE) -> bool:
+    """Whether ``read()`` gives ``expected`` before ``seconds`` have passed."""
+    deadline = time.monotonic() + seconds
+    while read() != expected:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.001)
+    return True
+
+
+def count_reads(near: Near, monkeypatch) -> list[str]:
+    """The reads that reach the backend past the near cache, by name."""
+    calls: list[str] = []
+    for name in ("get", "get_with_ttl", "get_many", "has"):
+        if hasattr(near.backend, name):
+            original = getattr(near.backend, name)
+
+            def counted(*args, _original=original, _name=name):
+                calls.append(_name)
+                return _original(*args)
+
+            monkeypatch.setattr(near.backend, name, counted)
+    return calls
+
+
+# The common behaviour, with the near cache in its TTL mode.
+NEAR_TTL = "30"
+
+
+class TestMemcachedNearTtl(CommonTests, ClearTests):
+    pytestmark = pytest.mark.memcached
+
+    @pytest.fixture
+    def cache_factory(self, make_cache, settings_for):
+        return partial(make_cache, **settings_for("memcached"), CACHE_NEAR_TTL=NEAR_TTL)
+
+
+class TestFilesystemNearTtl(CommonTests, ClearTests):
+    @pytest.fixture
+    def cache_factory(self, make_cache, settings_for):
+        return partial(make_cache, **settings_for("filesystem"), CACHE_NEAR_TTL=NEAR_TTL)
+
+
+class TestUpstashNearTtl(CommonTests, ClearTests):
+    pytestmark = pytest.mark.redis
+
+    @pytest.fixture
+    def cache_factory(self, make_cache, settings_for):
+        return partial(make_cache, **settings_for("upstash"), CACHE_NEAR_TTL=NEAR_TTL)
+
+
+# What the near cache is, whatever the backend.
+def test_near_answers_every_call_of_the_cache_api_itself():
+    """A call Near inherited from BaseCache would answer a miss or do nothing: every public one is
+    its own (and reaches the backend, or forgets the keys it writes)."""
+    public = [name for name, _ in inspect.getmembers(BaseCache, inspect.isfunction)]
+    inherited = [
+        name
+        for name in public
+        if not name.startswith("_") and getattr(Near, name) is getattr(BaseCache, name)
+    ]
+    assert inherited == []
+
+
+@pytest.mark.parametrize(
+    "backend, settings, mode",
+    [
+        pytest.param("redis", {}, "tracking", marks=pytest.mark.redis),
+        pytest.param("redis", {"CACHE_NEAR_TRACKING": "off"}, "off", marks=pytest.mark.redis),
+        pytest.param(
+            "redis",
+            {"CACHE_NEAR_TRACKING": "off", "CACHE_NEAR_TTL": "2"},
+            "ttl",
+            marks=pytest.mark.redis,
+        ),
+        pytest.param("memcached", {}, "off", marks=pytest.mark.memcached),
+        pytest.param("memcached", {"CACHE_NEAR_TTL": "0.5"}, "ttl", marks=pytest.mark.memcached),
+        pytest.param("upstash", {}, "off", marks=pytest.mark.redis),
+        pytest.param("upstash", {"CACHE_NEAR_TTL": "2"}, "ttl", marks=pytest.mark.redis),
+        ("filesystem", {"CACHE_NEAR_TTL": "2"}, "ttl"),
+        ("simple", {"CACHE_NEAR_TTL": "2"}, "off"),
+    ],
+)
+def test_health_says_the_mode_and_why(tmp_path, settings_for, backend, settings, mode):
+    from .conftest import make_app
+
+    client = make_app(tmp_path, **settings_for(backend), **settings).test_client()
+    near = client.get("/health").get_json()["cache"]["near"]
+    assert near["mode"] == mode
+    assert near["why"], "it says why"
+
+
+# Redis: tracking.
+@pytest.fixture
+def redis_cache(make_cache, settings_for):
+    """make(**settings): an app's cache on the test Redis, with tracking (the default)."""
+    return lambda **more: make_cache(**settings_for("redis"), **more)
+
+
+@pytest.fixture
+def other(redis_cache):
+    """other(cache): another process writing the same keys (no near cache of its own)."""
+    return lambda cache: redis_cache(
+        CACHE_KEY_PREFIX=cache.backend.key_prefix, CACHE_NEAR_TRACKING="off"
+    )
+
+
+@pytest.fixture
+def server(redis_url):
+    return redis.Redis.from_url(redis_url)
+
+
+@pytest.mark.redis
+def test_a_repeated_hit_is_served_from_memory(redis_cache, monkeypatch):
+    cache = redis_cache()
+    cache.set("page", "<p>hello</p>")
+    assert cache.get("page") == "<p>hello</p>"  # read once from Redis, with its TTL
+    reads = count_reads(near_of(cache), monkeypatch)
+    assert [cache.get("page") for _ in range(100)] == ["<p>hello</p>"] * 100
+    assert cache.has("page")
+    assert reads == [], "no round trip"
+    assert cache.status()["near"]["mode"] == "tracking"
+
+
+@pytest.mark.redis
+def test_a_value_a_caller_changes_is_not_changed_in_memory(redis_cache):
+    cache = redis_cache()
+    cache.set("list", [1, 2])
+    cache.get("list").append(3)
+    assert cache.get("list") == [1, 2]
+    cache.get("list").append(3)  # now from memory
+    assert cache.get("list") == [1, 2]
+
+
+# Another client's changes, generated: after each step, the app reads what Redis holds, within
+# the notice's time, whatever it had in memory.
+KEYS = st.sampled_from(["a", "b", "c"])
+STEPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("read"), KEYS),
+        st.tuples(st.just("set"), KEYS, st.integers(0, 9)),
+        st.tuples(st.just("other set"), KEYS, st.integers(0, 9)),
+        st.tuples(st.just("other delete"), KEYS),
+        st.tuples(st.just("raw delete"), KEYS),
+        st.tuples(st.just("other clear")),
+        st.tuples(st.just("plant"), KEYS),
+    ),
+    max_size=25,
+)
+
+
+@pytest.mark.redis
+@settings(max_examples=30, deadline=None, derandomize=True, database=None)
+@given(steps=STEPS)
+def test_every_change_made_elsewhere_is_seen_at_the_next_read(redis_url, tmp_path_factory, steps):
+    from .conftest import cache_of, make_app
+
+    tmp = tmp_path_factory.mktemp("near")
+    cache = cache_of(make_app(tmp, CACHE_TYPE="redis", REDIS_URL=redis_url))
+    prefix = cache.backend.key_prefix
+    writer = cache_of(
+        make_app(
+            tmp,
+            CACHE_TYPE="redis",
+            REDIS_URL=redis_url,
+            CACHE_KEY_PREFIX=prefix,
+            CACHE_NEAR_TRACKING="off",
+        )
+    )
+    raw = redis.Redis.from_url(redis_url)
+    for key in "abc":
+        cache.get(key)
+    for step in steps:
+        action, key = step[0], step[1] if len(step) > 1 else None
+        if action == "read":
+            cache.get(key)
+        elif action == "set":
+            cache.set(key, step[2])
+        elif action == "other set":
+            writer.set(key, step[2])
+        elif action == "other delete":
+            writer.delete(key)
+        elif action == "raw delete":
+            raw.delete(prefix + key)
+        elif action == "other clear":
+            writer.clear()
+        else:  # someone with write access puts an unsigned value there: a miss
+            raw.set(prefix + key, b"12")
+        for name in "abc":
+            truth = writer.get(name)
+            assert seen_within(lambda name=name: cache.get(name), truth), (step, name, truth)
+    writer.clear()
+
+
+@pytest.mark.redis
+def test_threads_never_keep_a_value_older_than_the_last_change(redis_cache, other):
+    """Reads that fetched a value just before another client changed it race with the notice of
+    that change: none may leave the old value in memory once the notice was applied."""
+    cache = redis_cache()
+    writer = other(cache)
+    stop = threading.Event()
+
+    def read() -> None:
+        while not stop.is_set():
+            cache.get("k")
+
+    readers = [threading.Thread(target=read) for _ in range(4)]
+    for thread in readers:
+        thread.start()
+    stale = []
+    try:
+        for value in range(300):
+            writer.set("k", value)
+            if not seen_within(lambda: cache.get("k"), value):
+                stale.append(value)
+    finally:
+        stop.set()
+        for thread in readers:
+            thread.join()
+    assert stale == []
+
+
+@pytest.mark.redis
+def test_an_entry_ends_when_its_key_expires_on_the_server(redis_cache, other, clock):
+    cache = redis_cache()
+    near = near_of(cache)
+    near.clock = clock
+    other(cache).set("k", "soon gone", timeout=5)
+    assert cache.get("k") == "soon gone"
+    expires, _ = near.entries["k"]
+    assert clock.now + 4 < expires <= clock.now + 5, "memory keeps it no longer than Redis does"
+    clock.advance(5)
+    assert "k" in near.entries
+    cache.get("k")  # past its expiry: read from Redis again (which still has it: real time)
+    assert near.entries["k"][0] > clock.now
+
+
+def tracking_client(server, near: Near) -> dict:
+    """This worker's tracking connection, as the server lists it."""
+    host, port = near.tracking.conn._sock.getsockname()[:2]
+    local = f"{host}:{port}"
+    [client] = [c for c in server.client_list() if c["addr"] == local]
+    return client
+
+
+@pytest.mark.redis
+def test_the_tracking_connection_is_named_and_tracks_the_prefix(redis_cache, server):
+    cache = redis_cache()
+    cache.get("k")
+    client = tracking_client(server, near_of(cache))
+    assert client["name"] == "near-cache"
+    assert "t" in client["flags"] and client["resp"] == "3"
+
+
+@pytest.mark.redis
+def test_a_lost_tracking_connection_empties_memory_until_it_is_back(
+    redis_cache, other, server, clock
+):
+    cache = redis_cache()
+    near = near_of(cache)
+    near.tracking.clock = clock
+    writer = other(cache)
+    writer.set("k", "old")
+    assert cache.get("k") == "old" and "k" in near.entries
+    server.client_kill_filter(_id=tracking_client(server, near)["id"])
+    writer.set("k", "new")  # no notice can reach this worker now
+    assert seen_within(lambda: cache.get("k"), "new")
+    assert near.entries == {}
+    assert cache.status()["near"]["mode"] == "off"
+    assert "lost" in cache.status()["near"]["why"]
+    writer.set("k", "newer")
+    assert cache.get("k") == "newer", "read from Redis while tracking is off"
+    clock.advance(RETRY_TRACKING)
+    assert cache.get("k") == "newer"  # tracking starts again on this call
+    assert cache.status()["near"]["mode"] == "tracking"
+    writer.set("k", "newest")
+    assert seen_within(lambda: cache.get("k"), "newest")
+
+
+@pytest.mark.redis
+def test_a_flush_empties_memory(redis_cache):
+    cache = redis_cache()
+    near = near_of(cache)
+    cache.set("k", 1)
+    cache.get("k")
+    near.tracking._invalidated([b"invalidate", None])  # what FLUSHDB sends every tracker
+    assert near.entries == {}
+
+
+@pytest.fixture
+def refusing_user(server, redis_url):
+    """A REDIS_URL for a user whose ACL denies CLIENT (so CLIENT TRACKING), as a hosted Redis or
+    a proxy in front of one may."""
+    name, password = f"near-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    server.acl_setuser(
+        name, enabled=True, passwords=[f"+{password}"], keys=["*"], commands=["+@all", "-client"]
+    )
+    parts = urlsplit(redis_url)
+    yield urlunsplit(parts._replace(netloc=f"{name}:{password}@{parts.hostname}:{parts.port}"))
+    server.acl_deluser(name)
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("ttl, mode", [("0", "off"), ("2", "ttl")])
+def test_a_server_that_refuses_tracking_gets_plain_reads(
+    make_cache, refusing_user, caplog, ttl, mode
+):
+    cache = make_cache(CACHE_TYPE="redis", REDIS_URL=refusing_user, CACHE_NEAR_TTL=ttl)
+    assert cache.set("k", 1) and cache.get("k") == 1 and cache.get("k") == 1
+    status = cache.status()
+    assert status["breaker"] == "closed"
+    assert status["near"]["mode"] == mode
+    refused = [r.getMessage() for r in caplog.records if "without tracking" in r.getMessage()]
+    assert len(refused) == 1 and "NoPermissionError" in refused[0]
+    assert urlsplit(refusing_user).password not in refused[0]
+
+
+@pytest.mark.redis
+def test_memory_holds_at_most_the_threshold(redis_cache):
+    cache = redis_cache(CACHE_THRESHOLD="10")
+    for n in range(50):
+        cache.set(f"k{n}", n)
+    assert [cache.get(f"k{n}") for n in range(50)] == list(range(50))
+    assert [cache.get(f"k{n}") for n in range(50)] == list(range(50))
+    assert 0 < len(near_of(cache).entries) <= 10
+
+
+@pytest.mark.redis
+def test_a_value_over_the_size_limit_is_read_from_the_server_each_time(redis_cache, monkeypatch):
+    cache = redis_cache()
+    cache.set("big", b"x" * MAX_ENTRY_BYTES)
+    reads = count_reads(near_of(cache), monkeypatch)
+    assert cache.get("big") == cache.get("big") == b"x" * MAX_ENTRY_BYTES
+    assert len(reads) == 2
+
+
+@pytest.mark.redis
+def test_a_forked_worker_tracks_on_its_own_connection(redis_cache, other):
+    """uWSGI loads the app, then forks the workers: each must open its own tracking connection,
+    and none may close its parent's."""
+    cache = redis_cache()
+    writer = other(cache)
+    writer.set("k", "before")
+    assert cache.get("k") == "before"
+    parent_conn = near_of(cache).tracking.conn
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report, and leave without running pytest's exit handlers
+        try:
+            ok = near_of(cache).tracking.conn is None
+            ok = ok and cache.get("k") == "before"
+            ok = ok and near_of(cache).tracking.conn not in (None, parent_conn)
+            writer.set("k", "from the child")
+            ok = ok and seen_within(lambda: cache.get("k"), "from the child")
+            os.write(write, b"ok" if ok else b"no")
+        finally:
+            os._exit(0)
+    os.close(write)
+    assert os.read(read, 2) == b"ok"
+    os.waitpid(pid, 0)
+    assert near_of(cache).tracking.conn is parent_conn
+    writer.set("k", "after")
+    assert seen_within(lambda: cache.get("k"), "after"), "the parent still tracks"
+
+
+def test_redis_py_still_has_what_tracking_relies_on():
+    """Private names of redis-py that cache/near.py uses, as its own client-side cache does."""
+    from redis.connection import Connection
+
+    connection = Connection(protocol=3)
+    assert callable(connection._parser.set_invalidation_push_handler)
+    assert hasattr(connection, "_sock")
+    parameters = inspect.signature(connection.read_response).parameters
+    assert {"push_request", "timeout", "disconnect_on_error"} <= set(parameters)
+
+
+# Everything else: a TTL.
+@pytest.mark.parametrize(
+    "backend",
+    [
+        pytest.param("memcached", marks=pytest.mark.memcached),
+        "filesystem",
+        pytest.param("upstash", marks=pytest.mark.redis),
+        pytest.param("redis", marks=pytest.mark.redis),
+    ],
+)
+def test_a_change_made_elsewhere_is_seen_within_the_ttl(make_cache, settings_for, clock, backend):
+    shared = {
+        **settings_for(backend),
+        "CACHE_KEY_PREFIX": f"test-{uuid.uuid4().hex[:12]}:",  # one app, two workers
+        **({"CACHE_NEAR_TRACKING": "off"} if backend == "redis" else {}),
+        "CACHE_SOCKET_TIMEOUT": "5",  # a loaded machine must not open a breaker here
+    }
+    worker = make_cache(**shared, CACHE_NEAR_TTL="5")
+    near = near_of(worker)
+    near.clock = clock
+    another = make_cache(**shared)
+    another.set("k", "old")
+    assert worker.get("k") == "old"
+    another.delete("k")
+    clock.advance(4.9)
+    assert worker.get("k") == "old", "the documented staleness: up to CACHE_NEAR_TTL"
+    clock.advance(0.1)
+    assert worker.get("k") is None, "never longer"
+    worker.set("k", "mine")
+    assert worker.get("k") == "mine", "this worker's own change: at once"
+
+
+OWN_STEPS = st.lists(
+    st.one_of(
+        st.tuples(st.sampled_from(["set", "add"]), KEYS, st.integers(0, 9)),
+        st.tuples(st.just("set_many"), st.dictionaries(KEYS, st.integers(0, 9), max_size=3)),
+        st.tuples(st.sampled_from(["delete", "inc", "dec", "get"]), KEYS),
+        st.tuples(st.just("delete_many"), st.lists(KEYS, max_size=3)),
+        st.tuples(st.just("clear")),
+    ),
+    max_size=15,
+)
+
+
+@pytest.mark.parametrize(
+    "backend",
+    [pytest.param("memcached", marks=pytest.mark.memcached), "filesystem"],
+)
+@settings(
+    max_examples=20,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(steps=OWN_STEPS)
+@example(steps=[("get", "a"), ("set", "a", 1), ("inc", "a"), ("set_many", {"a": 2}), ("clear",)])
+@example(steps=[("get", "b"), ("dec", "b"), ("delete", "a"), ("delete_many", ["b", "c"])])
+def test_this_workers_own_changes_take_effect_at_once(
+    tmp_path_factory, settings_for, backend, steps
+):
+    """Whatever this worker writes, through any call, it reads back at once: memory never keeps
+    what the worker itself replaced (the TTL only bounds what others change)."""
+    from .conftest import cache_of, make_app
+
+    cache = cache_of(
+        make_app(tmp_path_factory.mktemp("own"), **settings_for(backend), CACHE_NEAR_TTL="3600")
+    )
+    model: dict[str, int] = {}
+    for key in "abc":
+        cache.set(key, -1)
+        model[key] = -1
+    for step in steps:
+        action = step[0]
+        if action in ("set", "add"):
+            getattr(cache, action)(step[1], step[2])
+            model[step[1]] = step[2] if action == "set" or step[1] not in model else model[step[1]]
+        elif action == "set_many":
+            cache.set_many(step[1])
+            model.update(step[1])
+        elif action in ("inc", "dec"):
+            getattr(cache, action)(step[1])
+            model[step[1]] = model.get(step[1], 0) + (1 if action == "inc" else -1)
+        elif action == "delete":
+            cache.delete(step[1])
+            model.pop(step[1], None)
+        elif action == "delete_many":
+            cache.delete_many(*step[1])
+            for key in step[1]:
+                model.pop(key, None)
+        elif action == "clear":
+            cache.clear()
+            model.clear()
+        else:
+            cache.get(step[1])
+        assert [cache.get(key) for key in "abc"] == [model.get(key) for key in "abc"], step
+    cache.clear()
