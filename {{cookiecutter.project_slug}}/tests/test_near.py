@@ -130,15 +130,25 @@ def test_health_says_the_mode_and_why(tmp_path, settings_for, backend, settings,
 # Redis: tracking.
 @pytest.fixture
 def redis_cache(make_cache, settings_for):
-    """make(**settings): an app's cache on the test Redis, with tracking (the default)."""
-    return lambda **more: make_cache(**settings_for("redis"), **more)
+    """make(**settings): an app's cache on the test Redis, with tracking (the default), started:
+    as in a worker, by its first read, which goes to the server."""
+
+    def make(**more):
+        cache = make_cache(**settings_for("redis"), **more)
+        cache.get("first read")
+        assert cache.status()["near"]["mode"] == "tracking", cache.status()["near"]
+        return cache
+
+    return make
 
 
 @pytest.fixture
-def other(redis_cache):
+def other(make_cache, settings_for):
     """other(cache): another process writing the same keys (no near cache of its own)."""
-    return lambda cache: redis_cache(
-        CACHE_KEY_PREFIX=cache.backend.key_prefix, CACHE_NEAR_TRACKING="off"
+    return lambda cache: make_cache(
+        **settings_for("redis"),
+        CACHE_KEY_PREFIX=cache.backend.key_prefix,
+        CACHE_NEAR_TRACKING="off",
     )
 
 

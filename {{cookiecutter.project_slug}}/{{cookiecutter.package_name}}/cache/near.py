@@ -74,13 +74,18 @@ class Tracking:
 
     def poll(self) -> bool:
         """Apply the invalidations that have arrived; whether memory may serve now."""
-        if self.conn is not None:
-            if not self._poller.poll(0):  # one syscall: nothing new (the common case)
-                return True
-            return self._read()
-        if self.refused is None and self.clock() >= self._next_try:
-            return self._start()
-        return False
+        if self.conn is None:
+            return False
+        if not self._poller.poll(0):  # one syscall: nothing new (the common case)
+            return True
+        return self._read()
+
+    def start_if_due(self) -> None:
+        """Start tracking, unless it is on, refused, or failed less than RETRY_TRACKING ago.
+        Called after a read from the server succeeded: a server that hangs costs the probe of
+        the breaker one timeout, not one for the data and one more for tracking."""
+        if self.conn is None and self.refused is None and self.clock() >= self._next_try:
+            self._start()
 
     def _read(self) -> bool:
         try:
@@ -194,11 +199,19 @@ class Near(BaseCache):
 
     # When memory may serve, and for how long.
     def _mode(self) -> str:
+        """tracking, ttl or off. While tracking is off (not started yet, or lost), reads go to
+        the server, then start it when due (_untracked)."""
         tracking = self.tracking
         if tracking is not None and tracking.refused is None:
             with self._lock:
-                return "tracking" if tracking.poll() else "off"
+                return "tracking" if tracking.poll() else "untracked"
         return "ttl" if self.ttl > 0 else "off"
+
+    def _untracked(self, result: Any) -> Any:
+        """``result``, read from the server; then tracking starts, if it is due."""
+        with self._lock:
+            self.tracking.start_if_due()  # type: ignore[union-attr]
+        return result
 
     def status(self) -> dict[str, str]:
         """{"mode": tracking, ttl or off, "why": ...}: as of the last call, touching no server."""
@@ -212,7 +225,8 @@ class Near(BaseCache):
 
     def check(self) -> dict[str, str]:
         """status(), after a poll: `flask cache status` asks the server now."""
-        self._mode()
+        if self._mode() == "untracked":
+            self._untracked(None)
         return self.status()
 
     # Reads.
@@ -220,6 +234,8 @@ class Near(BaseCache):
         mode = self._mode()
         if mode == "off":
             return self.backend.get(key)
+        if mode == "untracked":
+            return self._untracked(self.backend.get(key))
         now = self.clock()
         entry = self.entries.get(key)
         if entry is not None and now < entry[0]:
@@ -234,13 +250,19 @@ class Near(BaseCache):
         return value
 
     def has(self, key: str) -> bool:
-        if self._mode() != "off" and self._fresh(key):
+        mode = self._mode()
+        if mode == "untracked":
+            return bool(self._untracked(self.backend.has(key)))
+        if mode != "off" and self._fresh(key):
             return True
         return bool(self.backend.has(key))
 
     def get_many(self, *keys: str) -> list[Any]:
-        if self._mode() == "off":
+        mode = self._mode()
+        if mode == "off":
             return list(self.backend.get_many(*keys))
+        if mode == "untracked":
+            return list(self._untracked(self.backend.get_many(*keys)))
         found = {key: self._fresh_value(key) for key in keys}
         missing = [key for key, value in found.items() if value is None]
         if missing:
