@@ -18,7 +18,7 @@ import pytest
 from .conftest import CHOICES, COOKIECUTTER_JSON, TEMPLATE
 from .test_hooks import post_gen
 
-BACKEND_ATTRIBUTES = ("requires", "shared", "needs_paid_account", "offered", "variables")
+BACKEND_ATTRIBUTES = ("requires", "shared", "needs_paid_account", "offered", "tracks", "variables")
 # Backend names that are also English words: in prose they count only when written as code.
 ENGLISH = {"simple", "null"}
 CODE = re.compile(r"`[^`\n]*`|<code>[^<]*</code>")
@@ -29,6 +29,9 @@ PARTIAL: dict[tuple[str, str], Callable[[dict], bool]] = {
     ("docs/upstash.md", "or stay on `simple` or"): lambda b: b["requires"] is None and b["offered"],
     # What clear() does on each shared backend.
     ("docs/caching.md", "`clear()` removes this app's entries only"): lambda b: b["shared"],
+    # The near cache: the shared backends whose server cannot report changes, and those with no server.
+    ("docs/caching.md", "off unless `CACHE_NEAR_TTL` > 0"): lambda b: b["shared"] and not b["tracks"],
+    ("docs/caching.md", "| not needed |"): lambda b: not b["shared"],
 }
 
 

@@ -83,6 +83,8 @@ class Backend:
     needs_paid_account: ClassVar[bool] = False
     #: offered as a cache_backend answer when baking the project
     offered: ClassVar[bool] = True
+    #: its server reports every change to the near cache (near.py): tracking() makes the link
+    tracks: ClassVar[bool] = False
     #: the .env variables of this backend alone (.env.example documents each); for a backend
     #: with a server, the first one names it
     variables: ClassVar[tuple[str, ...]] = ()
@@ -112,9 +114,6 @@ class Backend:
         """Its passwords and tokens: breaker.format_error replaces them by *** in any error."""
         return []
 
-    def tracking(self, log: logging.Logger) -> "Tracking | None":
-        """How the server reports changes to the near cache (near.py), if it can: none here."""
-        return None
 
 
 class Simple(Backend, SimpleCache):
@@ -441,7 +440,7 @@ class Redis(Backend, RedisCache):
 
     name = "redis"
     requires = "redis"
-    shared = needs_paid_account = True
+    shared = needs_paid_account = tracks = True
     variables: ClassVar[tuple[str, ...]] = ("REDIS_URL",)
     serializer: SignedSerializer  # set by _signed()
 
@@ -520,7 +519,7 @@ return 1
         stored, left = pipe.get(name).pttl(name).execute()
         return self.serializer.loads(stored, name=name), math.inf if left == -1 else left / 1000
 
-    def tracking(self, log: logging.Logger) -> Tracking | None:
+    def tracking(self, log: logging.Logger) -> Tracking:
         """A connection of its own, made as the client's are (URL, TLS, password, timeouts),
         speaking RESP3, to which the server sends the keys written under CACHE_KEY_PREFIX."""
         pool = self.client.connection_pool
@@ -618,6 +617,7 @@ class Upstash(Redis):
     name = "upstash"
     requires = "requests"
     needs_paid_account = False
+    tracks = False  # a REST API pushes nothing: CACHE_NEAR_TTL is its near cache
     variables = ("UPSTASH_REDIS_REST_URL", "UPSTASH_REDIS_REST_TOKEN")
 
     @classmethod
@@ -671,8 +671,6 @@ class Upstash(Redis):
     def secrets(cls, config: Config) -> list[str]:
         return [config["UPSTASH_REDIS_REST_TOKEN"]]
 
-    def tracking(self, log: logging.Logger) -> Tracking | None:
-        return None  # a REST API pushes nothing: CACHE_NEAR_TTL is its near cache
 
 
 def _memcached_servers(env: Env, needed_by: str) -> list[tuple[str, int]]:

@@ -10,10 +10,11 @@ CACHE_THRESHOLD entries per worker, and serves from memory in one of two modes:
   memory the worker applies what has arrived, without waiting for more. So a change made anywhere
   is seen once its invalidation has crossed the network: under a millisecond on one machine, the
   one-way latency to a hosted Redis. An entry also ends when its key expires on the server (its
-  PTTL is read with it). When the connection is lost, memory is emptied and serves nothing until
-  tracking is back (tried again at most once a second, by a cache call). A server that refuses
-  tracking (older than Redis 6, an ACL without CLIENT or HELLO, a proxy) gets plain reads, or the
-  ttl mode when CACHE_NEAR_TTL is set; the worker logs it once.
+  PTTL is read with it). Tracking starts after a worker's first read from the server succeeds.
+  When the connection is lost, memory is emptied and serves nothing until tracking is back (tried
+  again at most once a second, after a read that succeeded). A server that refuses tracking
+  (older than Redis 6, an ACL without CLIENT, a proxy or a server without BCAST) gets plain
+  reads, or the ttl mode when CACHE_NEAR_TTL is set; the worker logs it once.
 - ttl (memcached, upstash, filesystem; redis without tracking), when CACHE_NEAR_TTL > 0: an entry
   is served from memory for at most CACHE_NEAR_TTL seconds after it was read, so a change made
   elsewhere (another worker, a task, a console, a clear()) is seen at most that long after. A
@@ -69,14 +70,14 @@ class Tracking:
         self.refused: str | None = None  # why the server will never track: plain reads
         self.off = "no cache call yet in this worker"  # why it does not track now
         self._next_try = -math.inf
-        self._poller: Any = None
+        self._ready: Callable[[], bool] = lambda: False
         _TRACKINGS.add(self)
 
     def poll(self) -> bool:
         """Apply the invalidations that have arrived; whether memory may serve now."""
         if self.conn is None:
             return False
-        if not self._poller.poll(0):  # one syscall: nothing new (the common case)
+        if not self._ready():  # one syscall: nothing new (the common case)
             return True
         return self._read()
 
@@ -113,8 +114,7 @@ class Tracking:
             # redis-py's own client-side cache hooks the parser the same way (and refuses
             # servers before 7.4); tests/test_near.py pins these private names.
             conn._parser.set_invalidation_push_handler(self._invalidated)
-            poller = select.poll()
-            poller.register(conn._sock, select.POLLIN)
+            ready = _readable(conn._sock)
         except ResponseError as error:  # unknown command, NOPERM: this server will not track
             conn.disconnect()  # type: ignore[union-attr]
             self.refused = self.off = (
@@ -129,7 +129,7 @@ class Tracking:
             self.off = f"tracking could not start ({type(error).__name__}); retrying"
             return False
         self.forget(None)  # read while untracked: nothing in memory can be trusted
-        self.conn, self._poller, self.off = conn, poller, ""
+        self.conn, self._ready, self.off = conn, ready, ""
         return True
 
     def _invalidated(self, message: list[Any]) -> None:
@@ -142,7 +142,7 @@ class Tracking:
         self.forget([key.decode("utf-8", "replace")[start:] for key in keys])
 
     def _lose(self, why: str) -> None:
-        conn, self.conn, self._poller = self.conn, None, None
+        conn, self.conn = self.conn, None
         self.off, self._next_try = f"{why}; retrying", self.clock() + RETRY_TRACKING
         self.forget(None)
         self.log.info("cache: near cache off until tracking is back: %s", why)
@@ -151,8 +151,17 @@ class Tracking:
 
     def after_fork(self) -> None:
         """In a new worker: the socket is the parent's; this worker starts its own."""
-        self.conn, self._poller, self._next_try = None, None, -math.inf
+        self.conn, self._next_try = None, -math.inf
         self.off = "no cache call yet in this worker"
+
+
+def _readable(sock: Any) -> Callable[[], bool]:
+    """Whether ``sock`` has something to read, without waiting: poll() where there is one."""
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        return lambda: bool(poller.poll(0))
+    return lambda: bool(select.select([sock], [], [], 0)[0])  # Windows
 
 
 _TRACKINGS: "weakref.WeakSet[Tracking]" = weakref.WeakSet()
@@ -377,7 +386,7 @@ def around(backend: Any, config: dict[str, Any], log: logging.Logger) -> tuple[A
     """``backend`` with its near cache in front, or as it is with the reason it has none."""
     ttl = float(config.get("CACHE_NEAR_TTL") or 0)
     tracked = config.get("CACHE_NEAR_TRACKING", True)
-    tracking = backend.tracking(log) if tracked else None
+    tracking = backend.tracking(log) if tracked and backend.tracks else None
     if tracking is None and ttl <= 0:
         return backend, "CACHE_NEAR_TTL is 0" + (
             "" if tracked else " and CACHE_NEAR_TRACKING is off"
