@@ -115,7 +115,6 @@ class Backend:
         return []
 
 
-
 class Simple(Backend, SimpleCache):
     """Each worker's own memory (Flask-Caching's factory reads CACHE_THRESHOLD)."""
 
@@ -670,7 +669,6 @@ class Upstash(Redis):
     @classmethod
     def secrets(cls, config: Config) -> list[str]:
         return [config["UPSTASH_REDIS_REST_TOKEN"]]
-
 
 
 def _memcached_servers(env: Env, needed_by: str) -> list[tuple[str, int]]:
