@@ -212,6 +212,8 @@ class Near(BaseCache):
         the server, then start it when due (_untracked)."""
         tracking = self.tracking
         if tracking is not None and tracking.refused is None:
+            if tracking.conn is not None and not tracking._ready():  # nothing new: no lock
+                return "tracking"
             with self._lock:
                 return "tracking" if tracking.poll() else "untracked"
         return "ttl" if self.ttl > 0 else "off"
