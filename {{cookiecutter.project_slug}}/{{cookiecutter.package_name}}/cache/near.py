@@ -156,12 +156,20 @@ class Tracking:
 
 
 def _readable(sock: Any) -> Callable[[], bool]:
-    """Whether ``sock`` has something to read, without waiting: poll() where there is one."""
-    if hasattr(select, "poll"):
-        poller = select.poll()
-        poller.register(sock, select.POLLIN)
-        return lambda: bool(poller.poll(0))
-    return lambda: bool(select.select([sock], [], [], 0)[0])  # Windows
+    """Whether ``sock`` has something to read, without waiting: poll() where there is one, with
+    a poll object per thread (one object polled by two threads at once raises RuntimeError)."""
+    if not hasattr(select, "poll"):  # Windows
+        return lambda: bool(select.select([sock], [], [], 0)[0])
+    local = threading.local()
+
+    def ready() -> bool:
+        poller = getattr(local, "poller", None)
+        if poller is None:
+            poller = local.poller = select.poll()
+            poller.register(sock, select.POLLIN)
+        return bool(poller.poll(0))
+
+    return ready
 
 
 _TRACKINGS: "weakref.WeakSet[Tracking]" = weakref.WeakSet()
@@ -212,7 +220,10 @@ class Near(BaseCache):
         the server, then start it when due (_untracked)."""
         tracking = self.tracking
         if tracking is not None and tracking.refused is None:
-            if tracking.conn is not None and not tracking._ready():  # nothing new: no lock
+            # Nothing arrived, and no thread is applying what did (it may have drained the
+            # socket): nothing to wait for. In this order: a thread that takes the lock after
+            # the check finds only what arrived after this read began.
+            if tracking.conn is not None and not tracking._ready() and not self._lock.locked():
                 return "tracking"
             with self._lock:
                 return "tracking" if tracking.poll() else "untracked"
