@@ -20,11 +20,10 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from . import servers
-from .test_outages import PACKAGE, app_env
+from .test_outages import PACKAGE, RETRY_TRACKING, app_env
 
 BOUND = 0.050  # redis: a change made elsewhere is served by both workers this soon (loopback)
 ROUNDS = 1000
-RETRY_TRACKING = 1.0  # near.py's: tracking is tried again at most once a second
 NEAR_TTL = 1.0  # memcached: CACHE_NEAR_TTL
 SLACK = 0.25  # scheduling slack on top of it
 
