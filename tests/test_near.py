@@ -87,6 +87,25 @@ SERVER_TEST = settings(
 )
 
 
+def play(round_, examples: int, **strategies) -> list[str]:
+    """Play ``round_`` once per example hypothesis draws from ``strategies``; the failures. The
+    first failure ends the game: hypothesis would replay a failing example to report it, but a
+    round changes servers and workers, so a replay fails differently (or not at all)."""
+    failures: list[str] = []
+
+    @settings(SERVER_TEST, max_examples=examples)
+    @given(**strategies)
+    def one(**drawn):
+        if not failures:
+            try:
+                round_(**drawn)
+            except AssertionError as error:
+                failures.append(f"{error} (drawn: {drawn!r})")
+
+    one()
+    return failures
+
+
 @pytest.fixture(scope="module")
 def project(bake):
     return bake()
@@ -184,12 +203,10 @@ def test_redis_a_change_made_elsewhere_reaches_both_workers_within_50ms(redis_ap
     must serve the new value or a miss. A stale answer to a request sent more than BOUND after
     the write is a failure; one sent earlier is counted and reported."""
     counter = itertools.count()
-    late, early_stale, latencies = [], [], []
+    early_stale, latencies = [], []
     with servers.Workers(redis_app.url) as workers:
         wait_for_tracking(workers, seconds=3)
 
-        @settings(SERVER_TEST, max_examples=ROUNDS)
-        @given(key=REDIS_KEYS, old=VALUES, new=st.one_of(st.none(), VALUES))
         def round_(key, old, new):
             n = next(counter)
             old = (n, "old", old)
@@ -205,23 +222,23 @@ def test_redis_a_change_made_elsewhere_reaches_both_workers_within_50ms(redis_ap
                         latencies.append(time.monotonic() - written)
                         break
                     assert body["values"] == [repr(old)], body
-                    if sent - written > BOUND:
-                        late.append((n, worker, key, round(sent - written, 4)))
-                        assert len(late) < 10, f"stale answers after {BOUND}s: {late}"  # enough
-                        break
+                    assert sent - written <= BOUND, (
+                        f"worker {worker} served {body['values']} {sent - written:.3f}s after "
+                        f"{key!r} changed to {new!r}"
+                    )
                     early_stale.append((n, worker))
 
-        round_()
+        failures = play(round_, ROUNDS, key=REDIS_KEYS, old=VALUES, new=st.one_of(st.none(), VALUES))
     rounds = next(counter)
     latencies.sort()
     print(
         f"\nredis coherence: {rounds} rounds, {len(latencies)} fresh answers; stale within "
-        f"{BOUND * 1000:.0f} ms: {len(early_stale)}; stale after: {len(late)}; fresh answer "
-        f"received after the write: median {statistics.median(latencies) * 1000:.2f} ms, max "
-        f"{latencies[-1] * 1000:.2f} ms"
+        f"{BOUND * 1000:.0f} ms: {len(early_stale)}; fresh answer received after the write: "
+        f"median {statistics.median(latencies or [0]) * 1000:.2f} ms, max "
+        f"{max(latencies or [0]) * 1000:.2f} ms"
     )
-    assert rounds >= ROUNDS
-    assert late == [], f"{len(late)} stale answers after {BOUND}s, first: {late[:5]}"
+    assert failures == [], f"round {rounds - 1}: {failures[0]}"
+    assert rounds == ROUNDS
 
 
 @pytest.mark.xdist_group("near-redis")
@@ -234,8 +251,6 @@ def test_redis_killed_tracking_connection_serves_nothing_stale_and_comes_back(re
     with servers.Workers(redis_app.url) as workers:
         wait_for_tracking(workers, seconds=3)
 
-        @settings(SERVER_TEST, max_examples=3)
-        @given(key=REDIS_KEYS, old=VALUES, new=st.one_of(st.none(), VALUES), kill=st.sampled_from([1, 2]))
         def round_(key, old, new, kill):
             n = next(counter)
             old, new, again = (n, "old", old), None if new is None else (n, "new", new), (n, "again")
@@ -260,8 +275,10 @@ def test_redis_killed_tracking_connection_serves_nothing_stale_and_comes_back(re
                 body = workers.get(worker, f"/t/near?{query([key])}")[1]
                 assert body["values"] == [repr(again)], f"worker {worker} after tracking came back: {body}"
 
-        round_()
+        kills = st.sampled_from([1, 2])  # one worker's tracking connection, or both
+        failures = play(round_, 3, key=REDIS_KEYS, old=VALUES, new=st.one_of(st.none(), VALUES), kill=kills)
     print(f"\ntracking killed {len(back_in)} times; back in {', '.join(f'{s:.2f}s' for s in back_in)}")
+    assert failures == [], failures[0]
 
 
 def test_memcached_near_ttl_bounds_what_other_workers_serve(project, tmp_path, memcached_servers):
@@ -279,16 +296,6 @@ def test_memcached_near_ttl_bounds_what_other_workers_serve(project, tmp_path, m
     with near_app(project, tmp_path, **settings_) as (url, _, _), servers.Workers(url) as workers:
         assert workers.get(0, "/health")[1]["cache"]["near"]["mode"] == "ttl"
 
-        @settings(SERVER_TEST, max_examples=3)
-        @given(
-            changes=st.dictionaries(
-                MEMCACHED_KEYS,
-                st.tuples(st.text(max_size=20), st.none() | st.text(max_size=20)),
-                min_size=1,
-                max_size=8,
-            ),
-            changer=st.sampled_from([0, 1]),
-        )
         def round_(changes, changer):
             n = next(counter)
             keys = list(changes)
@@ -322,5 +329,9 @@ def test_memcached_near_ttl_bounds_what_other_workers_serve(project, tmp_path, m
             assert latest <= NEAR_TTL + SLACK, f"old values served {latest:.3f}s after the change"
             assert stale[other], "the other worker served from its near memory (else this proves nothing)"
 
-        round_()
+        # Keys, each with its old value and its new one (None: deleted), changed by one worker.
+        values = st.tuples(st.text(max_size=20), st.none() | st.text(max_size=20))
+        changes = st.dictionaries(MEMCACHED_KEYS, values, min_size=1, max_size=8)
+        failures = play(round_, 3, changes=changes, changer=st.sampled_from([0, 1]))
     print("\nmemcached near TTL:", "; ".join(report))
+    assert failures == [], failures[0]
