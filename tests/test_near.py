@@ -136,13 +136,14 @@ def query(keys, values=(), **extra) -> str:
     return urlencode([*(("key", key) for key in keys), *(("value", v) for v in values), *extra.items()])
 
 
-class Redis:
-    """The redis app of this module: its own redis-server, so CLIENT KILL touches nothing else."""
+class RedisApp:
+    """The app on a redis-server of its own (CLIENT KILL touches nothing else), and a client of
+    that server outside the app, which writes as the app does."""
 
-    def __init__(self, url, port, prefix, key, serializer, log):
+    def __init__(self, url, port, prefix, serializer):
         import redis
 
-        self.url, self.prefix, self.log, self.serializer = url, prefix, log, serializer
+        self.url, self.prefix, self.serializer = url, prefix, serializer
         self.client = redis.Redis(port=port)
 
     def write(self, key: str, value) -> None:
@@ -165,7 +166,7 @@ def redis_app(project, tmp_path_factory):
     try:
         settings = {"CACHE_TYPE": "redis", "REDIS_URL": f"redis://127.0.0.1:{port}/0"}
         with near_app(project, workdir, **settings) as (url, prefix, key):
-            yield Redis(url, port, prefix, key, signed_serializer(project, key), workdir / "uwsgi.log")
+            yield RedisApp(url, port, prefix, signed_serializer(project, key))
     finally:
         server.kill()
         server.wait()
