@@ -4,7 +4,9 @@ TEST_REDIS_URL, TEST_REDIS_TLS_URL, TEST_MEMCACHED_SERVERS and TEST_HTTPS_PROXY 
 at servers that already run instead. With CI=true a server that can be neither found nor started is a failure.
 """
 
+import http.client
 import importlib.util
+import json
 import os
 import shutil
 import socket
@@ -14,6 +16,8 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -282,3 +286,57 @@ def hung_server():
         for sock in held:
             sock.close()
         listener.close()
+
+
+class Workers:
+    """One keep-alive HTTP connection held to each uWSGI worker process, so a test can say which
+    worker answers: a TCP connection stays with the process that accepted it, and uWSGI's
+    http11-socket keeps it open between requests. Connections are opened (each held, so the
+    next goes elsewhere) until ``processes`` distinct pids answered /health; the extra ones are
+    closed. While held, each kept connection ties up one thread of its worker."""
+
+    def __init__(self, url: str, processes: int = 2, attempts: int = 10):
+        address = urlsplit(url)
+        self.conns: list = []
+        self.pids: list[int] = []
+        extra = []
+        for _ in range(attempts):
+            conn = http.client.HTTPConnection(address.hostname, address.port, timeout=10)
+            pid = self._json(conn, "/health")[1]["worker"]
+            if pid in self.pids:
+                extra.append(conn)
+            else:
+                self.conns.append(conn)
+                self.pids.append(pid)
+            if len(self.pids) == processes:
+                break
+        for conn in extra:
+            conn.close()
+        if len(self.pids) < processes:
+            self.close()
+            raise AssertionError(f"{attempts} connections reached {len(self.pids)} worker(s)")
+
+    @staticmethod
+    def _json(conn, path: str) -> tuple[int, Any]:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, json.loads(response.read())
+
+    def get(self, worker: int, path: str) -> tuple[int, Any, float]:
+        """(status, JSON body, monotonic time the request was sent) from worker ``worker``."""
+        sent = time.monotonic()
+        status, body = self._json(self.conns[worker], path)
+        if isinstance(body, dict) and ("pid" in body or "worker" in body):
+            pid = body.get("pid", body.get("worker"))
+            assert pid == self.pids[worker], f"worker {worker} is pid {self.pids[worker]}, {pid} answered"
+        return status, body, sent
+
+    def close(self) -> None:
+        for conn in self.conns:
+            conn.close()
+
+    def __enter__(self) -> "Workers":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -20,6 +20,7 @@ from . import servers
 
 RETRY_AFTER = 2.0
 TIMEOUT = 0.5
+RETRY_TRACKING = 1.0  # near.py's: a lost tracking connection is tried again once a second
 PACKAGE = "my_flask_app"  # the default answers'
 
 
@@ -270,10 +271,10 @@ def test_filesystem_cache_stays_bounded_with_two_workers(project, tmp_path):
     assert len(entries) <= threshold + 4, f"{len(entries)} entries for a threshold of {threshold}"
 
 
-# The app of the default bake, with three routes that write, delete and read many keys at once,
+# The app of the default bake, with routes that write, delete and read many keys at once,
 # so a test can invalidate keys in one worker and watch what the others serve.
 ROUTES_WSGI = f"""
-import os, sys
+import os, sys, time
 sys.path.insert(0, os.environ["PROJECT_HOME"])
 from flask import jsonify, request
 from pythonanywhere_wsgi import application
@@ -295,6 +296,19 @@ def delete_keys():
 @application.get("/t/get")
 def get_keys():
     return jsonify(cache.get_many(*keys()))
+
+@application.get("/t/get-each")
+def get_each():
+    # One get() per key, which fills the near cache (get_many reads past it), and how many came
+    # from it: the entry (expires, pickle) was fresh before the read and is the same object after.
+    memory = getattr(cache.cache.backend, "entries", {{}})
+    values, hits = [], 0
+    for key in keys():
+        before = memory.get(key)
+        fresh = before is not None and time.monotonic() < before[0]
+        values.append(cache.get(key))
+        hits += fresh and memory.get(key) is before
+    return jsonify(values=values, memory=hits)
 """
 
 
@@ -328,16 +342,25 @@ def cache_lines(log) -> list[str]:
 def test_no_invalidation_is_lost_while_another_worker_recaches(project, tmp_path, threads):
     """1,200 keys deleted during a real outage (redis killed, restarted from its AOF with the
     old values), while the other worker, back first, writes them again: once both serve from
-    redis, no key holds its old value. Each worker logs the outage once, threads or not."""
+    redis, no key holds its old value. Each worker logs the outage once, threads or not.
+    The near cache is on (redis: tracking, the default): before the outage each worker holds
+    every old value in its near memory, and after the recovery it tracks again."""
     port = servers.free_port()
     persist = ("--appendonly", "yes", "--appendfsync", "always", "--dir", str(tmp_path))
     server = servers.start_server("redis", port, *persist)
     keys = [f"k{i}" for i in range(1200)]
-    settings = {"CACHE_TYPE": "redis", "REDIS_URL": f"redis://127.0.0.1:{port}/0"}
+    settings = {
+        "CACHE_TYPE": "redis",
+        "REDIS_URL": f"redis://127.0.0.1:{port}/0",
+        "CACHE_THRESHOLD": "2000",  # each worker's near memory holds all 1,200 keys
+    }
     try:
         with served_with_routes(project, tmp_path, threads, **settings) as url:
             for chunk in chunks(keys):
                 assert fetch(f"{url}/t/set?keys={chunk}&value=old")[0] == 200
+            with servers.Workers(url) as workers:
+                assert near_modes(workers) == ["tracking", "tracking"]
+                assert held_in_memory(workers, keys) == [["old"] * len(keys)] * 2
             server.send_signal(signal.SIGKILL)
             server.wait()
             deletes = chunks(keys) * 2  # each to whichever worker answers: all trip and remember
@@ -374,12 +397,42 @@ def test_no_invalidation_is_lost_while_another_worker_recaches(project, tmp_path
                 for writer in writers:
                     writer.join(10)
             seen = get_all(url, keys) + get_all(url, keys) + get_all(url, keys)  # both workers
+            with servers.Workers(url) as workers:
+                deadline = time.monotonic() + 3 * RETRY_TRACKING
+                while near_modes(workers) != ["tracking", "tracking"] and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                assert near_modes(workers) == ["tracking", "tracking"], "tracking again after the recovery"
+                for values in held_in_memory(workers, keys):  # read twice: the second from memory
+                    seen += values
         assert "old" not in seen, f"{seen.count('old')} old values served after the recovery"
         opened = [line for line in cache_lines(tmp_path / "uwsgi.log") if "failed (" in line]
         assert 1 <= len(opened) <= 2, opened  # once per worker process
     finally:
         server.kill()
         server.wait()
+
+
+def near_modes(workers) -> list[str]:
+    """The near cache's mode as each worker's /health says it."""
+    return [workers.get(worker, "/health")[1]["cache"]["near"]["mode"] for worker in range(2)]
+
+
+def held_in_memory(workers, keys: list[str]) -> list[list]:
+    """Each worker reads every key twice with get(): the first read fills its near memory, the
+    second must serve every value found (a miss is not kept) from it. The second's values, per
+    worker."""
+    found = []
+    for worker in range(2):
+        for _ in range(2):
+            values, hits = [], 0
+            for chunk in chunks(keys):
+                status, body, _ = workers.get(worker, f"/t/get-each?keys={chunk}")
+                assert status == 200, body
+                values, hits = values + body["values"], hits + body["memory"]
+        held = len(keys) - values.count(None)
+        assert hits == held, f"worker {worker} served {hits} of {held} values from memory"
+        found.append(values)
+    return found
 
 
 def redis_client(port: int):
