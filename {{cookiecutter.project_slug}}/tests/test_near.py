@@ -21,7 +21,11 @@ from flask_caching.backends.base import BaseCache
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from {{ cookiecutter.package_name }}.cache.near import MAX_ENTRY_BYTES, RETRY_TRACKING, Near
+from {{ cookiecutter.package_name }}.cache.near import (
+    MAX_ENTRY_BYTES,
+    RETRY_TRACKING,
+    Near,
+)
 
 from .common import ClearTests, CommonTests
 
