@@ -26,7 +26,9 @@ async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay
             wait = due - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
-            if not data:
+            if not data:  # the sender is done: say so, the other way may still carry data
+                if writer.can_write_eof():
+                    writer.write_eof()
                 break
             writer.write(data)
             await writer.drain()
@@ -34,9 +36,7 @@ async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay
     try:
         await asyncio.gather(receive(), send())
     except OSError:
-        pass
-    finally:
-        writer.close()
+        writer.close()  # a reset: the other way ends too
 
 
 def main(listen: int, target: int, delay: float) -> None:
@@ -50,6 +50,8 @@ def main(listen: int, target: int, delay: float) -> None:
             await asyncio.gather(
                 pipe(client_reader, server_writer, delay), pipe(server_reader, client_writer, delay)
             )
+            client_writer.close()
+            server_writer.close()
 
         server = await asyncio.start_server(relay, "127.0.0.1", listen)
         print("ready", flush=True)
