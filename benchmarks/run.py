@@ -388,8 +388,8 @@ def near_cache(bench: Bench, redis_url: str) -> None:
     modes = {key: "/".join(sorted({m[key] for m in seen})) for key in seen[0]}
     shown = [f"{key}: {mode}" for key, mode in modes.items()]
     print("   near cache mode in each app measured (its /health or status()):")
-    for start in range(0, len(shown), 4):
-        print("     " + ", ".join(shown[start : start + 4]))
+    for start in range(0, len(shown), 3):
+        print("     " + ", ".join(shown[start : start + 3]))
     print(f"   {'figure':<38}{'median':>10}{'min':>10}{'max':>10}   runs")
     for figure in runs[0]:
         values = [run[figure] for run in runs]
