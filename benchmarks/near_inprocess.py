@@ -7,6 +7,8 @@ writes: sets of a 1 KiB value through the app's cache (breaker, near cache, sign
           on       the near cache with tracking (the default): one tracking client
           on+1     the same, and a second app tracking that prefix, as a second worker would
         The trackers' invalidations are read (a get) between batches, outside the timing.
+lag:    with FAR_REDIS_URL (a relay), how long after a write near the server the reader's near
+        cache still serves the old value, and when it first serves the new one.
 hits:   cache.get of the same value, and the cached /example page as a WSGI call, interleaved
         call by call: a near hit on the signed app (as shipped), a near hit on the same app with
         its entries unsigned (unsigned.py), a hit on redis without the near cache, and a hit on
@@ -127,8 +129,43 @@ def hits(samples: int) -> dict:
     return {"modes": modes, **results}
 
 
+def lag(rounds: int) -> dict:
+    """How long after another client's write the near cache still serves the old value, when its
+    server is FAR_REDIS_URL (relay.py) and the writer sits next to the server: the invalidation's
+    one-way trip. Then the fresh value costs a round trip more."""
+    prefix = f"bench-{uuid.uuid4().hex[:8]}:"
+    reader = make(prefix=prefix, REDIS_URL=os.environ["FAR_REDIS_URL"])
+    writer = make(prefix=prefix, CACHE_NEAR_TRACKING="off")
+    mode = near_mode(reader)
+    stale, fresh = [], []
+    for i in range(rounds):
+        with writer.app_context():
+            cache.set("lag", i)
+        with reader.app_context():
+            while cache.get("lag") != i:  # until it is in the reader's memory
+                pass
+            cache.get("lag")
+        with writer.app_context():
+            cache.set("lag", i + 1)
+        acked = last_stale = time.perf_counter()
+        with reader.app_context():
+            while cache.get("lag") != i + 1:
+                last_stale = time.perf_counter()
+        stale.append(last_stale - acked)
+        fresh.append(time.perf_counter() - acked)
+    return {
+        "mode": mode,
+        "stale p50": statistics.median(stale),
+        "stale max": max(stale),
+        "fresh p50": statistics.median(fresh),
+    }
+
+
 def main(samples: int) -> None:
-    print(json.dumps({"writes": writes(samples), "hits": hits(samples)}))
+    results = {"writes": writes(samples), "hits": hits(samples)}
+    if os.environ.get("FAR_REDIS_URL"):
+        results["lag"] = lag(max(samples // 60, 10))
+    print(json.dumps(results))
 
 
 if __name__ == "__main__":

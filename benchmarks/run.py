@@ -322,8 +322,13 @@ def near_once(bench: Bench, redis_url: str) -> tuple[dict[str, float], dict[str,
         cuts = statistics.quantiles(values, n=100, method="inclusive")
         figures[f"relay, {name}: p50 ms"], figures[f"relay, {name}: p99 ms"] = cuts[49] * 1e3, cuts[98] * 1e3
 
-    measured = run_script("near_inprocess.py", bench.env("ours", REDIS_URL=redis_url), bench.args.samples)
-    writes, hits = measured["writes"], measured["hits"]
+    with relay(redis_url, RELAY_DELAY_MS) as far_url:
+        env = bench.env("ours", REDIS_URL=redis_url, FAR_REDIS_URL=far_url)
+        measured = run_script("near_inprocess.py", env, bench.args.samples)
+    writes, hits, lag = measured["writes"], measured["hits"], measured["lag"]
+    modes["relay lag reader"] = lag["mode"]
+    for name in ("stale p50", "stale max", "fresh p50"):
+        figures[f"relay, after a write: {name} ms"] = lag[name] * 1e3
     modes.update({f"sets {k}": v for k, v in writes["modes"].items()})
     modes.update({f"hits {k}": v for k, v in hits["modes"].items()})
     for name in ("off", "on", "on+1"):
@@ -373,7 +378,10 @@ def near_cache(bench: Bench, redis_url: str) -> None:
     print("      @cache.cached / bare for simple, redis with the near cache, redis without it")
     print(f"   2. through relay.py ({RELAY_DELAY_MS} ms each way), a cached page over one keep-alive")
     samples = max(args.samples // 10, 50)
-    print(f"      connection each, {samples} of each interleaved; the tracking connection too")
+    print(f"      connection each, {samples} of each interleaved; the tracking connection too.")
+    print(f"      After a write by a client next to Redis, {max(args.samples // 60, 10)} times: how long")
+    print("      the reader's near cache (through the relay, re-reading) still served the old value")
+    print("      (stale), and when it first served the new one (fresh), from the write's reply")
     print(f"   3. in process, sets of a 1 KiB value through the app's cache, {args.samples} per app,")
     print("      batches interleaved: tracking off, on, on with a second tracking client (a 2nd worker)")
     print(f"   4. in process, hits interleaved call by call, {args.samples} of each: cache.get of a")
