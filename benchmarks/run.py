@@ -305,10 +305,16 @@ def near_once(bench: Bench, redis_url: str) -> tuple[dict[str, float], dict[str,
             for name, view in runs:
                 rps.setdefault((name, view), []).append(wrk(f"{urls[name]}/bench/{view}", seconds, 4)["rps"])
             runs.reverse()  # A B C C B A ...: none goes first every time
+    # Ratios round by round (a view's bare and cached runs are adjacent in time), then their
+    # median: a load that comes and goes between rounds moves both sides of a ratio alike.
+    ratios = {
+        name: [c / b for c, b in zip(rps[name, "cached"], rps[name, "bare"], strict=True)] for name in configs
+    }
     for name in configs:
-        figures[f"{name}: cached ÷ bare"] = median(rps[name, "cached"]) / median(rps[name, "bare"])
+        figures[f"{name}: cached ÷ bare"] = median(ratios[name])
     for name in ("redis near", "redis no near"):
-        figures[f"{name} ÷ simple"] = figures[f"{name}: cached ÷ bare"] / figures["simple: cached ÷ bare"]
+        pairs = zip(ratios[name], ratios["simple"], strict=True)
+        figures[f"{name} ÷ simple"] = median([r / simple for r, simple in pairs])
 
     samples = max(bench.args.samples // 10, 50)
     with (
@@ -375,7 +381,8 @@ def near_cache(bench: Bench, redis_url: str) -> None:
     print(f"\n== The near cache (issue 12): {NEAR_RUNS} runs; median and min-max of the runs")
     rounds = f"{args.rounds} interleaved rounds of {args.seconds}s"
     print(f"   1. uWSGI, 1 worker, wrk 4 connections, {rounds} per run:")
-    print("      @cache.cached / bare for simple, redis with the near cache, redis without it")
+    print("      @cache.cached ÷ bare for simple, redis with the near cache, redis without it")
+    print("      (each ratio taken round by round, then the median of the rounds)")
     print(f"   2. through relay.py ({RELAY_DELAY_MS} ms each way), a cached page over one keep-alive")
     samples = max(args.samples // 10, 50)
     print(f"      connection each, {samples} of each interleaved; the tracking connection too.")
