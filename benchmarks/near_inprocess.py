@@ -52,10 +52,15 @@ def make(backend: str = "redis", prefix: str = "", **settings: str):
     )
 
 
+def status(app) -> dict:
+    with app.app_context():
+        return cache_package.status()
+
+
 def near_mode(app) -> str:
     with app.app_context():
         cache.get("warm")  # the first read starts tracking
-        return cache_package.status()["near"]["mode"]
+    return status(app)["near"]["mode"]
 
 
 def writes(samples: int) -> dict:
@@ -134,7 +139,8 @@ def lag(rounds: int) -> dict:
     server is FAR_REDIS_URL (relay.py) and the writer sits next to the server: the invalidation's
     one-way trip. Then the fresh value costs a round trip more."""
     prefix = f"bench-{uuid.uuid4().hex[:8]}:"
-    reader = make(prefix=prefix, REDIS_URL=os.environ["FAR_REDIS_URL"])
+    far = {"REDIS_URL": os.environ["FAR_REDIS_URL"], "CACHE_SOCKET_TIMEOUT": "5"}
+    reader = make(prefix=prefix, **far)
     writer = make(prefix=prefix, CACHE_NEAR_TRACKING="off")
     mode = near_mode(reader)
     stale, fresh = [], []
@@ -159,6 +165,7 @@ def lag(rounds: int) -> dict:
         "stale p50": statistics.median(stale),
         "stale max": max(stale),
         "fresh p50": statistics.median(fresh),
+        "breaker opened": bool(status(reader)["last_error"]),
     }
 
 
