@@ -1,12 +1,15 @@
-"""Benchmarks: what a cache hit costs, and what a Redis outage costs. One command, from the
-template's root:
+"""Benchmarks: what a cache hit costs, what a Redis outage costs, and what the near cache saves.
+One command, from the template's root:
 
-    python3 -m benchmarks.run            # about 6 minutes; --rounds/--seconds to change
+    python3 -m benchmarks.run            # about 10 minutes; --rounds/--seconds to change
+    python3 -m benchmarks.run --part near    # hits, signing, outage or near alone
 
 Needs wrk, redis-server and memcached (apt-get install -y wrk redis-server memcached) and the
 template's dev requirements. It bakes the default project, serves it with uWSGI as
 PythonAnywhere does, and drives it with wrk over loopback. This machine is noisy, so every
-comparison is measured interleaved (A B A B ...) in one run and reported as medians and ratios.
+comparison is measured interleaved (A B A B ...) in one run and reported as medians and ratios;
+the near part runs 3 times and reports each figure's median and min-max over the runs. A hosted
+Redis is played by relay.py, which delays every byte 10 ms each way.
 """
 
 import argparse
@@ -22,7 +25,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import redis
@@ -259,6 +262,186 @@ def outage(bench: Bench) -> None:
                 report(label, "hung", load(url + "/bench/cached", phase, 4), simple)
 
 
+NEAR_RUNS = 3  # the near part is run this many times: median and min-max of each figure
+RELAY_DELAY_MS = 10  # each way: a 20 ms round trip, as to a Redis hosted in another region
+
+
+@contextmanager
+def relay(target_url: str, delay_ms: int):
+    """A redis:// URL reaching ``target_url``'s server through relay.py, ``delay_ms`` each way."""
+    port = servers.free_port()
+    target = urllib.parse.urlsplit(target_url)
+    command = [sys.executable, str(Path(__file__).parent / "relay.py"), str(port), str(target.port)]
+    process = subprocess.Popen([*command, str(delay_ms)], stdout=subprocess.PIPE, text=True)
+    try:
+        if process.stdout.readline().strip() != "ready":
+            raise RuntimeError("relay.py did not start")
+        yield f"redis://127.0.0.1:{port}{target.path}"
+    finally:
+        servers.stop(process)
+
+
+def health(url: str) -> dict:
+    with urllib.request.urlopen(url + "/health") as response:
+        return json.load(response)["cache"]
+
+
+def near_mode(url: str) -> str:
+    return health(url)["near"]["mode"]
+
+
+def breaker_opened(urls: dict[str, str], part: str) -> None:
+    """Say so if a breaker opened at any time (its last_error stays): then the figures measured
+    the in-process fallback, not Redis. On a loaded machine a call through the relay can exceed
+    the socket timeout."""
+    for name, url in urls.items():
+        if health(url).get("last_error"):
+            print(f"   WARNING: {part}, {name}: the breaker opened: {health(url)['last_error']}")
+
+
+def near_once(bench: Bench, redis_url: str) -> tuple[dict[str, float], dict[str, str]]:
+    """One run of the near part: every figure once, each comparison interleaved; and the near
+    cache's mode in each app measured, to show that what was measured is what was meant."""
+    rounds, seconds, figures = bench.args.rounds, bench.args.seconds, {}
+    redis_settings = {"CACHE_TYPE": "redis", "REDIS_URL": redis_url}
+    configs = {
+        "simple": {"CACHE_TYPE": "simple"},
+        "redis near": redis_settings,
+        "redis no near": {**redis_settings, "CACHE_NEAR_TRACKING": "off"},
+    }
+    rps: dict[tuple[str, str], list[float]] = {}
+    with ExitStack() as stack:
+        urls = {name: stack.enter_context(bench.serve("ours", 1, **s)) for name, s in configs.items()}
+        modes = {name: near_mode(url) for name, url in urls.items()}
+        runs = [(name, view) for name in configs for view in ("bare", "cached")]
+        for _ in range(rounds):
+            for name, view in runs:
+                rps.setdefault((name, view), []).append(wrk(f"{urls[name]}/bench/{view}", seconds, 4)["rps"])
+            runs.reverse()  # A B C C B A ...: none goes first every time
+        breaker_opened(urls, "hits")
+    # Ratios round by round (a view's bare and cached runs are adjacent in time), then their
+    # median: a load that comes and goes between rounds moves both sides of a ratio alike.
+    ratios = {
+        name: [c / b for c, b in zip(rps[name, "cached"], rps[name, "bare"], strict=True)] for name in configs
+    }
+    for name in configs:
+        figures[f"{name}: cached ÷ bare"] = median(ratios[name])
+    for name in ("redis near", "redis no near"):
+        pairs = zip(ratios[name], ratios["simple"], strict=True)
+        figures[f"{name} ÷ simple"] = median([r / simple for r, simple in pairs])
+    # The same without the bare views (the same code on every server): fewer noisy runs in it.
+    pairs = zip(rps["redis near", "cached"], rps["simple", "cached"], strict=True)
+    figures["req/s cached, redis near ÷ simple"] = median([near / simple for near, simple in pairs])
+
+    samples = max(bench.args.samples // 10, 50)
+    # Patient with a loaded machine: a call that times out opens the breaker, which serves
+    # from its in-process fallback (breaker_opened says so).
+    far_settings = {"CACHE_TYPE": "redis", "CACHE_SOCKET_TIMEOUT": "5", "CACHE_RETRY_AFTER": "1"}
+    with (
+        relay(redis_url, RELAY_DELAY_MS) as far_url,
+        bench.serve("ours", 1, **far_settings, REDIS_URL=far_url) as near_url,
+        bench.serve("ours", 1, **far_settings, REDIS_URL=far_url, CACHE_NEAR_TRACKING="off") as far,
+    ):
+        modes["relay near"], modes["relay no near"] = near_mode(near_url), near_mode(far)
+        urls = {"near": near_url, "no near": far}
+        timings = keep_alive_latencies(urls, "/bench/cached", samples)
+        breaker_opened(urls, "relay")
+    for name, values in timings.items():
+        cuts = statistics.quantiles(values, n=100, method="inclusive")
+        figures[f"relay, {name}: p50 ms"], figures[f"relay, {name}: p99 ms"] = cuts[49] * 1e3, cuts[98] * 1e3
+
+    with relay(redis_url, RELAY_DELAY_MS) as far_url:
+        env = bench.env("ours", REDIS_URL=redis_url, FAR_REDIS_URL=far_url)
+        measured = run_script("near_inprocess.py", env, bench.args.samples)
+    writes, hits, lag = measured["writes"], measured["hits"], measured["lag"]
+    modes["relay lag reader"] = lag["mode"]
+    if lag["breaker opened"]:
+        print("   WARNING: relay, after a write: the reader's breaker opened")
+    for name in ("stale p50", "stale max", "fresh p50"):
+        figures[f"relay, after a write: {name} ms"] = lag[name] * 1e3
+    modes.update({f"sets {k}": v for k, v in writes["modes"].items()})
+    modes.update({f"hits {k}": v for k, v in hits["modes"].items()})
+    for name in ("off", "on", "on+1"):
+        figures[f"sets/s, tracking {name}"] = writes[name]
+    for name in ("on", "on+1"):
+        figures[f"sets/s, tracking {name} ÷ off"] = writes[name] / writes["off"]
+    for kind in ("get", "page"):
+        for name, value in hits[kind].items():
+            figures[f"{kind}: {name} us"] = value * 1e6
+        figures[f"{kind}: near signed ÷ unsigned"] = hits[kind]["signed"] / hits[kind]["unsigned"]
+        figures[f"{kind}: near signed ÷ simple"] = hits[kind]["signed"] / hits[kind]["simple"]
+    return figures, modes
+
+
+def num(value: float) -> str:
+    return f"{value:,.0f}" if value >= 1000 else f"{value:.3g}"
+
+
+def keep_alive_latencies(urls: dict[str, str], path: str, samples: int) -> dict[str, list[float]]:
+    """Seconds per GET of ``path``, one keep-alive connection per URL, interleaved request by request."""
+    conns = {}
+    for name, url in urls.items():
+        parts = urllib.parse.urlsplit(url)
+        conns[name] = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    timings: dict[str, list[float]] = {name: [] for name in urls}
+    order = list(urls)
+    for _ in range(samples):
+        order.reverse()  # A B B A ...
+        for name in order:
+            started = time.perf_counter()
+            conns[name].request("GET", path)
+            response = conns[name].getresponse()
+            response.read()
+            timings[name].append(time.perf_counter() - started)
+            if response.status != 200:
+                raise RuntimeError(f"{urls[name]}{path} answered {response.status}")
+    for conn in conns.values():
+        conn.close()
+    return timings
+
+
+def near_cache(bench: Bench, redis_url: str) -> None:
+    args = bench.args
+    print(f"\n== The near cache (issue 12): {NEAR_RUNS} runs; median and min-max of the runs")
+    rounds = f"{args.rounds} interleaved rounds of {args.seconds}s"
+    print(f"   1. uWSGI, 1 worker, wrk 4 connections, {rounds} per run:")
+    print("      @cache.cached ÷ bare for simple, redis with the near cache, redis without it")
+    print("      (each ratio taken round by round, then the median of the rounds)")
+    print(f"   2. through relay.py ({RELAY_DELAY_MS} ms each way), a cached page over one keep-alive")
+    samples = max(args.samples // 10, 50)
+    print(f"      connection each, {samples} of each interleaved; the tracking connection too.")
+    print(f"      After a write by a client next to Redis, {max(args.samples // 60, 10)} times: how long")
+    print("      the reader's near cache (through the relay, re-reading) still served the old value")
+    print("      (stale), and when it first served the new one (fresh), from the write's reply")
+    print(f"   3. in process, sets of a 1 KiB value through the app's cache, {args.samples} per app,")
+    print("      batches interleaved: tracking off, on, on with a second tracking client (a 2nd worker)")
+    print(f"   4. in process, hits interleaved call by call, {args.samples} of each: cache.get of a")
+    print("      1 KiB value and the cached /example page; near hit signed/unsigned, redis, simple")
+    runs, seen = [], []
+    for number in range(NEAR_RUNS):
+        started = time.monotonic()
+        figures, modes = near_once(bench, redis_url)
+        runs.append(figures)
+        seen.append(modes)
+        print(f"   run {number + 1}/{NEAR_RUNS}: {time.monotonic() - started:.0f}s")
+    modes = {key: "/".join(sorted({m[key] for m in seen})) for key in seen[0]}
+    shown = [f"{key}: {mode}" for key, mode in modes.items()]
+    print("   near cache mode in each app measured (its /health or status()):")
+    for start in range(0, len(shown), 3):
+        print("     " + ", ".join(shown[start : start + 3]))
+    print(f"   {'figure':<38}{'median':>10}{'min':>10}{'max':>10}   runs")
+    for figure in runs[0]:
+        values = [run[figure] for run in runs]
+        unit = "x" if "÷" in figure else ""
+        print(
+            f"   {figure:<38}{num(median(values)):>9}{unit:1}{num(min(values)):>9}{unit:1}"
+            f"{num(max(values)):>9}{unit:1}   {'  '.join(num(v) for v in values)}"
+        )
+    near_ratio = median([run["redis near ÷ simple"] for run in runs])
+    verdict = "meets" if near_ratio >= 0.9 else "misses"
+    print(f"   redis near hit / simple hit (median): {near_ratio:.3f}x: {verdict} the 0.9x target")
+
+
 def fmt(seconds: float) -> str:
     return f"{seconds * 1e3:.2f} ms"
 
@@ -276,7 +459,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=2, help="seconds per wrk run")
     parser.add_argument("--phase", type=float, default=6, help="seconds per outage phase")
     parser.add_argument("--samples", type=int, default=3000, help="requests of each kind, latency")
-    parser.add_argument("--part", choices=["all", "hits", "signing", "outage"], default="all")
+    parser.add_argument("--part", choices=["all", "hits", "signing", "outage", "near"], default="all")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
@@ -291,6 +474,8 @@ def main() -> None:
                 signing_cost(bench, redis_url, memcached)
             if args.part in ("all", "outage"):
                 outage(bench)
+            if args.part in ("all", "near"):
+                near_cache(bench, redis_url)
 
 
 if __name__ == "__main__":

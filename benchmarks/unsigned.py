@@ -25,7 +25,8 @@ class UnsignedFiles(FileSystemSerializer):
 
 def unsign(app, cache, backend: str) -> None:
     with app.app_context():
-        store = cache.cache.backend  # the backend behind the breaker
+        store = cache.cache.backend  # the backend behind the breaker, or the near cache
+    store = store.__dict__.get("backend", store)  # the backend behind the near cache (near.py)
     if backend == "memcached":
         for client in store.client.clients.values():
             client.serde = serde.pickle_serde
