@@ -18,7 +18,6 @@ Prints JSON: medians (seconds per call; sets per second). Run by run.py with the
 and REDIS_URL in the environment; argv[1] is the number of calls of each kind.
 """
 
-import io
 import json
 import os
 import random
@@ -27,6 +26,7 @@ import sys
 import time
 import uuid
 
+from signing import caller as wsgi_get  # the cached /example page, as a WSGI call
 from unsigned import unsign
 
 package_name = os.environ["BENCH_PACKAGE"]
@@ -84,18 +84,6 @@ def writes(samples: int) -> dict:
             with app.app_context():
                 cache.get("k0")
     return {"modes": modes, **{name: statistics.median(values) for name, values in rates.items()}}
-
-
-def wsgi_get(app):
-    def call() -> None:
-        environ = {
-            "REQUEST_METHOD": "GET", "PATH_INFO": "/example", "QUERY_STRING": "",
-            "SERVER_NAME": "bench", "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1",
-            "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(), "wsgi.errors": sys.stderr,
-        }  # fmt: skip
-        b"".join(app(environ, lambda status, headers: None))
-
-    return call
 
 
 def cache_get(app):
