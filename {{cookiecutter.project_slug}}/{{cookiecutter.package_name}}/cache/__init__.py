@@ -7,7 +7,9 @@ You don't need to edit anything in this folder. CACHE_TYPE in .env picks the bac
 starts (simple, filesystem, redis, memcached, upstash or null; .env.example documents each
 setting, docs/caching.md says which to choose), so moving to another one is an edit of .env and a
 reload, never a code change. Shared backends sit behind a circuit breaker (breaker.py): when the
-server fails, each worker serves from its own memory instead of failing the request.
+server fails, each worker serves from its own memory instead of failing the request. Between the
+two, the near cache (near.py) serves repeated hits from each worker's memory: on Redis, told of
+every change by the server; elsewhere, for CACHE_NEAR_TTL seconds if that is set.
 
 This folder comes from the project template and is kept up to date by it: in a project made with
 `cruft create`, `cruft update` brings the template's fixes here (see the README), and never
