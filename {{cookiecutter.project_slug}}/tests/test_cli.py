@@ -34,14 +34,14 @@ def test_cache_status_pings_the_backend(cli_app):
 @pytest.mark.parametrize(
     "backend, settings, said",
     [
-        pytest.param("redis", {}, "tracking (the server reports", marks=pytest.mark.redis),
-        pytest.param("memcached", {}, "off (CACHE_NEAR_TTL is 0)", marks=pytest.mark.memcached),
+        pytest.param("redis", {}, "tracking: the server reports", marks=pytest.mark.redis),
+        pytest.param("memcached", {}, "off: CACHE_NEAR_TTL is 0", marks=pytest.mark.memcached),
         (
             "filesystem",
             {"CACHE_NEAR_TTL": "3"},
-            "ttl (entries are served from memory for up to 3 s",
+            "ttl: entries are served from memory for up to 3 s",
         ),
-        ("simple", {}, "off (the cache is in each worker's memory already)"),
+        ("simple", {}, "off: the cache is in each worker's memory already"),
     ],
 )
 def test_cache_status_says_whether_workers_keep_hits_in_memory(

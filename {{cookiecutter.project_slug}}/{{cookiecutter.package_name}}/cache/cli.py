@@ -70,7 +70,7 @@ def _near() -> str:
         state = breaker.status()["near"]
     else:
         state = unshared(_backend())
-    return f"{state['mode']} ({state['why']})"
+    return f"{state['mode']}: {state['why']}"
 
 
 def _describe(backend: BaseCache) -> str:
