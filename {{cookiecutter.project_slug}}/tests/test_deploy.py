@@ -313,6 +313,11 @@ SERVER = "cache.example.com"  # not this machine, so deploy.py's own host check 
 CASES = {
     "CACHE_SOCKET_TIMEOUT": ({}, NUMBERS),
     "CACHE_DEFAULT_TIMEOUT": ({}, NUMBERS),
+    "CACHE_NEAR_TTL": ({}, NUMBERS),
+    "CACHE_NEAR_TRACKING": (
+        {"CACHE_TYPE": "redis", "REDIS_URL": f"redis://{SERVER}:6379/0"},
+        st.text(max_size=5),
+    ),
     "CACHE_KEY_PREFIX": (
         {"CACHE_TYPE": "memcached", "MEMCACHED_SERVERS": f"{SERVER}:11211"},
         st.text(max_size=260),
