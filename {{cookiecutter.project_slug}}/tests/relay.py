@@ -11,6 +11,8 @@ class Relay:
         self.port = 0
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
+        self._flowing = threading.Event()
+        self._flowing.set()
         self.restore()
 
     def restore(self) -> None:
@@ -28,6 +30,14 @@ class Relay:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
             sock.close()
+
+    def freeze(self) -> None:
+        """Hold every byte, closing nothing: a connection a NAT or firewall silently dropped."""
+        self._flowing.clear()
+
+    def thaw(self) -> None:
+        """Deliver what was held, in order, and flow again."""
+        self._flowing.set()
 
     def _track(self, sock: socket.socket) -> None:
         with self._lock:
@@ -49,10 +59,10 @@ class Relay:
             for source, sink in ((client, server), (server, client)):
                 threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
 
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         try:
             while data := source.recv(65536):
+                self._flowing.wait()
                 sink.sendall(data)
         except OSError:
             pass

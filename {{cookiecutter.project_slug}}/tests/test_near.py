@@ -22,12 +22,16 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from {{ cookiecutter.package_name }}.cache.near import (
+    HEARTBEAT,
     MAX_ENTRY_BYTES,
+    PING_AFTER,
     RETRY_TRACKING,
     Near,
 )
 
 from .common import ClearTests, CommonTests
+from .conftest import host_and_port
+from .relay import Relay
 
 # How long a change made by another client may take to reach a worker over loopback: the
 # server's notice crosses the machine in microseconds; the margin is for a loaded CI machine.
@@ -326,6 +330,68 @@ def test_a_lost_tracking_connection_empties_memory_until_it_is_back(
     assert cache.status()["near"]["mode"] == "tracking"
     writer.set("k", "newest")
     assert seen_within(lambda: cache.get("k"), "newest")
+
+
+@pytest.mark.redis
+def test_a_silently_dropped_tracking_connection_costs_at_most_the_heartbeat(
+    make_cache, settings_for, redis_url, other, clock
+):
+    """A NAT or firewall that forgets a connection drops what the server sends, and says
+    nothing: no invalidation arrives, and no error either. Memory serves only while a PING sent
+    less than HEARTBEAT seconds ago was answered."""
+    relay = Relay(*host_and_port(redis_url))
+    try:
+        cache = make_cache(
+            **settings_for("redis", port=relay.port),
+            CACHE_SOCKET_TIMEOUT="0.2",
+            CACHE_RETRY_AFTER="0",
+        )
+        near = near_of(cache)
+        near.tracking.clock = clock
+        cache.get("first read")  # tracking starts, through the relay
+        writer = other(cache)  # straight to Redis, past the relay
+        writer.set("k", "old")
+        assert cache.get("k") == cache.get("k") == "old"
+        relay.freeze()
+        writer.set("k", "new")  # its invalidation is held
+        clock.advance(PING_AFTER - 0.1)
+        assert cache.get("k") == "old", "the documented window: less than HEARTBEAT"
+        clock.advance(HEARTBEAT - PING_AFTER + 0.1)
+        assert cache.get("k") != "old", "past it, memory serves nothing (Redis is out of reach)"
+        clock.advance(HEARTBEAT)
+        assert cache.get("k") != "old"
+        assert near.tracking.conn is None, "a PING unanswered for HEARTBEAT loses the link"
+        assert "no answer to a PING" in near.tracking.off
+        relay.thaw()
+        clock.advance(RETRY_TRACKING)
+        assert seen_within(lambda: cache.get("k"), "new", 2.0)
+        assert seen_within(lambda: cache.status()["near"]["mode"], "tracking", 2.0)
+    finally:
+        relay.thaw()
+        relay.cut()
+
+
+@pytest.mark.redis
+def test_after_a_quiet_spell_memory_serves_once_the_server_answered(
+    make_cache, settings_for, clock, monkeypatch
+):
+    cache = make_cache(**settings_for("redis"))
+    near = near_of(cache)
+    near.tracking.clock = clock
+    cache.set("k", 1)
+    assert cache.get("k") == cache.get("k") == 1  # tracking started, then kept in memory
+    reads = count_reads(near, monkeypatch)
+    clock.advance(3600)  # nobody asked for an hour: the link may have died meanwhile
+    assert cache.get("k") == 1
+    assert reads == ["get"], "read from Redis while a PING asks whether the link lives"
+
+    def from_memory() -> bool:
+        before = len(reads)
+        assert cache.get("k") == 1
+        return len(reads) == before
+
+    assert seen_within(from_memory, True), "its answer lets memory serve again"
+    assert cache.status()["near"]["mode"] == "tracking"
 
 
 @pytest.mark.redis

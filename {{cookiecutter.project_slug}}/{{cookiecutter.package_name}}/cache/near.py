@@ -10,7 +10,10 @@ CACHE_THRESHOLD entries per worker, and serves from memory in one of two modes:
   memory the worker applies what has arrived, without waiting for more. So a change made anywhere
   is seen once its invalidation has crossed the network: under a millisecond on one machine, the
   one-way latency to a hosted Redis. An entry also ends when its key expires on the server (its
-  PTTL is read with it). Tracking starts after a worker's first read from the server succeeds.
+  PTTL is read with it). A connection that dies silently (a NAT forgetting it) delivers nothing
+  and says nothing: memory serves only while a PING sent less than HEARTBEAT seconds ago was
+  answered, which bounds what such a death can cost. Tracking starts after a worker's first read
+  from the server succeeds.
   When the connection is lost, memory is emptied and serves nothing until tracking is back (tried
   again at most once a second, after a read that succeeded). A server that refuses tracking
   (older than Redis 6, an ACL without CLIENT, a proxy or a server without BCAST) gets plain
@@ -47,6 +50,13 @@ from flask_caching.backends import NullCache
 from flask_caching.backends.base import BaseCache
 
 RETRY_TRACKING = 1.0  # seconds between attempts to start tracking again after it failed
+# A tracking connection that dies silently (a NAT or firewall forgetting it) delivers nothing, and
+# says nothing either. So memory serves only while the server answered a PING sent less than
+# HEARTBEAT seconds ago: its PONG comes after every invalidation sent before it, so a change is
+# missed for HEARTBEAT seconds at most. A PING goes after PING_AFTER seconds without one, on a
+# cache call (an idle worker sends none); one unanswered for HEARTBEAT seconds loses the link.
+HEARTBEAT = 5.0
+PING_AFTER = HEARTBEAT / 2
 MAX_TTL = 3600.0  # CACHE_NEAR_TTL's maximum: past an hour, stale is the rule, not the exception
 # A larger value is read from the backend each time: memory holds up to CACHE_THRESHOLD entries
 # in every worker, and a few huge ones must not be what fills it.
@@ -71,15 +81,32 @@ class Tracking:
         self.off = "no cache call yet in this worker"  # why it does not track now
         self._next_try = -math.inf
         self._ready: Callable[[], bool] = lambda: False
+        self.verified = -math.inf  # when the last PING answered was sent (or tracking started)
+        self._pinged: float | None = None  # when the PING not answered yet was sent
         _TRACKINGS.add(self)
 
     def poll(self) -> bool:
         """Apply the invalidations that have arrived; whether memory may serve now."""
-        if self.conn is None:
+        if self.conn is None or (self._ready() and not self._read()):
             return False
-        if not self._ready():  # one syscall: nothing new (the common case)
-            return True
-        return self._read()
+        now = self.clock()
+        if self._pinged is not None and now - self._pinged >= HEARTBEAT:
+            self._lose(f"no answer to a PING in {HEARTBEAT:g} s")
+            return False
+        if self._pinged is None and now - self.verified >= PING_AFTER:
+            try:
+                self.conn.send_command("PING", check_health=False)
+            except Exception as error:
+                self._lose(f"the tracking connection was lost ({type(error).__name__})")
+                return False
+            self._pinged = now
+        return now - self.verified < HEARTBEAT
+
+    def quiet(self) -> bool:
+        """Whether poll() would find nothing to do: no data, no PING due (no lock needed)."""
+        if self.conn is None or self.clock() - self.verified >= PING_AFTER:
+            return False
+        return not self._ready()
 
     def start_if_due(self) -> None:
         """Start tracking, unless it is on, refused, or failed less than RETRY_TRACKING ago.
@@ -92,7 +119,11 @@ class Tracking:
         try:
             # Everything that has arrived; an invalidation half arrived waits for the next poll.
             while self.conn.can_read(0):
-                self.conn.read_response(push_request=True, timeout=0, disconnect_on_error=False)
+                reply = self.conn.read_response(
+                    push_request=True, timeout=0, disconnect_on_error=False
+                )  # an invalidation is applied by _invalidated, and answers None
+                if reply in (b"PONG", "PONG") and self._pinged is not None:
+                    self.verified, self._pinged = self._pinged, None
         except Exception as error:
             from redis.exceptions import TimeoutError
 
@@ -130,6 +161,7 @@ class Tracking:
             return False
         self.forget(None)  # read while untracked: nothing in memory can be trusted
         self.conn, self._ready, self.off = conn, ready, ""
+        self.verified, self._pinged = self.clock(), None
         return True
 
     def _invalidated(self, message: list[Any]) -> None:
@@ -151,7 +183,7 @@ class Tracking:
 
     def after_fork(self) -> None:
         """In a new worker: the socket is the parent's; this worker starts its own."""
-        self.conn, self._next_try = None, -math.inf
+        self.conn, self._next_try, self._pinged = None, -math.inf, None
         self.off = "no cache call yet in this worker"
 
 
@@ -223,7 +255,7 @@ class Near(BaseCache):
             # Nothing arrived, and no thread is applying what did (it may have drained the
             # socket): nothing to wait for. In this order: a thread that takes the lock after
             # the check finds only what arrived after this read began.
-            if tracking.conn is not None and not tracking._ready() and not self._lock.locked():
+            if tracking.quiet() and not self._lock.locked():
                 return "tracking"
             with self._lock:
                 return "tracking" if tracking.poll() else "untracked"
