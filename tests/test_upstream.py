@@ -3,7 +3,8 @@ source distributions on PyPI (the versions installed here), run against the bake
 
 - cachelib's behaviour mixins (CommonTests, ClearTests, HasTests, DeleteManyWithPrefixTests, as
   its own test modules combine them) run on every backend class, as the app builds it: behind
-  the breaker, signing its entries, against real servers.
+  the breaker, signing its entries, against real servers; redis with its near cache tracking
+  (the default), memcached and filesystem once more with a near cache in its TTL mode.
 - Flask-Caching's own tests run twice, with its Cache and with the baked one (cache/extension.py
   puts a cheaper key on the usual view): every test must end the same way. Tests that need what
   this machine lacks (Flask's async extra, pylibmc, their own Redis on port 6360) fail or error
@@ -54,7 +55,9 @@ def cache_factory(request, backend, tmp_path, key_prefix):
     own = f"{uuid.uuid4().hex[:8]}-"
 
     def factory(self, key_prefix=key_prefix, ignore_delete_many_errors=True):
-        settings = {"TESTING": True, "SECRET_KEY": "upstream", "CACHE_TYPE": backend, **SERVERS}
+        name, _, near_ttl = backend.partition(" near-ttl=")  # "memcached near-ttl=30"
+        settings = {"TESTING": True, "SECRET_KEY": "upstream", "CACHE_TYPE": name, **SERVERS}
+        settings["CACHE_NEAR_TTL"] = near_ttl  # empty: the default (redis tracks, others off)
         settings |= {"CACHE_DIR": str(tmp_path), "CACHE_KEY_PREFIX": own + (key_prefix or "")}
         settings["CACHE_IGNORE_ERRORS"] = ignore_delete_many_errors
         app = create_app(settings, environ={})
@@ -124,10 +127,15 @@ def plugin(where: Path) -> str:
     return "upstream_plugin"
 
 
+# The near cache's TTL mode, on the backends that cannot report changes (redis runs its tracking
+# mode above: it is on by default).
+NEAR_TTL = ["memcached near-ttl=30", "filesystem near-ttl=30"]
+
+
 def test_cachelibs_behaviour_tests_pass_on_every_backend(bake, upstream, server_env, tmp_path):
     project = bake()
     module = upstream["cachelib"] / "test_baked_backends.py"
-    module.write_text(f"BACKENDS = {CHOICES['cache_backend']!r}\n" + BACKEND_MIXINS)
+    module.write_text(f"BACKENDS = {CHOICES['cache_backend'] + NEAR_TTL!r}\n" + BACKEND_MIXINS)
     upstash = servers.upstash_settings(project, server_env["TEST_REDIS_URL"])
     env = {
         **server_env,
@@ -143,8 +151,9 @@ def test_cachelibs_behaviour_tests_pass_on_every_backend(bake, upstream, server_
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     ran = outcomes(tmp_path / "junit.xml")
     assert set(ran.values()) == {"passed"}, {test: end for test, end in ran.items() if end != "passed"}
-    # Each mixin's tests, on each backend, with and without a key prefix.
-    assert len(ran) >= 15 * len(CHOICES["cache_backend"]) * 2, len(ran)
+    # Each mixin's tests, on each backend (and near cache mode), with and without a key prefix.
+    assert len(ran) >= 15 * (len(CHOICES["cache_backend"]) + len(NEAR_TTL)) * 2, len(ran)
+    assert sum("near-ttl" in test for test in ran) >= 15 * len(NEAR_TTL) * 2
 
 
 def test_flask_cachings_own_tests_end_the_same_with_the_baked_cache(bake, upstream, tmp_path):
