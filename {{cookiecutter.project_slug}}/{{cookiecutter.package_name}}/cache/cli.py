@@ -64,12 +64,12 @@ def _backend() -> BaseCache:
 def _near() -> str:
     """Whether the web app's workers keep hits in memory, and why (redis: asks the server now)."""
     breaker = cache.cache
-    if isinstance(breaker, Breaker) and isinstance(breaker.backend, Near):
-        state = breaker.backend.check()
-    elif isinstance(breaker, Breaker):
-        state = breaker.status()["near"]
+    if not isinstance(breaker, Breaker):
+        state = unshared(breaker)
     else:
-        state = unshared(_backend())
+        if isinstance(breaker.backend, Near):
+            breaker.backend.check()
+        state = breaker.status()["near"]
     return f"{state['mode']}: {state['why']}"
 
 

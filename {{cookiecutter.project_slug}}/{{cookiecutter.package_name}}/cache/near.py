@@ -61,6 +61,7 @@ MAX_TTL = 3600.0  # CACHE_NEAR_TTL's maximum: past an hour, stale is the rule, n
 # A larger value is read from the backend each time: memory holds up to CACHE_THRESHOLD entries
 # in every worker, and a few huge ones must not be what fills it.
 MAX_ENTRY_BYTES = 1024 * 1024
+PAST = ("off", "untracked")  # the modes in which reads go to the server, past memory
 Forget = Callable[[Iterable[str] | None], None]
 
 
@@ -109,9 +110,7 @@ class Tracking:
         return not self._ready()
 
     def start_if_due(self) -> None:
-        """Start tracking, unless it is on, refused, or failed less than RETRY_TRACKING ago.
-        Called after a read from the server succeeded: a server that hangs costs the probe of
-        the breaker one timeout, not one for the data and one more for tracking."""
+        """Start tracking, unless it is on, refused, or failed less than RETRY_TRACKING ago."""
         if self.conn is None and self.refused is None and self.clock() >= self._next_try:
             self._start()
 
@@ -248,8 +247,8 @@ class Near(BaseCache):
 
     # When memory may serve, and for how long.
     def _mode(self) -> str:
-        """tracking, ttl or off. While tracking is off (not started yet, or lost), reads go to
-        the server, then start it when due (_untracked)."""
+        """tracking, untracked (tracking not started yet, lost, or not heard from lately: reads
+        go to the server, then start it when due, in _past), ttl or off."""
         tracking = self.tracking
         if tracking is not None and tracking.refused is None:
             # Nothing arrived, and no thread is applying what did (it may have drained the
@@ -261,12 +260,6 @@ class Near(BaseCache):
                 return "tracking" if tracking.poll() else "untracked"
         return "ttl" if self.ttl > 0 else "off"
 
-    def _untracked(self, result: Any) -> Any:
-        """``result``, read from the server; then tracking starts, if it is due."""
-        with self._lock:
-            self.tracking.start_if_due()  # type: ignore[union-attr]
-        return result
-
     def status(self) -> dict[str, str]:
         """{"mode": tracking, ttl or off, "why": ...}: as of the last call, touching no server."""
         tracking = self.tracking
@@ -277,23 +270,20 @@ class Near(BaseCache):
             return {"mode": "ttl", "why": why}
         return {"mode": "off", "why": tracking.off if tracking else "CACHE_NEAR_TTL is 0"}
 
-    def check(self) -> dict[str, str]:
-        """status(), after a poll: `flask cache status` asks the server now."""
-        if self._mode() == "untracked":
-            self._untracked(None)
-        return self.status()
+    def check(self) -> None:
+        """Apply what has arrived, and start tracking if it is due: `flask cache status` asks
+        the server now, before it shows status()."""
+        self._past(self._mode(), None)
 
-    # Reads.
+    # Reads: from memory, or past it (off, or tracking not on: untracked).
     def get(self, key: str) -> Any:
         mode = self._mode()
-        if mode == "off":
-            return self.backend.get(key)
-        if mode == "untracked":
-            return self._untracked(self.backend.get(key))
+        if mode in PAST:
+            return self._past(mode, self.backend.get(key))
         now = self.clock()
-        entry = self.entries.get(key)
-        if entry is not None and now < entry[0]:
-            return pickle.loads(entry[1])  # noqa: S301 - this process's own pickle
+        data = self._kept(key, now)
+        if data is not None:
+            return pickle.loads(data)  # noqa: S301 - this process's own pickle
         version = self.version
         if mode == "tracking":
             value, lifetime = self.backend.get_with_ttl(key)
@@ -305,20 +295,18 @@ class Near(BaseCache):
 
     def has(self, key: str) -> bool:
         mode = self._mode()
-        if mode == "untracked":
-            return bool(self._untracked(self.backend.has(key)))
-        if mode != "off" and self._fresh(key):
-            return True
-        return bool(self.backend.has(key))
+        if mode in PAST:
+            return bool(self._past(mode, self.backend.has(key)))
+        return self._kept(key, self.clock()) is not None or bool(self.backend.has(key))
 
     def get_many(self, *keys: str) -> list[Any]:
         mode = self._mode()
-        if mode == "off":
-            return list(self.backend.get_many(*keys))
-        if mode == "untracked":
-            return list(self._untracked(self.backend.get_many(*keys)))
-        found = {key: self._fresh_value(key) for key in keys}
-        missing = [key for key, value in found.items() if value is None]
+        if mode in PAST:
+            return list(self._past(mode, self.backend.get_many(*keys)))
+        now = self.clock()
+        kept = {key: self._kept(key, now) for key in keys}
+        found = {key: pickle.loads(data) for key, data in kept.items() if data is not None}  # noqa: S301
+        missing = [key for key in keys if key not in found]
         if missing:
             found.update(zip(missing, self.backend.get_many(*missing), strict=True))
         return [found[key] for key in keys]
@@ -326,15 +314,19 @@ class Near(BaseCache):
     def get_dict(self, *keys: str) -> dict[str, Any]:
         return dict(zip(keys, self.get_many(*keys), strict=True))
 
-    def _fresh_value(self, key: str) -> Any:
-        entry = self.entries.get(key)
-        if entry is not None and self.clock() < entry[0]:
-            return pickle.loads(entry[1])  # noqa: S301 - this process's own pickle
-        return None
+    def _past(self, mode: str, result: Any) -> Any:
+        """``result``, read from the server past memory. Untracked, tracking then starts if it is
+        due: after a read that succeeded, so a server that hangs costs the breaker's probe one
+        timeout, not one for the data and one more for tracking."""
+        if mode == "untracked":
+            with self._lock:
+                self.tracking.start_if_due()  # type: ignore[union-attr]
+        return result
 
-    def _fresh(self, key: str) -> bool:
+    def _kept(self, key: str, now: float) -> bytes | None:
+        """The pickle memory holds for ``key``, unless there is none or it expired."""
         entry = self.entries.get(key)
-        return entry is not None and self.clock() < entry[0]
+        return entry[1] if entry is not None and now < entry[0] else None
 
     def _keep(self, key: str, value: Any, expires: float, version: int) -> None:
         try:
@@ -429,8 +421,7 @@ class Near(BaseCache):
 
 def around(backend: Any, config: dict[str, Any], log: logging.Logger) -> tuple[Any, str]:
     """``backend`` with its near cache in front, or as it is with the reason it has none."""
-    ttl = float(config.get("CACHE_NEAR_TTL") or 0)
-    tracked = config.get("CACHE_NEAR_TRACKING", True)
+    ttl, tracked = config["CACHE_NEAR_TTL"], config["CACHE_NEAR_TRACKING"]  # from_env's
     tracking = backend.tracking(log) if tracked and backend.tracks else None
     if tracking is None and ttl <= 0:
         return backend, "CACHE_NEAR_TTL is 0" + (
