@@ -256,8 +256,8 @@ def outage(bench: Bench) -> None:
         finally:
             server.kill()
             server.wait()
-        with servers.hung_server() as hung_port:
-            settings["REDIS_URL"] = f"redis://127.0.0.1:{hung_port}/0"
+        with servers.hung_server() as hung:
+            settings["REDIS_URL"] = f"redis://127.0.0.1:{hung.port}/0"
             with bench.serve(mode, 2, **settings) as url:
                 report(label, "hung", load(url + "/bench/cached", phase, 4), simple)
 

@@ -261,9 +261,21 @@ def start_server(kind: str, port: int, *extra: str) -> subprocess.Popen:
     return process
 
 
+class Hung:
+    """A server that accepts connections and never answers; ``connections`` counts them, so a
+    test counts the requests that paid a timeout instead of timing them."""
+
+    def __init__(self, port: int, held: list[socket.socket]):
+        self.port, self._held = port, held
+
+    @property
+    def connections(self) -> int:
+        return len(self._held)
+
+
 @contextmanager
 def hung_server():
-    """A server that accepts connections and never answers; yield its port."""
+    """Yield a Hung server on a free loopback port."""
     listener = socket.create_server(("127.0.0.1", 0))
     held: list[socket.socket] = []
     stop = threading.Event()
@@ -279,7 +291,7 @@ def hung_server():
     thread = threading.Thread(target=accept, daemon=True)
     thread.start()
     try:
-        yield listener.getsockname()[1]
+        yield Hung(listener.getsockname()[1], held)
     finally:
         stop.set()
         thread.join()

@@ -122,30 +122,36 @@ def test_server_killed_under_load_and_restarted(project, tmp_path, backend):
             time.sleep(3)
             assert json.loads(fetch(url + "/health")[1])["cache"]["active"] == "simple"
             server = servers.start_server(backend, port)
-            recovered_in = wait_until_serving(url, backend, seconds=RETRY_AFTER + 5)
+            # Back within a retry window (and slack for a busy machine); that the first probe
+            # after CACHE_RETRY_AFTER closes the breaker is proved on a fake clock in the baked
+            # suite (OutageTests.test_the_server_serves_again_after_retry_after).
+            wait_until_serving(url, backend, seconds=RETRY_AFTER + 5)
             time.sleep(1)
         assert len(load.results) > 100
         assert load.errors() == [], load.errors()[:5]
-        assert recovered_in <= RETRY_AFTER + 1.0, f"serving again {recovered_in:.2f}s after return"
     finally:
         server.kill()
         server.wait()
 
 
 def test_a_hung_redis_costs_at_most_one_timeout_per_worker_per_window(project, tmp_path):
-    with servers.hung_server() as port:
-        with served(project, tmp_path, CACHE_TYPE="redis", REDIS_URL=f"redis://127.0.0.1:{port}/0") as url:
+    """Counted, not timed: every request that waits on the hung server is a connection it
+    accepted, and each worker makes at most one per CACHE_RETRY_AFTER window."""
+    with servers.hung_server() as hung:
+        redis_url = f"redis://127.0.0.1:{hung.port}/0"
+        with served(project, tmp_path, CACHE_TYPE="redis", REDIS_URL=redis_url) as url:
             duration = 3 * RETRY_AFTER
             with Load(url, threads=2, seconds=duration) as load:
                 time.sleep(duration)
+        connections = hung.connections
     assert len(load.results) > 50
     assert load.errors() == [], load.errors()[:5]
-    waits = [took for *_, took in load.results]
-    # Two client threads, two workers: a request may also queue behind one that is waiting.
-    assert max(waits) <= 2 * TIMEOUT + 0.3, f"a request waited {max(waits):.2f}s"
-    windows = duration / RETRY_AFTER + 1
-    slow = sum(took > TIMEOUT * 0.8 for took in waits)
-    assert slow <= 2 * 2 * windows, f"{slow} requests waited on the cache"
+    # The windows the requests spanned (however slowly this machine served them), per worker.
+    span = max(end for end, *_ in load.results) - min(end - took for end, *_, took in load.results)
+    windows = span / RETRY_AFTER + 1
+    assert 1 <= connections <= 2 * windows, f"{connections} waits on the cache in {span:.1f}s"
+    # A hang guard, not a speed claim: a client retry or a missing timeout would wait far longer.
+    assert max(took for *_, took in load.results) < 5
 
 
 @pytest.mark.parametrize("backend", ["redis", "memcached"])
@@ -165,7 +171,8 @@ def test_health_says_simple_at_the_first_request_after_the_server_dies(project, 
             assert status == 200
             cache = json.loads(body)["cache"]
             assert (cache["backend"], cache["active"], cache["breaker"]) == (backend, "simple", "open")
-            assert took <= 2 * TIMEOUT + 0.5, f"/health waited {took:.2f}s"
+            # A hang guard: that no client retries is counted in the hung-server test above.
+            assert took < 5, f"/health waited {took:.2f}s"
     finally:
         server.kill()
         server.wait()

@@ -6,6 +6,8 @@ Without those variables the tests that need a server are skipped; with CI=true t
 
 import os
 import socket
+import threading
+import time
 import uuid
 from urllib.parse import urlsplit, urlunsplit
 
@@ -134,10 +136,13 @@ def runner(app):
 
 
 class Clock:
-    """A clock for the breaker that moves only when a test says (no sleeping)."""
+    """A clock that moves only when a test says (no sleeping). It starts where time.monotonic()
+    is, so a time the code read before the test installed it stays in the past, however long
+    the machine has been up (a CI runner may have booted seconds ago). Install it before the
+    code's first call anyway."""
 
     def __init__(self) -> None:
-        self.now = 1000.0
+        self.now = time.monotonic()
 
     def __call__(self) -> float:
         return self.now
@@ -166,9 +171,48 @@ def outage(request, make_cache, settings_for, clock):
     relay.cut()
 
 
+class HungServer:
+    """A server that accepts every connection and never answers: a hung one. It counts the
+    connections, so a test counts the calls that paid a timeout instead of timing them."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.05)
+        self.port = self.listener.getsockname()[1]
+        self.held: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.held.append(self.listener.accept()[0])
+            except OSError:
+                continue
+
+    @property
+    def connections(self) -> int:
+        """Connections accepted so far (each one a call that waited for its answer in vain)."""
+        return len(self.held)
+
+    def settled(self) -> int:
+        """The connections, once no new one has arrived for a while."""
+        seen = -1
+        while seen != self.connections:
+            seen = self.connections
+            time.sleep(0.2)
+        return seen
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        for sock in [*self.held, self.listener]:
+            sock.close()
+
+
 @pytest.fixture
 def hung_server():
-    """A listening socket that accepts no connection and answers nothing: a hung server."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    yield listener
-    listener.close()
+    server = HungServer()
+    yield server
+    server.close()

@@ -309,11 +309,13 @@ def test_the_tracking_connection_is_named_and_tracks_the_prefix(redis_cache, ser
 
 @pytest.mark.redis
 def test_a_lost_tracking_connection_empties_memory_until_it_is_back(
-    redis_cache, other, server, clock
+    make_cache, settings_for, other, server, clock
 ):
-    cache = redis_cache()
+    cache = make_cache(**settings_for("redis"))
     near = near_of(cache)
-    near.tracking.clock = clock
+    near.tracking.clock = clock  # before tracking starts: its heartbeat is on this clock
+    cache.get("first read")
+    assert cache.status()["near"]["mode"] == "tracking"
     writer = other(cache)
     writer.set("k", "old")
     assert cache.get("k") == "old" and "k" in near.entries
