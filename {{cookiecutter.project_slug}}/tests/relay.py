@@ -6,8 +6,16 @@ import threading
 
 
 class Relay:
-    def __init__(self, host: str, port: int):
+    """``max_clients``: past that many open connections, a new one gets Redis's own refusal and
+    is closed, as a server at its maxclients (a hosted plan's connection limit) answers it
+    (redis/src/networking.c, acceptCommonHandler: "-ERR max number of clients reached")."""
+
+    MAX_CLIENTS_ERROR = b"-ERR max number of clients reached\r\n"
+
+    def __init__(self, host: str, port: int, max_clients: int | None = None):
         self.target = (host, port)
+        self.max_clients = max_clients
+        self._open: set[socket.socket] = set()  # the clients' connections relayed now
         self.port = 0
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
@@ -49,6 +57,11 @@ class Relay:
                 client, _ = listener.accept()
             except OSError:
                 return  # cut
+            if self.max_clients is not None and len(self._open) >= self.max_clients:
+                with contextlib.suppress(OSError):
+                    client.sendall(self.MAX_CLIENTS_ERROR)
+                client.close()
+                continue
             try:
                 server = socket.create_connection(self.target, timeout=5)
             except OSError:
@@ -56,16 +69,21 @@ class Relay:
                 continue
             self._track(client)
             self._track(server)
+            with self._lock:
+                self._open.add(client)
             for source, sink in ((client, server), (server, client)):
-                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+                pump = threading.Thread(target=self._pump, args=(source, sink, client), daemon=True)
+                pump.start()
 
-    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+    def _pump(self, source: socket.socket, sink: socket.socket, client: socket.socket) -> None:
         try:
             while data := source.recv(65536):
                 self._flowing.wait()
                 sink.sendall(data)
         except OSError:
             pass
+        with self._lock:
+            self._open.discard(client)
         for sock in (source, sink):
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from {{ cookiecutter.package_name }}.cache.near import (
     HEARTBEAT,
     MAX_ENTRY_BYTES,
+    MAX_RETRY_TRACKING,
     PING_AFTER,
     RETRY_TRACKING,
     Near,
@@ -432,6 +433,70 @@ def test_a_server_that_refuses_tracking_gets_plain_reads(
     refused = [r.getMessage() for r in caplog.records if "without tracking" in r.getMessage()]
     assert len(refused) == 1 and "NoPermissionError" in refused[0]
     assert urlsplit(refusing_user).password not in refused[0]
+    # Without a TTL (Upstash has no CLIENT TRACKING), both point to the setting that helps.
+    pointed = "set CACHE_NEAR_TTL" in refused[0] and "set CACHE_NEAR_TTL" in status["near"]["why"]
+    assert pointed == (ttl == "0"), (refused[0], status["near"])
+
+
+@pytest.mark.redis
+def test_a_server_at_its_connection_limit_gets_plain_reads_and_one_line(
+    make_cache, settings_for, redis_url, other, clock, caplog
+):
+    """A hosted plan's connection limit (Redis Cloud free: 30) refuses the tracking connection
+    while the data connection works: plain reads, a closed breaker, one log line, and asked
+    again less and less often until a slot is free."""
+    relay = Relay(*host_and_port(redis_url), max_clients=1)  # room for the data connection only
+    try:
+        cache = make_cache(**settings_for("redis", port=relay.port))
+        near = near_of(cache)
+        near.tracking.clock = clock
+        writer = other(cache)
+        for value in range(5):
+            writer.set("k", value)
+            assert cache.get("k") == value, "plain reads: every change is seen at once"
+            clock.advance(MAX_RETRY_TRACKING)  # every try is due: each one is refused
+        status = cache.status()
+        assert (status["breaker"], status["near"]["mode"]) == ("closed", "off")
+        assert "max number of clients reached" in status["near"]["why"]
+        said = [r.getMessage() for r in caplog.records if "without tracking" in r.getMessage()]
+        assert len(said) == 1 and "max number of clients reached" in said[0], said
+        relay.max_clients = 2  # a slot is free again
+        clock.advance(MAX_RETRY_TRACKING)
+        assert cache.get("k") == 4
+        assert cache.status()["near"]["mode"] == "tracking"
+        writer.set("k", "after")
+        assert seen_within(lambda: cache.get("k"), "after")
+    finally:
+        relay.cut()
+
+
+@pytest.mark.redis
+def test_cache_status_says_what_the_tracking_connection_really_does(
+    tmp_path, settings_for, monkeypatch
+):
+    """A client library whose reads of the tracking socket fail (redis-py before 8.0 has no
+    read_response(timeout=...)) starts tracking, then loses it at the first read: `flask cache
+    status` makes that round trip before it says the mode."""
+    from redis.connection import Connection
+
+    from .conftest import make_app
+
+    app = make_app(tmp_path, **settings_for("redis"))
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["cache", "status"])
+    assert result.exit_code == 0 and "near cache: tracking: " in result.output, result.output
+    read_response = Connection.read_response
+
+    def before_8(self, *args, **kwargs):
+        if "timeout" in kwargs:
+            raise TypeError("read_response() got an unexpected keyword argument 'timeout'")
+        return read_response(self, *args, **kwargs)
+
+    monkeypatch.setattr(Connection, "read_response", before_8)
+    runner = make_app(tmp_path, **settings_for("redis")).test_cli_runner()
+    result = runner.invoke(args=["cache", "status"])
+    assert result.exit_code == 0, result.output
+    assert "near cache: off: the tracking connection was lost (TypeError)" in result.output
 
 
 @pytest.mark.redis

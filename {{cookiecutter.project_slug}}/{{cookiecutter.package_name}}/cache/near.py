@@ -16,8 +16,11 @@ CACHE_THRESHOLD entries per worker, and serves from memory in one of two modes:
   from the server succeeds.
   When the connection is lost, memory is emptied and serves nothing until tracking is back (tried
   again at most once a second, after a read that succeeded). A server that refuses tracking
-  (older than Redis 6, an ACL without CLIENT, a proxy or a server without BCAST) gets plain
-  reads, or the ttl mode when CACHE_NEAR_TTL is set; the worker logs it once.
+  (older than Redis 6, an ACL without CLIENT, a proxy or a server without BCAST, Upstash) gets
+  plain reads, or the ttl mode when CACHE_NEAR_TTL is set; the worker logs it once. A server
+  that refuses the tracking connection itself (a plan's connection limit: "max number of
+  clients reached") gets plain reads and one log line per worker too, and is asked again after
+  1, 2, 4 ... seconds, at most MAX_RETRY_TRACKING apart.
 - ttl (memcached, upstash, filesystem; redis without tracking), when CACHE_NEAR_TTL > 0: an entry
   is served from memory for at most CACHE_NEAR_TTL seconds after it was read, so a change made
   elsewhere (another worker, a task, a console, a clear()) is seen at most that long after. A
@@ -50,6 +53,9 @@ from flask_caching.backends import NullCache
 from flask_caching.backends.base import BaseCache
 
 RETRY_TRACKING = 1.0  # seconds between attempts to start tracking again after it failed
+# A server that keeps refusing the tracking connection (a hosted plan's connection limit:
+# "max number of clients reached") is asked again after 1, 2, 4 ... seconds, at most this long.
+MAX_RETRY_TRACKING = 60.0
 # A tracking connection that dies silently (a NAT or firewall forgetting it) delivers nothing, and
 # says nothing either. So memory serves only while the server answered a PING sent less than
 # HEARTBEAT seconds ago: its PONG comes after every invalidation sent before it, so a change is
@@ -80,7 +86,9 @@ class Tracking:
         self.conn: Any = None  # the tracking connection, while tracking is on
         self.refused: str | None = None  # why the server will never track: plain reads
         self.off = "no cache call yet in this worker"  # why it does not track now
+        self.hint = ""  # what the user can do when the server will not track (set by around())
         self._next_try = -math.inf
+        self._failed_starts = 0  # attempts to start that failed since tracking last ran
         self._ready: Callable[[], bool] = lambda: False
         self.verified = -math.inf  # when the last PING answered was sent (or tracking started)
         self._pinged: float | None = None  # when the PING not answered yet was sent
@@ -108,6 +116,26 @@ class Tracking:
         if self.conn is None or self.clock() - self.verified >= PING_AFTER:
             return False
         return not self._ready()
+
+    def confirm(self) -> None:
+        """A PING on the tracking connection, its answer read as invalidations are, waiting up
+        to the connection's timeout: a connection that only seemed to start (a client library
+        whose reads fail) shows as lost. For `flask cache status`, never for a request."""
+        if self.conn is None:
+            return
+        if self._pinged is None:
+            try:
+                self.conn.send_command("PING", check_health=False)
+            except Exception as error:
+                self._lose(f"the tracking connection was lost ({type(error).__name__})")
+                return
+            self._pinged = self.clock()
+        deadline = time.monotonic() + (self.conn.socket_timeout or HEARTBEAT)
+        while self._pinged is not None and self._read():
+            if time.monotonic() >= deadline:
+                self._lose("no answer to a PING")
+                return
+            select.select([self.conn._sock], [], [], 0.01)
 
     def start_if_due(self) -> None:
         """Start tracking, unless it is on, refused, or failed less than RETRY_TRACKING ago."""
@@ -147,17 +175,31 @@ class Tracking:
             ready = _readable(conn._sock)
         except ResponseError as error:  # unknown command, NOPERM: this server will not track
             conn.disconnect()  # type: ignore[union-attr]
-            self.refused = self.off = (
-                f"the server refused tracking ({type(error).__name__}: {str(error)[:100]})"
-            )
+            self.refused = self.off = f"the server refused tracking ({_reason(error)}){self.hint}"
             self.log.warning("cache: near cache without tracking: %s", self.refused)
             return False
-        except Exception as error:  # unreachable now: the breaker sees it on the data path
+        except Exception as error:
+            # The read just before it succeeded, so the server is up: it refused this second
+            # connection (a plan's connection limit), or the network failed now. Plain reads
+            # meanwhile; asked again less and less often; said once until tracking runs.
             if conn is not None:
                 conn.disconnect()
-            self._next_try = self.clock() + RETRY_TRACKING
-            self.off = f"tracking could not start ({type(error).__name__}); retrying"
+            self._failed_starts += 1
+            wait = min(RETRY_TRACKING * 2 ** (self._failed_starts - 1), MAX_RETRY_TRACKING)
+            self._next_try = self.clock() + wait
+            why = f"tracking could not start ({_reason(error)})"
+            self.off = f"{why}; retrying in {wait:g} s"
+            if self._failed_starts == 1:
+                self.log.warning(
+                    "cache: near cache without tracking for now, plain reads: %s (each worker "
+                    "tries again, at most every %g s; docs/caching.md, Hosted Redis)",
+                    why,
+                    MAX_RETRY_TRACKING,
+                )
             return False
+        if self._failed_starts:
+            self.log.warning("cache: near cache tracking again")
+        self._failed_starts = 0
         self.forget(None)  # read while untracked: nothing in memory can be trusted
         self.conn, self._ready, self.off = conn, ready, ""
         self.verified, self._pinged = self.clock(), None
@@ -183,7 +225,14 @@ class Tracking:
     def after_fork(self) -> None:
         """In a new worker: the socket is the parent's; this worker starts its own."""
         self.conn, self._next_try, self._pinged = None, -math.inf, None
-        self.off = "no cache call yet in this worker"
+        self.off, self._failed_starts = "no cache call yet in this worker", 0
+
+
+def _reason(error: Exception) -> str:
+    """An error in a status line: its type and the start of its message (redis-py's carry no
+    password: a host and port at most)."""
+    message = " ".join(str(error).split())[:100]
+    return f"{type(error).__name__}: {message}" if message else type(error).__name__
 
 
 def _readable(sock: Any) -> Callable[[], bool]:
@@ -271,9 +320,12 @@ class Near(BaseCache):
         return {"mode": "off", "why": tracking.off if tracking else "CACHE_NEAR_TTL is 0"}
 
     def check(self) -> None:
-        """Apply what has arrived, and start tracking if it is due: `flask cache status` asks
-        the server now, before it shows status()."""
+        """Apply what has arrived, start tracking if it is due, and confirm it with a round trip
+        on its connection: `flask cache status` asks the server now, before it shows status()."""
         self._past(self._mode(), None)
+        if self.tracking is not None:
+            with self._lock:
+                self.tracking.confirm()
 
     # Reads: from memory, or past it (off, or tracking not on: untracked).
     def get(self, key: str) -> Any:
@@ -423,6 +475,11 @@ def around(backend: Any, config: dict[str, Any], log: logging.Logger) -> tuple[A
     """``backend`` with its near cache in front, or as it is with the reason it has none."""
     ttl, tracked = config["CACHE_NEAR_TTL"], config["CACHE_NEAR_TRACKING"]  # from_env's
     tracking = backend.tracking(log) if tracked and backend.tracks else None
+    if tracking is not None and ttl <= 0:
+        tracking.hint = (
+            "; set CACHE_NEAR_TTL to serve hits from memory for that many seconds instead "
+            "(docs/caching.md)"
+        )
     if tracking is None and ttl <= 0:
         return backend, "CACHE_NEAR_TTL is 0" + (
             "" if tracked else " and CACHE_NEAR_TRACKING is off"
