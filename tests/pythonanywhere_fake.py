@@ -298,9 +298,12 @@ class FakePythonAnywhere:
             "--wsgi-file", str(self.wsgi_file(domain)), "--master",
             "--processes", str(self.processes), "--die-on-term", "--disable-logging",
         ]  # fmt: skip
-        # A web app gets no environment variables from consoles (FACTS.md): only the basics.
+        # A web app gets none of a console's variables, only PythonAnywhere's own: API_TOKEN and
+        # the proxy settings (help pages EnvironmentVariables, API, 403ForbiddenError). The
+        # proxy is left out: this stand-in's services are on loopback.
+        token = next(token for (_, token), user in self.accounts.items() if user == self.user)
         env = {"HOME": str(self.home), "PATH": os.environ["PATH"], "LANG": "C.UTF-8",
-               "PYTHONPATH": str(self.pyuwsgi_only)}  # fmt: skip
+               "PYTHONPATH": str(self.pyuwsgi_only), "API_TOKEN": token}  # fmt: skip
         with self.error_log(domain).open("a") as log:
             process = subprocess.Popen(command, cwd=self.home, env=env, stdout=log, stderr=subprocess.STDOUT)
         self.apps[domain] = (process, port)

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from . import servers
+from . import servers, where_users_run
 from .conftest import BACKEND_CASES, CASES, CHOICES, TEMPLATE, answers, case_id
 
 # A leftover of cookiecutter's own syntax; Flask's Jinja templates may use {% and {{ themselves.
@@ -61,12 +61,13 @@ def wsgi_file_name(case: dict) -> str:
     return f"yourname{region}_pythonanywhere_com_wsgi.py"
 
 
-def baked_suite(project: Path, env: dict[str, str], *selection: str) -> None:
-    """Run the baked project's own tests (or the ``selection``): every one must pass, none skipped."""
+def baked_suite(project: Path, env: dict[str, str], *selection: str, prefix: list[str] = ()) -> None:
+    """Run the baked project's own tests (or the ``selection``): every one must pass, none
+    skipped. ``prefix`` goes before the command (where_users_run.clock_prefix, for one)."""
     pytest_command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *selection]
     collected = run([*pytest_command, "--collect-only"], cwd=project, env=env).stdout.splitlines()[-1]
     count = int(re.match(r"(\d+)(?:/\d+)? tests? collected", collected).group(1))
-    result = run(pytest_command, cwd=project, env=env)
+    result = run([*prefix, *pytest_command], cwd=project, env=env)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     summary = result.stdout.splitlines()[-1]
     assert re.match(rf"{count} passed", summary) and "skipped" not in summary, summary
@@ -207,9 +208,12 @@ def test_baked_tests_pass_with_real_servers(bake, case, server_env):
     baked_suite(bake(**case), server_env)
 
 
-def test_baked_redis_tests_pass_over_tls(bake, server_env, redis_tls_url):
+def test_baked_redis_tests_pass_over_tls_on_a_machine_up_for_40_days(bake, server_env, redis_tls_url):
+    """The redis and upstash tests over TLS, on a machine whose clocks say it booted 40 days
+    ago (a time namespace): the young machine is test_lowest_versions.py's."""
     env = {**server_env, "TEST_REDIS_URL": redis_tls_url}
-    baked_suite(bake(cache_backend="redis"), env, "-m", "redis")  # the redis and upstash tests
+    old = where_users_run.clock_prefix(where_users_run.OLD)
+    baked_suite(bake(cache_backend="redis"), env, "-m", "redis", prefix=old)
 
 
 def test_baked_upstash_tests_pass_over_https_through_a_proxy(bake, server_env, https_proxy, tmp_path):

@@ -339,3 +339,34 @@ def test_memcached_near_ttl_bounds_what_other_workers_serve(project, tmp_path, m
         failures = play(round_, 3, changes=changes, changer=st.sampled_from([0, 1]))
     print("\nmemcached near TTL:", "; ".join(report))
     assert not failures, failures[0]
+
+
+def test_redis_at_its_connection_limit_serves_plain_reads_with_one_line_per_refused_worker(project, tmp_path):
+    """A real redis-server with maxclients 3 and 2 workers, each wanting a data connection and
+    a tracking one: whatever the order, the fourth connection is a tracking one (each worker's
+    data connection comes first), so one worker tracks and the other is refused. That worker
+    serves plain reads with a closed breaker, says why in /health, and logs it once, however
+    often it asks again."""
+    port = servers.free_port()
+    server = servers.start_server("redis", port, "--maxclients", "3")
+    try:
+        settings = {"CACHE_TYPE": "redis", "REDIS_URL": f"redis://127.0.0.1:{port}/0"}
+        with near_app(project, tmp_path, **settings) as (url, _, _), servers.Workers(url) as workers:
+            health = [workers.get(worker, "/health")[1]["cache"] for worker in range(2)]
+            assert sorted(h["near"]["mode"] for h in health) == ["off", "tracking"], health
+            refused = next(w for w in range(2) if health[w]["near"]["mode"] == "off")
+            tracking = 1 - refused
+            for n in range(4):  # more than 3 s: it asked again at 1 and 2 s, and was refused
+                value = f"value {n}"
+                assert workers.get(tracking, f"/t/set?{query(['k'], [value])}")[0] == 200
+                assert workers.get(refused, f"/t/near?{query(['k'])}")[1]["values"] == [repr(value)]
+                time.sleep(1)
+            cache = workers.get(refused, "/health")[1]["cache"]
+            assert (cache["breaker"], cache["near"]["mode"]) == ("closed", "off"), cache
+            assert "max number of clients reached" in cache["near"]["why"], cache
+        log = (tmp_path / "uwsgi.log").read_text().splitlines()
+        said = [line for line in log if "without tracking" in line]
+        assert len(said) == 1 and "max number of clients reached" in said[0], said
+    finally:
+        server.kill()
+        server.wait()

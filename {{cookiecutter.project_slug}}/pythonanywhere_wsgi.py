@@ -5,8 +5,9 @@
 (the WSGI configuration file linked from the Web tab), with DEFAULT_HOME set to where the project
 is. By hand: copy this file's contents there, then reload the web app (docs/deploy.md).
 
-PythonAnywhere does not pass environment variables to web apps, so the settings are loaded
-from the project's .env here, by absolute path, before the app is imported.
+Variables set in a console or in .bashrc never reach the web app (PythonAnywhere passes it only
+its own, such as API_TOKEN and the proxy settings), so the settings are loaded from the
+project's .env here, by absolute path, before the app is imported.
 """
 
 import os

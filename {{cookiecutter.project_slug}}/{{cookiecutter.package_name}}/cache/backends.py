@@ -380,7 +380,8 @@ HOSTED_REDIS = (".upstash.io", ".redis-cloud.com", ".redislabs.com")
 
 def _redis_url(env: Env, needed_by: str) -> str:
     accepted = (
-        "use redis://[:password@]host:port/db, or rediss://... for TLS (Upstash, Redis Cloud)"
+        "use redis://[:password@]host:port/db, or rediss://... for TLS (Upstash; Redis Cloud "
+        "when TLS is on)"
     )
     url = env.url("REDIS_URL", needed_by, schemes=("redis", "rediss"), accepted=accepted)
     parts = urlsplit(url)

@@ -1,0 +1,80 @@
+"""Commands run as on our users' machines, not as on ours: the baked suite must pass there.
+
+Our machines are long-running, we are root, and our locale, time zone and umask are friendly.
+A baked project's own CI runs on a runner that booted a minute ago, as an ordinary user, often
+with LANG=C; a console on PythonAnywhere is an ordinary user too. ``as_users_run`` runs a
+command with all of these at once:
+
+- a machine booted ``uptime`` seconds ago: a time namespace (util-linux ``unshare --time``)
+  whose CLOCK_MONOTONIC and CLOCK_BOOTTIME read about that much (code or tests that assume a
+  large monotonic clock fail there; a fake clock starting at 1000.0 did);
+- an ordinary user: ``nobody`` when we are root (file permissions apply to it), else ourselves,
+  in a user namespace that maps us to ourselves (no privilege gained);
+- ``LANG=C`` and ``LC_ALL=C``, and ``TZ`` fourteen hours ahead of UTC (a POSIX rule: no tzdata
+  needed), so a time shown as UTC must really be UTC;
+- ``umask 077``: every file it makes is private to it;
+- pytest in a random order (pytest-randomly), when the command is pytest's: its seed is in the
+  output, so a failure can be replayed with ``-p randomly -p "randomly_seed=<seed>"``.
+"""
+
+import os
+import pwd
+import shutil
+import subprocess
+from pathlib import Path
+
+YOUNG = 30  # seconds since boot: a CI runner's VM, started for this job
+OLD = 40 * 24 * 3600  # forty days: a server that was never rebooted
+FAR_ZONE = "LINT-14"  # UTC+14 (Line Islands), as a POSIX TZ rule
+ORDINARY_USER = "nobody"
+
+
+def _uptime() -> float:
+    return float(Path("/proc/uptime").read_text().split()[0])
+
+
+def _ordinary() -> pwd.struct_passwd | None:
+    """The user to become, or None when we are not root (we are ordinary already)."""
+    return pwd.getpwnam(ORDINARY_USER) if os.geteuid() == 0 else None
+
+
+def clock_prefix(uptime: float) -> list[str]:
+    """``unshare`` options for a machine booted ``uptime`` seconds ago (no user change)."""
+    offset = str(int(uptime - _uptime()))
+    options = ["--time", "--monotonic", offset, "--boottime", offset]
+    if os.geteuid() != 0:
+        options.insert(0, "--map-current-user")  # a time namespace needs a user namespace
+    return [shutil.which("unshare") or "unshare", *options, "--"]
+
+
+def hand_over(path: Path) -> None:
+    """Make ``path`` (a copy of a project) the ordinary user's, as a user's checkout is."""
+    user = _ordinary()
+    if user is None:
+        return
+    for folder, dirs, files in os.walk(path):
+        for name in [folder, *(os.path.join(folder, n) for n in dirs + files)]:
+            os.lchown(name, user.pw_uid, user.pw_gid)
+
+
+def as_users_run(
+    command: list[str], *, cwd: Path, env: dict[str, str], home: Path, uptime: float = YOUNG
+) -> subprocess.CompletedProcess:
+    """Run ``command`` in ``cwd`` as a user's machine would (module docstring). ``home``, an
+    empty folder, becomes the user's HOME. ``cwd`` must be the user's (``hand_over``)."""
+    user = _ordinary()
+    prefix = clock_prefix(uptime)
+    if user is not None:
+        prefix += [
+            shutil.which("setpriv") or "setpriv",
+            f"--reuid={user.pw_uid}",
+            f"--regid={user.pw_gid}",
+            "--clear-groups",
+            "--",
+        ]
+    hand_over(home)
+    env = {**env, "HOME": str(home), "LANG": "C", "LC_ALL": "C", "TZ": FAR_ZONE}
+    if "pytest" in command:
+        command = [*command, "-p", "randomly"]
+    umask = ["sh", "-c", 'umask 077 && exec "$@"', "sh"]  # not preexec_fn: we have threads
+    return subprocess.run([*prefix, *umask, *command], cwd=cwd, env=env, capture_output=True, text=True)
