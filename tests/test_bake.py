@@ -182,6 +182,27 @@ def test_the_free_account_caveat_is_explained_once_and_linked(bake):
         assert anchor in docs[linking], linking.name
 
 
+def test_the_docs_say_what_pythonanywhere_and_the_hosted_redis_services_do(bake):
+    """Claims checked against the providers' own pages (sources cited in docs/caching.md)."""
+    project = bake()
+    caching = (project / "docs" / "caching.md").read_text()
+    example = (project / ".env.example").read_text()
+    wsgi = (project / "pythonanywhere_wsgi.py").read_text()
+    # PythonAnywhere: the Hacker plan has 2 web workers; web apps get API_TOKEN and the proxy
+    # settings, but none of a console's variables.
+    assert "smallest paid plans" not in caching and "Hacker" in caching
+    assert "does not pass environment variables" not in wsgi and "API_TOKEN" in wsgi
+    # Each provider's URL form, in the docs and in .env.example: Redis Cloud's free plan has no
+    # TLS, Upstash has nothing else.
+    for text in (caching, example):
+        assert "redis://default:PASSWORD@HOST:PORT" in text  # Redis Cloud, free
+        assert "rediss://default:PASSWORD@HOST.upstash.io:6379" in text
+        assert "as Upstash and Redis Cloud serve it" not in text
+    # The connection budget and where tracking exists.
+    assert "**2 per worker**" in caching and "30" in caching
+    assert "Redis 7.4 or later" in caching and "set `CACHE_NEAR_TTL`" in caching
+
+
 def test_without_servers_the_upstash_tests_skip_saying_no_account_is_needed(bake):
     env = {k: v for k, v in servers.app_env(None).items() if not k.startswith(("TEST_", "CI"))}
     command = [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "-n", "0"]
