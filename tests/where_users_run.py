@@ -13,14 +13,18 @@ command with all of these at once:
 - ``LANG=C`` and ``LC_ALL=C``, and ``TZ`` fourteen hours ahead of UTC (a POSIX rule: no tzdata
   needed), so a time shown as UTC must really be UTC;
 - ``umask 077``: every file it makes is private to it;
-- pytest in a random order (pytest-randomly), when the command is pytest's: its seed is in the
-  output, so a failure can be replayed with ``-p randomly -p "randomly_seed=<seed>"``.
+- pytest in a random order (pytest-randomly), when the command is pytest's: a new seed each
+  run, in the command (``result.args``), so a failure can be replayed with that
+  ``--randomly-seed``.
 """
 
 import os
 import pwd
+import random
 import shutil
+import stat
 import subprocess
+import sys
 from pathlib import Path
 
 YOUNG = 30  # seconds since boot: a CI runner's VM, started for this job
@@ -36,6 +40,28 @@ def _uptime() -> float:
 def _ordinary() -> pwd.struct_passwd | None:
     """The user to become, or None when we are not root (we are ordinary already)."""
     return pwd.getpwnam(ORDINARY_USER) if os.geteuid() == 0 else None
+
+
+def interpreter() -> str | None:
+    """A Python of this version that the ordinary user can run, for its virtualenv: this one,
+    unless a folder on its path keeps others out (pyenv's, under /root), else the system's."""
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    ours = os.path.realpath(getattr(sys, "_base_executable", sys.executable))
+    for candidate in (ours, f"/usr/bin/{version}", f"/usr/local/bin/{version}"):
+        if _open_to_others(Path(candidate)):
+            return candidate
+    return None
+
+
+def _open_to_others(path: Path) -> bool:
+    """Whether a user who is neither owner nor in the group can reach and run ``path``."""
+    if _ordinary() is None:
+        return os.access(path, os.X_OK)  # we are that user
+    try:
+        modes = [os.stat(folder).st_mode for folder in path.parents] + [os.stat(path).st_mode]
+    except OSError:
+        return False
+    return all(mode & stat.S_IXOTH for mode in modes)
 
 
 def clock_prefix(uptime: float) -> list[str]:
@@ -75,6 +101,7 @@ def as_users_run(
     hand_over(home)
     env = {**env, "HOME": str(home), "LANG": "C", "LC_ALL": "C", "TZ": FAR_ZONE}
     if "pytest" in command:
-        command = [*command, "-p", "randomly"]
+        seed = random.SystemRandom().randrange(2**32)
+        command = [*command, "-p", "randomly", f"--randomly-seed={seed}"]
     umask = ["sh", "-c", 'umask 077 && exec "$@"', "sh"]  # not preexec_fn: we have threads
     return subprocess.run([*prefix, *umask, *command], cwd=cwd, env=env, capture_output=True, text=True)
