@@ -31,9 +31,10 @@ BACKENDS = {
     },
     "memcached": {
         "requirement": "pymemcache>=4.0,<5",
-        "next_steps": "Set MEMCACHED_SERVERS in .env to your memcached host:port list. Outbound "
-        "memcached connections need a paid PythonAnywhere account (free accounts: "
-        "docs/upstash.md).",
+        "next_steps": "Set MEMCACHED_SERVERS in .env to your memcached host:port list; for "
+        "MemCachier also MEMCACHED_USERNAME, MEMCACHED_PASSWORD, MEMCACHED_TLS=on and "
+        "MEMCACHED_TLS_CA (docs/caching.md). Outbound memcached connections need a paid "
+        "PythonAnywhere account (free accounts: docs/upstash.md).",
     },
     "upstash": {
         "requirement": "requests>=2.31,<3",

@@ -158,10 +158,11 @@ def clock() -> Clock:
 
 @pytest.fixture
 def outage(request, make_cache, settings_for, clock):
-    """(cache, relay, clock): a cache on the test class's backend, whose server it reaches
-    through a relay the test can cut and restore, with the test's clock in its breaker."""
+    """(cache, relay, clock): a cache on the test class's backend, whose server (as settings_for
+    names it) it reaches through a relay the test can cut and restore, with the test's clock in
+    its breaker."""
     backend = request.cls.backend
-    relay = Relay(*host_and_port(request.getfixturevalue(SERVERS[backend][1])))
+    relay = Relay(*host_and_port(settings_for(backend)[SERVERS[backend][0]]))
     cache = make_cache(
         **settings_for(backend, port=relay.port),
         CACHE_RETRY_AFTER=str(request.cls.RETRY_AFTER),

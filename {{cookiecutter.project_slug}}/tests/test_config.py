@@ -408,9 +408,9 @@ HOSTED = {
     "UPSTASH_REDIS_REST_URL": "https://eu1-example-12345.upstash.io",
     "UPSTASH_REDIS_REST_TOKEN": "AXtoken-0123456789",
 }
-WITH_A_SERVER = [
-    name for name, b in BACKENDS.items() if b.variables and set(b.variables) <= set(HOSTED)
-]
+# Each backend's settings that must be set (the optional ones, a login for instance, may not).
+REQUIRED = {name: [v for v in b.variables if v not in b.optional] for name, b in BACKENDS.items()}
+WITH_A_SERVER = [name for name, needed in REQUIRED.items() if needed and set(needed) <= set(HOSTED)]
 
 
 def unset_servers():
@@ -418,7 +418,7 @@ def unset_servers():
 
     def draw(backend, choices):
         values = {"CACHE_TYPE": backend}
-        for name, choice in zip(BACKENDS[backend].variables, choices, strict=False):
+        for name, choice in zip(REQUIRED[backend], choices, strict=False):
             if choice is not None:
                 values[name] = HOSTED[name] if choice == "set" else choice
         return values
@@ -432,7 +432,7 @@ def unset_servers():
 def test_a_server_not_set_yet_falls_back_in_development_only(caplog, values):
     """`flask run --debug` on a fresh upstash (or redis, memcached) bake starts on the simple
     cache with one warning naming what to set; the web app (no debug) refuses to start."""
-    missing = [n for n in BACKENDS[values["CACHE_TYPE"]].variables if not values.get(n, "").strip()]
+    missing = [n for n in REQUIRED[values["CACHE_TYPE"]] if not values.get(n, "").strip()]
     assume(missing)
     environ = {"SECRET_KEY": "k" * 32, **values}
     with pytest.raises(ConfigError, match=rf"^{missing[0]} is not set but CACHE_TYPE="):

@@ -67,7 +67,7 @@ def from_env(env: Env, *, debug: bool = False) -> dict[str, object]:
     try:
         own = backend.settings(env)
     except NotSet:
-        missing = [name for name in backend.variables if not env.text(name)]
+        missing = [n for n in backend.variables if n not in backend.optional and not env.text(n)]
         if not (debug and missing):
             raise
         names, them = " and ".join(missing), "them" if len(missing) > 1 else "it"

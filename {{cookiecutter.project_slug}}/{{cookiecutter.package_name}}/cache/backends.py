@@ -23,6 +23,7 @@ import math
 import os
 import random
 import re
+import ssl
 import struct
 import tempfile
 import time
@@ -88,6 +89,8 @@ class Backend:
     #: the .env variables of this backend alone (.env.example documents each); for a backend
     #: with a server, the first one names it
     variables: ClassVar[tuple[str, ...]] = ()
+    #: those of them that may stay empty (the others: settings() raises NotSet when empty)
+    optional: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def settings(cls, env: Env) -> dict[str, object]:
@@ -691,19 +694,90 @@ def _memcached_servers(env: Env, needed_by: str) -> list[tuple[str, int]]:
 # cachelib silently misses any key with a '!'. A key is this prefix, the generation (14
 # characters) and Flask-Caching's key (about 40 for a memoized function; a view's path).
 _MEMCACHED_PREFIX = re.compile(r"[\x22-\x7e]{1,100}\Z")
+# MemCachier's login (cache/memcachier.py) sends the username as a key, so it is one: up to 250
+# bytes, no spaces or control characters. The password is the value of that command, a line of
+# its own: printable ASCII keeps it one line, and matches the hex of MemCachier's.
+_MEMCACHED_USERNAME = re.compile(r"[\x21-\x7e]{1,250}\Z")
+_MEMCACHED_PASSWORD = re.compile(r"[\x20-\x7e]+\Z")
+_MEMCACHED_TLS_CA = (
+    "use the absolute path of a PEM file of CA certificates this app can read, e.g. MemCachier's "
+    "root CA saved as /home/<you>/<project>/MemCachierRootCA.pem (docs/caching.md)"
+)
+
+
+def _memcached_tls(env: Env) -> tuple[bool, str | None]:
+    """MEMCACHED_TLS and MEMCACHED_TLS_CA, checked: a CA file must load."""
+    tls = env.choice("MEMCACHED_TLS", "off", ("on", "off")) == "on"
+    ca = env.text("MEMCACHED_TLS_CA") or None
+    if ca and not tls:
+        raise ConfigError(
+            "MEMCACHED_TLS_CA is set but MEMCACHED_TLS is off: set MEMCACHED_TLS=on, or leave "
+            "MEMCACHED_TLS_CA empty"
+        )
+    if ca:
+        if not _file(ca):
+            raise ConfigError(f"MEMCACHED_TLS_CA={ca!r} is not valid: {_MEMCACHED_TLS_CA}")
+        try:
+            ssl.create_default_context(cafile=ca)
+        except (ssl.SSLError, ValueError):
+            raise ConfigError(
+                f"MEMCACHED_TLS_CA={ca!r} is not valid: it holds no PEM certificate; "
+                f"{_MEMCACHED_TLS_CA}"
+            ) from None
+    return tls, ca
+
+
+def _memcached_login(env: Env, tls: bool) -> dict[str, object]:
+    """MEMCACHED_USERNAME and MEMCACHED_PASSWORD, checked; never shown in a message."""
+    username, password = env.text("MEMCACHED_USERNAME"), env.text("MEMCACHED_PASSWORD")
+    if username and not _MEMCACHED_USERNAME.match(username):
+        raise ConfigError(
+            "MEMCACHED_USERNAME is not valid: use the username MemCachier shows, up to 250 ASCII "
+            "letters, digits and punctuation, without spaces (it is sent as a memcached key)"
+        )
+    if password and not _MEMCACHED_PASSWORD.match(password):
+        raise ConfigError(
+            "MEMCACHED_PASSWORD is not valid: it may only have ASCII letters, digits, punctuation "
+            "and spaces, and has another character (a curly quote or an invisible one pasted "
+            "with it?): copy it again from MemCachier's dashboard"
+        )
+    if bool(username) != bool(password):
+        given, missing = (
+            ("MEMCACHED_USERNAME", "MEMCACHED_PASSWORD")
+            if username
+            else ("MEMCACHED_PASSWORD", "MEMCACHED_USERNAME")
+        )
+        raise ConfigError(
+            f"{given} is set but {missing} is not: a login needs both (MemCachier's dashboard "
+            "shows them); for a memcached server without a login, leave both empty"
+        )
+    if password and not tls:
+        raise ConfigError(
+            "MEMCACHED_PASSWORD is set but MEMCACHED_TLS is off: no password is sent over a "
+            "connection whose certificate and host name are not checked, and a plain one checks "
+            "neither. MemCachier over the internet needs TLS: set MEMCACHED_TLS=on, with the TLS "
+            "port in MEMCACHED_SERVERS (docs/caching.md)"
+        )
+    return {"MEMCACHED_USERNAME": username, "MEMCACHED_PASSWORD": password}
 
 
 class Memcached(Backend, MemcachedCache):
-    """memcached servers through pymemcache. Every key carries a generation number kept in
-    memcached; clear() moves to the next one, since memcached cannot list keys and flush_all
-    empties the whole server. Entries of older generations are never read again and age out
-    under memcached's LRU.
+    """memcached servers through pymemcache, MemCachier's included: with MEMCACHED_USERNAME and
+    MEMCACHED_PASSWORD, each connection logs in (cache/memcachier.py), over TLS only
+    (MEMCACHED_TLS, checked against the system's CAs or MEMCACHED_TLS_CA). Every key carries a
+    generation number kept in memcached; clear() moves to the next one, since memcached cannot
+    list keys and flush_all empties the whole server. Entries of older generations are never
+    read again and age out under memcached's LRU.
     """
 
     name = "memcached"
     requires = "pymemcache"
     shared = needs_paid_account = True
-    variables = ("MEMCACHED_SERVERS",)
+    variables = (
+        "MEMCACHED_SERVERS",
+        *("MEMCACHED_USERNAME", "MEMCACHED_PASSWORD", "MEMCACHED_TLS", "MEMCACHED_TLS_CA"),
+    )
+    optional = variables[1:]
 
     def __init__(self, client: Any, **kwargs: Any):
         super().__init__(servers=client, **kwargs)
@@ -717,7 +791,10 @@ class Memcached(Backend, MemcachedCache):
                 f"CACHE_KEY_PREFIX={prefix!r} is not valid with CACHE_TYPE=memcached: use up to "
                 "100 ASCII letters, digits and punctuation other than '!' (no spaces)"
             )
-        return {"MEMCACHED_SERVERS": _memcached_servers(env, f"CACHE_TYPE={cls.name}")}
+        servers = _memcached_servers(env, f"CACHE_TYPE={cls.name}")
+        tls, ca = _memcached_tls(env)
+        login = _memcached_login(env, tls)
+        return {"MEMCACHED_SERVERS": servers, "MEMCACHED_TLS": tls, "MEMCACHED_TLS_CA": ca, **login}
 
     @classmethod
     def factory(
@@ -729,33 +806,54 @@ class Memcached(Backend, MemcachedCache):
         # Flask-Caching only knows pymemcache through a ready client object. Without a pickling
         # serde values come back as bytes (ours signs them); with noreply, has() and add() always
         # answer True. The breaker decides when to retry a server, so the client neither retries
-        # nor waits to.
+        # nor waits to. TLS: the certificate and host name are checked (the default context).
+        tls = config.get("MEMCACHED_TLS")
         client = HashClient(
-            config["MEMCACHED_SERVERS"],
+            [],
             serde=SignedSerde(signer(config)),
             default_noreply=False,
             connect_timeout=timeout,
             timeout=timeout,
             retry_attempts=0,
             dead_timeout=0,
+            tls_context=ssl.create_default_context(cafile=config.get("MEMCACHED_TLS_CA"))
+            if tls
+            else None,
         )
+        if config.get("MEMCACHED_USERNAME"):
+            from .memcachier import LoginClient
+
+            # HashClient's public hook: the class it builds each server's client with.
+            login = (config["MEMCACHED_USERNAME"], config["MEMCACHED_PASSWORD"])
+            client.client_class = partial(LoginClient, login=login)
+        for server in config["MEMCACHED_SERVERS"]:
+            client.add_server(tuple(server))
         return cls(client, key_prefix=config["CACHE_KEY_PREFIX"], **kwargs)
 
     @classmethod
     def unreachable(cls) -> tuple[type[BaseException], ...]:
         from pymemcache.exceptions import MemcacheUnexpectedCloseError
 
+        from .memcachier import MemcachedLoginError
+
         # Not MemcacheServerError: memcached answers SERVER_ERROR for one value (over 1 MiB, or no
-        # memory to store it), a miss for that call, not an outage.
-        return (OSError, MemcacheUnexpectedCloseError)
+        # memory to store it), a miss for that call, not an outage. A refused login is one (an
+        # OSError, as is a TLS check that failed).
+        return (OSError, MemcacheUnexpectedCloseError, MemcachedLoginError)
 
     @classmethod
     def describe(cls, config: Config) -> str:
-        return ",".join(f"{host}:{port}" for host, port in config["MEMCACHED_SERVERS"])
+        user = f"{config['MEMCACHED_USERNAME']}@" if config.get("MEMCACHED_USERNAME") else ""
+        where = ",".join(f"{user}{host}:{port}" for host, port in config["MEMCACHED_SERVERS"])
+        return f"{where} (TLS)" if config.get("MEMCACHED_TLS") else where
 
     @classmethod
     def hosts(cls, config: Config) -> list[str]:
         return [host for host, _ in config["MEMCACHED_SERVERS"]]
+
+    @classmethod
+    def secrets(cls, config: Config) -> list[str]:
+        return [config["MEMCACHED_PASSWORD"]] if config.get("MEMCACHED_PASSWORD") else []
 
     # cachelib reads the public key_prefix attribute on every call: each read names the current
     # generation (tests/test_memcached.py pins this).

@@ -142,7 +142,7 @@ def bench_command(count: int) -> None:
             timings["get"].append((time.perf_counter() - middle) * 1000)
         backend.delete(key)
     except Exception as error:
-        _fail(f"bench failed on {_describe(backend)}: {type(error).__name__}: {error}")
+        _fail(f"bench failed on {_describe(backend)}: {_error(backend, error)}")
     click.echo(f"{_describe(backend)}, {count} round trips of a 1 KiB value:")
     for name, samples in timings.items():
         cuts = statistics.quantiles(samples, n=100, method="inclusive")
