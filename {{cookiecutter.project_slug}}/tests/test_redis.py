@@ -5,7 +5,15 @@ from functools import partial
 import pytest
 import redis
 
-from .common import PLANTED, AtomicCounterTests, ClearTests, CommonTests, OutageTests, SignedTests
+from .common import (
+    PLANTED,
+    AtomicCounterTests,
+    ClearTests,
+    CommonTests,
+    OutageTests,
+    QuotaTests,
+    SignedTests,
+)
 
 pytestmark = pytest.mark.redis
 
@@ -42,7 +50,7 @@ def raw(redis_url):
     return RawRedis(redis_url)
 
 
-class TestRedis(CommonTests, ClearTests, SignedTests, AtomicCounterTests, OutageTests):
+class TestRedis(CommonTests, ClearTests, SignedTests, AtomicCounterTests, OutageTests, QuotaTests):
     backend = "redis"
 
     def test_keys_carry_the_prefix(self, cache_factory, raw):
