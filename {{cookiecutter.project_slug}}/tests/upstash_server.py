@@ -144,7 +144,9 @@ class UpstashServer:
             self.http.tls = context
         scheme = "https" if self.http.tls else "http"
         self.url = f"{scheme}://127.0.0.1:{self.http.server_address[1]}"
-        threading.Thread(target=self.http.serve_forever, daemon=True).start()
+        # A short poll: close() waits for the loop to see it (a test's stand-in of its own).
+        serve = {"poll_interval": 0.05}
+        threading.Thread(target=self.http.serve_forever, kwargs=serve, daemon=True).start()
 
     @property
     def commands(self) -> int:
