@@ -109,6 +109,8 @@ class UpstashRedis:
             client.close()
             return
         self._connections += [client, server]
+        for sock in (client, server):  # each answer goes at once, not held for the last one's ACK
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         requests, replies = client.makefile("rb"), server.makefile("rb")
         try:
             while (command := read_command(requests)) is not None:
