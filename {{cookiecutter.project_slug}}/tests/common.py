@@ -523,6 +523,23 @@ class QuotaTests:
             self.visit_all(clients)
             assert quota.commands - sent == self.WORKERS, "one probe per worker"
 
+    def test_reads_alone_cost_one_command_per_window_too(self, over_quota, tmp_path, clock):
+        """A worker that only reads (every page a hit) must not send a refused command per read,
+        each one a miss, for the rest of the month: the first refusal opens the breaker."""
+        settings, quota = over_quota
+        cache = cache_of(make_app(tmp_path, **settings, CACHE_RETRY_AFTER=str(self.RETRY_AFTER)))
+        cache.clock = clock
+        cache.set("page", "cached")
+        quota.use_up()
+        sent = quota.commands
+        for _ in range(20):
+            cache.get("page")
+        assert quota.commands - sent == 1
+        assert cache.status()["breaker"] == "open"
+        quota.new_month()
+        clock.advance(self.RETRY_AFTER)
+        assert cache.get("page") == "cached", "served from Upstash again, where it stayed"
+
     def test_once_the_quota_resets_the_cache_serves_again(self, workers, clock, caplog):
         clients, quota = workers
         self.visit_all(clients, times=1)
