@@ -540,6 +540,21 @@ class QuotaTests:
         clock.advance(self.RETRY_AFTER)
         assert cache.get("page") == "cached", "served from Upstash again, where it stayed"
 
+    def test_a_batch_the_quota_cuts_short_leaves_no_old_value(self, over_quota, tmp_path, clock):
+        """set_many() is one pipeline: the quota may run out inside it, its first SET done and
+        the others refused. None of the old values may be served afterwards."""
+        settings, quota = over_quota
+        cache = cache_of(make_app(tmp_path, **settings, CACHE_RETRY_AFTER=str(self.RETRY_AFTER)))
+        cache.clock = clock
+        cache.set_many({"a": "old", "b": "old", "c": "old"})
+        quota.use_up(but=1)
+        cache.set_many({"a": "new", "b": "new", "c": "new"})
+        assert cache.status()["breaker"] == "open"
+        assert cache.get_many("a", "b", "c") == ["new"] * 3  # this worker's memory, meanwhile
+        quota.new_month()
+        clock.advance(self.RETRY_AFTER)
+        assert cache.get_many("a", "b", "c") == [None] * 3, "deleted on Upstash before it serves"
+
     def test_once_the_quota_resets_the_cache_serves_again(self, workers, clock, caplog):
         clients, quota = workers
         self.visit_all(clients, times=1)

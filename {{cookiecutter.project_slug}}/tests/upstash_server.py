@@ -72,10 +72,10 @@ class Quota:
             self.used += 1
             return None
 
-    def use_up(self) -> None:
-        """The month's quota is used up from now on: every command is refused."""
+    def use_up(self, but: int = 0) -> None:
+        """The month's quota is used up but for ``but`` more commands: then every one is refused."""
         with self._lock:
-            self.limit = self.used
+            self.limit = self.used + but
 
     def new_month(self, limit: int | None = None) -> None:
         """The quota resets, as at the start of a month: ``limit`` more commands are served."""
