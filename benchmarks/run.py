@@ -1,15 +1,17 @@
-"""Benchmarks: what a cache hit costs, what a Redis outage costs, and what the near cache saves.
+"""Benchmarks: what a cache hit costs, what a Redis outage costs, what the near cache saves, and
+what a page costs in Upstash commands.
 One command, from the template's root:
 
     python3 -m benchmarks.run            # about 10 minutes; --rounds/--seconds to change
-    python3 -m benchmarks.run --part near    # hits, signing, outage or near alone
+    python3 -m benchmarks.run --part near    # hits, signing, outage, near or upstash alone
 
 Needs wrk, redis-server and memcached (apt-get install -y wrk redis-server memcached) and the
 template's dev requirements. It bakes the default project, serves it with uWSGI as
 PythonAnywhere does, and drives it with wrk over loopback. This machine is noisy, so every
 comparison is measured interleaved (A B A B ...) in one run and reported as medians and ratios;
 the near part runs 3 times and reports each figure's median and min-max over the runs. A hosted
-Redis is played by relay.py, which delays every byte 10 ms each way.
+Redis is played by relay.py, which delays every byte 10 ms each way. The upstash part counts
+Upstash commands per 1,000 page views instead of timing anything (upstash_commands.py).
 """
 
 import argparse
@@ -442,6 +444,47 @@ def near_cache(bench: Bench, redis_url: str) -> None:
     print(f"   redis near hit / simple hit (median): {near_ratio:.3f}x: {verdict} the 0.9x target")
 
 
+UPSTASH_RUNS = 3  # the upstash part is run this many times: median and min-max of each count
+UPSTASH_VIEWS = 1000
+MONTH = 30 * 24 * 3600  # seconds
+FREE_COMMANDS = 500_000  # Upstash's free tier, a month (upstash.com/docs/redis/overall/billing)
+
+
+def upstash_runs(env: dict[str, str], views: int, runs: int) -> list[list[dict]]:
+    """upstash_commands.py ``runs`` times, at once: its figures are counts, not times."""
+    command = [sys.executable, str(Path(__file__).parent / "upstash_commands.py"), str(views)]
+    processes = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True) for _ in range(runs)]
+    outputs = [process.communicate()[0] for process in processes]
+    if any(process.returncode for process in processes):
+        raise RuntimeError("upstash_commands.py failed (its error is above)")
+    return [json.loads(output) for output in outputs]
+
+
+def upstash_cost(bench: Bench, redis_url: str) -> None:
+    print(f"\n== Upstash commands (issue 17): {UPSTASH_RUNS} runs; median and min-max of the runs")
+    print("   The baked app in process (1 web worker, as a free account has), CACHE_TYPE=upstash, through")
+    print("   the project's stand-in for Upstash's REST API (tests/upstash_server.py), which counts every")
+    print(f"   command, in front of redis-server. {UPSTASH_VIEWS} views per row, one every `gap` seconds of")
+    print("   SIMULATED time: one clock drives the breaker, the near cache and the keys' expiry at the")
+    print("   stand-in. /example is cached 60 s; /health writes and reads one key per call.")
+    print(f"   A month (30 days) at that rate, and its share of the free {FREE_COMMANDS:,} commands.")
+    runs = upstash_runs(bench.env("ours", REDIS_URL=redis_url), UPSTASH_VIEWS, UPSTASH_RUNS)
+    print(f"   {'page':<9}{'NEAR_TTL':>9}{'gap s':>7}{'mode':>6}{'commands/1,000 views':>22}"
+          f"{'min':>7}{'max':>7}{'a month':>12}{'of free':>9}")  # fmt: skip
+    for row, *others in zip(*runs, strict=True):
+        counts = [r["commands"] * 1000 / r["views"] for r in (row, *others)]
+        per_view = median(counts) / 1000
+        month = f"{per_view * MONTH / row['gap']:,.0f}" if row["gap"] >= 1 else "-"
+        share = f"{per_view * MONTH / row['gap'] / FREE_COMMANDS:.0%}" if row["gap"] >= 1 else "-"
+        print(
+            f"   {row['page']:<9}{row['near_ttl']:>9}{row['gap']:>7g}{row['near_mode']:>6}"
+            f"{median(counts):>22,.0f}{min(counts):>7,.0f}{max(counts):>7,.0f}{month:>12}{share:>9}"
+        )
+        if any(r["breaker_opened"] for r in (row, *others)):
+            print("      WARNING: a breaker opened in this row: it counted the fallback, not Upstash")
+    print("   (a month: one view every `gap` s for 30 days; /health every 60 s is an uptime monitor)")
+
+
 def fmt(seconds: float) -> str:
     return f"{seconds * 1e3:.2f} ms"
 
@@ -459,7 +502,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=2, help="seconds per wrk run")
     parser.add_argument("--phase", type=float, default=6, help="seconds per outage phase")
     parser.add_argument("--samples", type=int, default=3000, help="requests of each kind, latency")
-    parser.add_argument("--part", choices=["all", "hits", "signing", "outage", "near"], default="all")
+    parser.add_argument(
+        "--part", choices=["all", "hits", "signing", "outage", "near", "upstash"], default="all"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
@@ -476,6 +521,8 @@ def main() -> None:
                 outage(bench)
             if args.part in ("all", "near"):
                 near_cache(bench, redis_url)
+            if args.part in ("all", "upstash"):
+                upstash_cost(bench, redis_url)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 """Finish the baked project: .env with a fresh secret, the cache client, the answers, next steps.
 
-What each cache_backend answer changes is the BACKENDS table below and nothing else. Running this
-again on the same project (as cruft does) changes nothing: .env is never overwritten, and the
-requirement line and the answers file are written only when they differ. No network, no tools.
+What each cache_backend answer changes is the BACKENDS table below and nothing else: its client
+requirement, its next steps, and the settings it starts with (``env``: filled into .env.example,
+then .env is made from it). Running this again on the same project (as cruft does) changes
+nothing: .env is never overwritten, and .env.example, the requirement line and the answers file
+are written only when they differ. No network, no tools.
 """
 
 import json
@@ -15,22 +17,26 @@ from pathlib import Path
 BACKENDS = {
     "simple": {
         "requirement": None,
+        "env": {},
         "next_steps": "The simple cache needs no server and works on free accounts. Each web "
         "worker keeps its own copy; see docs/caching.md for when to move on.",
     },
     "filesystem": {
         "requirement": None,
+        "env": {},
         "next_steps": "The filesystem cache writes to instance/cache (or CACHE_DIR in .env), "
         "shared by all web workers; it counts against your disk quota (CACHE_THRESHOLD caps it).",
     },
     "redis": {
         "requirement": "redis>=5.0,<9",
+        "env": {},
         "next_steps": "Set REDIS_URL in .env to your hosted Redis, e.g. Upstash: "
         "rediss://default:PASSWORD@HOST.upstash.io:6379. Outbound Redis connections need a "
         "paid PythonAnywhere account (free accounts: docs/upstash.md).",
     },
     "memcached": {
         "requirement": "pymemcache>=4.0,<5",
+        "env": {},
         "next_steps": "Set MEMCACHED_SERVERS in .env to your memcached host:port list; for "
         "MemCachier also MEMCACHED_USERNAME, MEMCACHED_PASSWORD, MEMCACHED_TLS=on and "
         "MEMCACHED_TLS_CA (docs/caching.md). Outbound memcached connections need a paid "
@@ -38,6 +44,10 @@ BACKENDS = {
     },
     "upstash": {
         "requirement": "requests>=2.31,<3",
+        # Each read is a command counted against Upstash's monthly quota (500K on the free tier),
+        # and a free account's one web worker sees its own changes at once: 30 s bounds a busy
+        # page's cost by time, not traffic (docs/upstash.md has the figures).
+        "env": {"CACHE_NEAR_TTL": "30"},
         "next_steps": "Set UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN in .env from your "
         "database's REST API section on console.upstash.com. Upstash over HTTPS is the way for "
         "free accounts, if Upstash is on PythonAnywhere's allowlist: docs/upstash.md says how to check.",
@@ -119,8 +129,10 @@ def main(answers: dict, project: Path) -> str:
     backend = BACKENDS[answers["cache_backend"]]
     env = project / ".env"
     kept_env = env.read_text(errors="replace") if env.exists() else None
+    # .env.example starts as the bake's .env does: `cp .env.example .env` is the documented fallback.
+    example = env_from_example((project / ".env.example").read_text(), backend["env"])
+    write_if_changed(project / ".env.example", example)
     if not env.exists():
-        example = (project / ".env.example").read_text()
         values = {"SECRET_KEY": secrets.token_hex(32), "CACHE_TYPE": answers["cache_backend"]}
         env.write_text(env_from_example(example, values))
         env.chmod(0o600)

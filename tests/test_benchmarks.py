@@ -1,5 +1,6 @@
 """What the benchmarks' figures rest on, checked without timing anything (CI never times):
-relay.py carries every byte, and the unsigned variant of the app really stores unsigned entries."""
+relay.py carries every byte, the unsigned variant of the app really stores unsigned entries, and
+the upstash part counts the commands a view costs, key expiry and the near cache included."""
 
 import importlib.util
 import socket
@@ -13,7 +14,7 @@ from cachelib.serializers import RedisSerializer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from benchmarks.run import relay
+from benchmarks.run import relay, upstash_runs
 from benchmarks.unsigned import unsign
 
 from . import servers
@@ -116,3 +117,22 @@ def test_the_unsigned_app_stores_cachelibs_own_pickles_behind_the_near_cache(uns
         assert client.get(f"{prefix}key") == RedisSerializer().dumps(value)  # no MAC in front
         assert cache.get("key") == value  # and it reads back (from the near cache)
         assert cache.get("key") == value
+
+
+def test_the_upstash_part_counts_what_each_view_costs(bake, redis_url):
+    """upstash_commands.py with 12 views per row: the counts its simulated clock must give.
+    /example is cached 60 s; a miss is a GET and a SET, a hit a GET; the near cache keeps what a
+    GET read for CACHE_NEAR_TTL seconds (a write only forgets it)."""
+    project = bake()
+    env = servers.app_env(project, BENCH_MODE="ours", BENCH_PACKAGE=project.name, REDIS_URL=redis_url)
+    [rows] = upstash_runs(env, 12, 1)
+    counts = {(row["page"], row["near_ttl"], row["gap"]): row["commands"] for row in rows}
+    assert counts["/example", 0, 0.001] == 2 + 11  # one miss, then hits
+    assert counts["/example", 0, 60.0] == 2 * 12  # the page expired at each view: all misses
+    assert counts["/example", 5, 0.001] == 2 + 1  # a miss, one read kept, then memory
+    assert counts["/example", 5, 1.0] == 2 + 3  # read again at 1, 6 and 11 s
+    assert counts["/example", 30, 10.0] == 8  # expired at 60 s: read at 10, 40, 70 (a miss), 80, 110
+    assert counts["/health", 0, 60.0] == counts["/health", 5, 60.0] == 2 * 12  # a SET and a GET
+    assert {row["near_mode"] for row in rows if row["near_ttl"]} == {"ttl"}
+    assert {row["near_mode"] for row in rows if not row["near_ttl"]} == {"off"}
+    assert not any(row["breaker_opened"] for row in rows)

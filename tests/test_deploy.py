@@ -441,6 +441,11 @@ def test_a_cache_server_the_live_app_cannot_reach_fails_the_deployment(pa, backe
     refused(result, f"the live app serves from simple because {backend} failed")
     first = result.stderr.splitlines()[0]
     assert f"fix {setting} in {pa.project / '.env'}" in first
+    # The error itself, as the live /health reports it: type and message, its host hidden there
+    # (the error log's line, below, names it).
+    said = re.search(rf"because {backend} failed \((ConnectionError|UpstashError): \S.*\): fix ", first)
+    assert said, first
+    assert "no-such-host.invalid" not in first
     assert f"cache: backend {backend}, active simple" in result.stdout
     assert f"The last lines of {pa.fake.error_log(DOMAIN)}:" in result.stderr
     assert f"cache: {backend} at" in result.stderr  # the breaker's line, from the error log

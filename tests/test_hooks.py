@@ -110,6 +110,29 @@ def test_post_gen_writes_env_requirements_and_answers(tmp_path, backend):
     assert not any(line.startswith(clients) for line in lines if line != requirement)
     assert json.loads((project / ".cookiecutter.json").read_text())["cache_backend"] == backend
     assert ("paid PythonAnywhere account" in steps) == (backend in ("redis", "memcached"))
+    # The row's settings, in .env and in .env.example alike (`cp .env.example .env` gives the same).
+    example = (project / ".env.example").read_text()
+    for name, value in post_gen.BACKENDS[backend]["env"].items():
+        assert re.findall(rf"^{name}=(.*)$", env, flags=re.M) == [value]
+        assert re.findall(rf"^{name}=(.*)$", example, flags=re.M) == [value]
+
+
+def test_an_upstash_bake_starts_with_the_near_cache_and_keeps_an_existing_env(tmp_path):
+    """Every Upstash read is a command counted against its monthly quota: an upstash bake starts
+    with CACHE_NEAR_TTL=30 (docs/upstash.md says why); the others with the default, 0. A .env
+    kept from an earlier bake is left as it is."""
+    for backend in CHOICES["cache_backend"]:
+        (tmp_path / backend).mkdir()
+        project = copy_of_baked_inputs(tmp_path / backend)
+        post_gen.main({**GOOD, "cache_backend": backend}, project)
+        for name in (".env", ".env.example"):
+            values = dotenv_values(project / name)
+            assert values["CACHE_NEAR_TTL"] == ("30" if backend == "upstash" else ""), name
+    (tmp_path / "kept").mkdir()
+    project = copy_of_baked_inputs(tmp_path / "kept")
+    (project / ".env").write_text("SECRET_KEY=mine\nCACHE_TYPE=upstash\n")
+    post_gen.main({**GOOD, "cache_backend": "upstash"}, project)
+    assert (project / ".env").read_text() == "SECRET_KEY=mine\nCACHE_TYPE=upstash\n"
 
 
 def test_post_gen_run_again_changes_nothing(tmp_path):

@@ -463,15 +463,22 @@ def check_cache(cache: dict, url: str, root: Path) -> None:
         return
     import importlib
 
-    backends = importlib.import_module(PACKAGE).cache.BACKENDS  # imported by check_env
-    variables = getattr(backends.get(backend), "variables", ())
+    kind = importlib.import_module(PACKAGE).cache.BACKENDS.get(backend)  # imported by check_env
+    variables = getattr(kind, "variables", ())
     setting = variables[0] if variables else "CACHE_TYPE"  # a server backend's first names it
     error = cache.get("last_error") if isinstance(cache.get("last_error"), dict) else {}
-    why = f" ({excerpt(plain(error.get('type')), quoted=False)})" if error.get("type") else ""
+    # The server's own error, as the app's /health reports it (type and message, redacted there).
+    said = [excerpt(plain(error[k]), quoted=False) for k in ("type", "message") if error.get(k)]
+    why = f" ({': '.join(said)})" if said else ""
+    if kind is not None and kind.refused(plain(error.get("type")), plain(error.get("message"))):
+        # A quota used up: no setting to fix; the site serves from each worker's memory.
+        advice = "it refuses every command until its quota resets (docs/upstash.md)"
+    else:
+        advice = f"fix {setting} in {PROJECT / '.env'} (docs/caching.md), then run this again"
     raise DeployError(
-        f"the live app serves from {excerpt(active, quoted=False)} because {backend} failed{why}: "
-        f"fix {setting} in {PROJECT / '.env'} (docs/caching.md), then run this again; {url} "
-        f"says which backend serves\n{log_tail(error_log(root))}"
+        f"the live app serves from {excerpt(active, quoted=False)} because "
+        f"{excerpt(backend, quoted=False)} failed{why}: {advice}; {url} says which backend "
+        f"serves\n{log_tail(error_log(root))}"
     )
 
 

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from {{ cookiecutter.package_name }}.views import square
 
 from .conftest import cache_of, make_app
+from .upstash_server import TOKEN
 
 # cachelib's sample values, and some that are hard for a backend that stores text: bytes that
 # are not UTF-8, non-ASCII text, an aware datetime.
@@ -358,6 +359,9 @@ class OutageTests:
         status = cache.status()
         assert (status["active"], status["breaker"]) == ("simple", "open")
         assert status["last_error"]["type"]
+        assert isinstance(status["last_error"]["message"], str)  # pymemcache's may be empty
+        # /health is public: the server's address is hidden (the log line keeps it).
+        assert "127.0.0.1" not in status["last_error"]["message"]
 
     def test_the_server_serves_again_after_retry_after(self, outage):
         cache, relay, clock = outage
@@ -441,3 +445,140 @@ class OutageTests:
             clock.advance(30)
         assert hung_server.settled() == 3, "one call per window waited on the server, once"
         assert max(waits) < 5, "no call hangs (the clients' own timeouts and retries are off)"
+
+
+class QuotaTests:
+    """Upstash past its monthly quota answers every command with an error, over REST and over the
+    Redis protocol alike (upstash_server.py, upstash_redis.py): the site stays up, /health gives
+    the server's message, each worker sends one command per CACHE_RETRY_AFTER while it lasts,
+    and the cache serves again once the quota resets. The ``over_quota`` fixture points the test
+    class's backend at a stand-in whose commands are counted; the breakers' clock is the test's,
+    installed before their first call."""
+
+    RETRY_AFTER = 30
+    WORKERS = 2
+    PAGES = ("/example", "/example/square/3", "/", "/health")
+
+    @pytest.fixture
+    def workers(self, over_quota, tmp_path, clock):
+        """(clients, quota): WORKERS apps sharing a prefix on the stand-in, as web workers."""
+        settings, quota = over_quota
+        prefix = f"quota-{uuid.uuid4().hex[:8]}:"
+        clients = []
+        for number in range(self.WORKERS):
+            app = make_app(
+                tmp_path / str(number),
+                **settings,
+                CACHE_KEY_PREFIX=prefix,
+                CACHE_RETRY_AFTER=str(self.RETRY_AFTER),
+            )
+            cache_of(app).clock = clock
+            clients.append(app.test_client())
+        return clients, quota
+
+    def visit_all(self, clients, times: int = 3) -> None:
+        for _ in range(times):
+            for client in clients:
+                for path in self.PAGES:
+                    assert client.get(path).status_code == 200, path
+
+    def test_past_the_quota_the_site_serves_and_health_says_why(self, workers, clock, caplog):
+        clients, quota = workers
+        self.visit_all(clients, times=1)  # served from Upstash
+        assert all(c.get("/health").get_json()["cache"]["breaker"] == "closed" for c in clients)
+        caplog.clear()
+        quota.use_up()
+        sent = quota.commands
+
+        self.visit_all(clients)
+
+        assert quota.commands - sent == self.WORKERS, "one command each, the one refused"
+        for client in clients:
+            health = client.get("/health")
+            cache = health.get_json()["cache"]
+            assert (cache["active"], cache["breaker"]) == ("simple", "open")
+            error = cache["last_error"]
+            assert error["type"] in ("ResponseError", "UpstashCommandError")
+            assert re.fullmatch(
+                r"(ERR )?max requests limit exceeded\. Limit: \d+, Usage: \d+\. See "
+                r"https://upstash\.com/docs/redis/troubleshooting/max_requests_limit for details",
+                error["message"],
+            ), error["message"]
+            assert TOKEN not in health.get_data(as_text=True)
+            assert "127.0.0.1" not in health.get_data(as_text=True)
+        logged = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+        errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+        assert len(errors) == self.WORKERS, logged  # one line per worker, and nothing else
+        assert all("max requests limit exceeded" in r.getMessage() for r in errors), logged
+        assert not [line for line in logged if "a miss" in line], logged
+
+    def test_over_quota_each_worker_sends_one_command_per_window(self, workers, clock):
+        clients, quota = workers
+        self.visit_all(clients, times=1)
+        quota.use_up()
+        self.visit_all(clients)  # each worker's breaker opens
+        for _ in range(3):
+            sent = quota.commands
+            clock.advance(self.RETRY_AFTER - 1)
+            self.visit_all(clients)
+            assert quota.commands == sent, "no command before CACHE_RETRY_AFTER"
+            clock.advance(1)
+            self.visit_all(clients)
+            assert quota.commands - sent == self.WORKERS, "one probe per worker"
+
+    def test_reads_alone_cost_one_command_per_window_too(self, over_quota, tmp_path, clock):
+        """A worker that only reads (every page a hit) must not send a refused command per read,
+        each one a miss, for the rest of the month: the first refusal opens the breaker."""
+        settings, quota = over_quota
+        cache = cache_of(make_app(tmp_path, **settings, CACHE_RETRY_AFTER=str(self.RETRY_AFTER)))
+        cache.clock = clock
+        cache.set("page", "cached")
+        quota.use_up()
+        sent = quota.commands
+        for _ in range(20):
+            cache.get("page")
+        assert quota.commands - sent == 1
+        assert cache.status()["breaker"] == "open"
+        quota.new_month()
+        clock.advance(self.RETRY_AFTER)
+        assert cache.get("page") == "cached", "served from Upstash again, where it stayed"
+
+    def test_a_batch_the_quota_cuts_short_leaves_no_old_value(self, over_quota, tmp_path, clock):
+        """set_many() is one pipeline: the quota may run out inside it, its first SET done and
+        the others refused. None of the old values may be served afterwards."""
+        settings, quota = over_quota
+        cache = cache_of(make_app(tmp_path, **settings, CACHE_RETRY_AFTER=str(self.RETRY_AFTER)))
+        cache.clock = clock
+        cache.set_many({"a": "old", "b": "old", "c": "old"})
+        quota.use_up(but=1)
+        cache.set_many({"a": "new", "b": "new", "c": "new"})
+        assert cache.status()["breaker"] == "open"
+        assert cache.get_many("a", "b", "c") == ["new"] * 3  # this worker's memory, meanwhile
+        quota.new_month()
+        clock.advance(self.RETRY_AFTER)
+        assert cache.get_many("a", "b", "c") == [None] * 3, "deleted on Upstash before it serves"
+
+    def test_once_the_quota_resets_the_cache_serves_again(self, workers, clock, caplog):
+        clients, quota = workers
+        self.visit_all(clients, times=1)
+        quota.use_up()
+        self.visit_all(clients)
+        quota.new_month()
+        clock.advance(self.RETRY_AFTER)
+        self.visit_all(clients, times=2)  # each worker probes, replays and closes
+        for client in clients:
+            cache = client.get("/health").get_json()["cache"]
+            assert (cache["breaker"], cache["active"]) == ("closed", cache["backend"])
+        pages = {client.get("/example").get_data(as_text=True) for client in clients}
+        assert len(pages) == 1, "every worker serves the page from the shared cache"
+        assert len([r for r in caplog.records if "is back" in r.getMessage()]) == self.WORKERS
+
+    def test_cache_status_shows_the_servers_error(self, over_quota, tmp_path):
+        settings, quota = over_quota
+        quota.use_up()
+        app = make_app(tmp_path, **settings)
+        result = app.test_cli_runner().invoke(args=["cache", "status"])
+        assert result.exit_code == 1
+        [line] = [line for line in result.output.splitlines() if line.startswith("ping:")]
+        assert "Error: " in line and "max requests limit exceeded. Limit: " in line, line
+        assert TOKEN not in result.output

@@ -16,7 +16,7 @@ import pytest
 from {{ cookiecutter.package_name }} import create_app
 from {{ cookiecutter.package_name }}.cache import cache
 
-from . import upstash_server
+from . import upstash_redis, upstash_server
 from .relay import Relay
 
 # Each backend with a server: the setting that names it, the fixture that gives its test value,
@@ -210,6 +210,22 @@ class HungServer:
         self._thread.join()
         for sock in [*self.held, self.listener]:
             sock.close()
+
+
+@pytest.fixture
+def over_quota(request, redis_url):
+    """(settings, quota): the test class's backend pointed at a stand-in for Upstash of its own,
+    in front of the test Redis: its REST API (upstash_server.py) for upstash, its Redis protocol
+    (upstash_redis.py) for redis. The test uses up the monthly ``quota`` and resets it."""
+    quota = upstash_server.Quota()
+    if request.cls.backend == "upstash":
+        server = upstash_server.UpstashServer(redis_url, quota)
+        settings = {"CACHE_TYPE": "upstash", "UPSTASH_REDIS_REST_URL": server.url}
+    else:
+        server = upstash_redis.UpstashRedis(redis_url, quota)
+        settings = {"CACHE_TYPE": "redis", "REDIS_URL": server.url}
+    yield settings, quota
+    server.close()
 
 
 @pytest.fixture

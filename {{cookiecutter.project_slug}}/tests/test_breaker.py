@@ -8,8 +8,15 @@ import time
 
 import pytest
 from cachelib import SimpleCache
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
-from {{ cookiecutter.package_name }}.cache.breaker import MAX_PENDING_KEYS, Breaker
+from {{ cookiecutter.package_name }}.cache.breaker import (
+    MAX_MESSAGE,
+    MAX_PENDING_KEYS,
+    Breaker,
+    error_message,
+)
 
 RETRY_AFTER = 30
 METHODS = ("get", "get_many", "get_dict", "has", "set", "add", "set_many", "delete")
@@ -224,6 +231,69 @@ def test_a_change_the_server_refuses_is_replayed_once_it_accepts(breaker, caplog
     assert breaker.status()["breaker"] == "closed"
     assert breaker.get("other") == (None if call == "clear" else "old")
     assert len(records(caplog, "failed (ValueError: READONLY")) == 1
+    # What the server said, not the breaker's own Unapplied.
+    error = breaker.status()["last_error"]
+    assert error["type"] == "ValueError"
+    assert error["message"] == "READONLY You can't write against a read only replica."
+
+
+class Refused(Exception):
+    """What a client raises for an error answer: redis-py's ResponseError, UpstashCommandError."""
+
+
+QUOTA = "max requests limit exceeded. Limit: 500000, Usage: 500000. See https://upstash.com/..."
+
+
+@pytest.mark.parametrize("message", [f"ERR {QUOTA}", QUOTA], ids=["over REST", "redis-py"])
+def test_a_refusal_opens_it_like_an_outage(clock, caplog, message):
+    """An answer the backend names as a refusal (Upstash past its quota: every command refused
+    until the quota resets) is an outage: one probe per window, not a miss per call."""
+    breaker = make_breaker(clock, refusals={Refused: ("max requests limit exceeded",)})
+    breaker.set("key", "old")
+    breaker.backend.fault = Refused(message)
+    calls = len(breaker.backend.calls)
+    for _ in range(10):
+        breaker.get("key")
+        breaker.set("key", "new")
+    assert len(breaker.backend.calls) - calls == 1
+    assert breaker.status()["last_error"] | {"at": None} == {
+        "type": "Refused",
+        "message": message,
+        "at": None,
+    }
+    [logged] = [r for r in caplog.records if r.levelname in ("WARNING", "ERROR")]
+    assert f"failed (Refused: {message})" in logged.getMessage()
+    breaker.clock.advance(RETRY_AFTER)
+    breaker.get("key")
+    assert len(breaker.backend.calls) - calls == 2, "one probe"
+    breaker.backend.fault = None
+    breaker.clock.advance(RETRY_AFTER)
+    assert breaker.get("key") is None, "the write made meanwhile was replayed"
+    assert breaker.status()["breaker"] == "closed"
+
+
+@pytest.mark.parametrize(
+    "message",
+    ["ERR wrong number of arguments", "WRONGTYPE Operation", "ERR a: max requests limit exceeded"],
+)
+def test_another_answer_of_that_type_is_a_miss_for_that_call(clock, message):
+    breaker = make_breaker(clock, refusals={Refused: ("max requests limit exceeded",)})
+    breaker.backend.faults = {"get": Refused(message)}
+    assert breaker.get("key") is None
+    assert breaker.status()["breaker"] == "closed"
+
+
+def test_status_hides_secrets_and_hosts_the_log_hides_secrets(clock, caplog):
+    """/health is public: the server's host names are hidden there too. The error log is not:
+    it names the host, as it did before."""
+    host = "eu1-example-12345.upstash.io"
+    breaker = make_breaker(clock, secrets=["hunter2"], hosts=[host])
+    breaker.backend.fault = Down(f"AUTH hunter2 refused by {host}:6379\r\n\tsecond line \x1b[31m")
+    breaker.get("key")
+    message = breaker.status()["last_error"]["message"]
+    assert message == "AUTH *** refused by ***:6379 second line \\x1b[31m"
+    [logged] = records(caplog, "failed (Down: AUTH *** refused by")
+    assert host in logged.getMessage() and "hunter2" not in logged.getMessage()
 
 
 def test_per_call_errors_are_logged_at_most_once_a_minute(breaker, caplog):
@@ -363,3 +433,24 @@ def run_together(count, *targets):
         worker.start()
     for worker in workers:
         worker.join(10)
+
+
+# Any error message (what a server or a library says, a token or password in it): one line of
+# printable ASCII, bounded, the secrets gone. The secrets are drawn from letters that backslash
+# escapes never make (no hex digit, x, u, U), so that one cannot appear out of an escape.
+SECRET_LETTERS = "ghijklmnopqrstvwyzGHIJKLMNOPQRSTVWYZ"
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@example(before="", secret="hunterghij", after="\n" * 3 + "é" * 400)
+@example(before="\u2028\x00\x85", secret="qwertyzqwz", after="\r\n\t\x7f\U0001f600")
+@given(
+    before=st.text(max_size=200),
+    secret=st.text(st.sampled_from(SECRET_LETTERS), min_size=8, max_size=40),
+    after=st.text(max_size=200),
+)
+def test_an_error_message_is_one_bounded_line_without_secrets(before, secret, after):
+    message = error_message(RuntimeError(before + secret + after), [secret])
+    assert secret not in message
+    assert message.isascii() and message.isprintable(), repr(message)
+    assert len(message) <= MAX_MESSAGE + len("...")

@@ -257,6 +257,65 @@ def test_an_existing_web_app_on_another_python_is_switched(tmp_path_factory, rep
         assert f"switching it to Python {version}" in stdout
 
 
+# What Upstash answers to every command once the month's quota is used up (upstash_server.py).
+QUOTA_ERROR = (
+    "ERR max requests limit exceeded. Limit: 500000, Usage: 500000. See "
+    "https://upstash.com/docs/redis/troubleshooting/max_requests_limit for details"
+)
+
+
+def health_after(error: object) -> bytes:
+    """/health of a live app whose upstash backend failed: the breaker open, ``error`` its
+    last_error (as the app reports it, or anything a broken one might)."""
+    cache = {"backend": "upstash", "active": "simple", "breaker": "open", "last_error": error}
+    return json.dumps({"status": "ok", "worker": 1, "cache": cache}).encode()
+
+
+def deploy_with_health(tmp_path_factory, body: bytes) -> tuple[int, str, str]:
+    def send(adapter, request, **kwargs):
+        call = (request.method, request.url)
+        if call == ("GET", f"https://{SITE}/health"):
+            return response_to(request, 200, JSON, body)
+        return response_to(request, *honest(*call, True))
+
+    return run_stage_two(tmp_path_factory, send)
+
+
+def test_a_live_app_over_its_upstash_quota_fails_naming_the_servers_error(tmp_path_factory):
+    error = {"type": "UpstashCommandError", "message": QUOTA_ERROR, "at": "2026-12-06T10:00:00Z"}
+    code, stdout, stderr = deploy_with_health(tmp_path_factory, health_after(error))
+
+    assert code == 1
+    assert "cache: backend upstash, active simple" in stdout
+    first = stderr.splitlines()[0]
+    assert first.startswith(
+        "deploy.py: the live app serves from simple because upstash failed (UpstashCommandError: "
+        "ERR max requests limit exceeded. Limit: 500000, Usage: 500000. See "
+        "https://upstash.com/docs/redis/troubleshooting/max_requests_limit"
+    ), first
+    # No setting to fix: the quota resets (or is raised) on Upstash's side.
+    assert "it refuses every command until its quota resets (docs/upstash.md)" in first
+    assert "fix UPSTASH_REDIS_REST_URL" not in first
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@example(error={"type": "X" * 5000, "message": f"line\n{TOKEN}\r\n\x1b[31m" + "é" * 20_000})
+@given(
+    error=st.fixed_dictionaries(
+        {}, optional={"type": st.text() | json_values, "message": st.text() | json_values}
+    )
+    | json_values
+)
+def test_whatever_last_error_holds_the_failure_is_one_bounded_line(tmp_path_factory, error):
+    code, stdout, stderr = deploy_with_health(tmp_path_factory, health_after(error))
+
+    assert code == 1
+    first, *_ = stderr.splitlines()
+    assert first.startswith("deploy.py: the live app serves from simple because upstash failed")
+    assert len(first) < 800 and first.isprintable(), first
+    assert TOKEN not in stdout + stderr
+
+
 def test_an_older_python_names_the_one_to_run(monkeypatch, capsys):
     """Stage 1 on a python3 older than the project's (an old system image): one line."""
     running = f"{sys.version_info[0]}.{sys.version_info[1]}"

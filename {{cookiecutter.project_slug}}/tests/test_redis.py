@@ -5,7 +5,17 @@ from functools import partial
 import pytest
 import redis
 
-from .common import PLANTED, AtomicCounterTests, ClearTests, CommonTests, OutageTests, SignedTests
+from .common import (
+    PLANTED,
+    AtomicCounterTests,
+    ClearTests,
+    CommonTests,
+    OutageTests,
+    QuotaTests,
+    SignedTests,
+)
+from .conftest import cache_of, make_app
+from .upstash_redis import UpstashRedis
 
 pytestmark = pytest.mark.redis
 
@@ -42,7 +52,7 @@ def raw(redis_url):
     return RawRedis(redis_url)
 
 
-class TestRedis(CommonTests, ClearTests, SignedTests, AtomicCounterTests, OutageTests):
+class TestRedis(CommonTests, ClearTests, SignedTests, AtomicCounterTests, OutageTests, QuotaTests):
     backend = "redis"
 
     def test_keys_carry_the_prefix(self, cache_factory, raw):
@@ -56,3 +66,26 @@ class TestRedis(CommonTests, ClearTests, SignedTests, AtomicCounterTests, Outage
         cache = make_cache(CACHE_TYPE="redis", REDIS_URL="redis://no-such-host.invalid:6379/0")
         assert cache.set("key", 1) and cache.get("key") == 1
         assert cache.status()["active"] == "simple"
+
+
+@pytest.mark.parametrize("near_ttl, mode", [("0", "off"), ("5", "ttl")])
+def test_on_upstash_plain_reads_unless_near_ttl(tmp_path, redis_url, clock, near_ttl, mode):
+    """Upstash's Redis protocol has no CLIENT TRACKING (upstash_redis.py): the near cache cannot
+    track there, so every hit is a command, unless CACHE_NEAR_TTL keeps hits in memory."""
+    server = UpstashRedis(redis_url)
+    try:
+        app = make_app(tmp_path, CACHE_TYPE="redis", REDIS_URL=server.url, CACHE_NEAR_TTL=near_ttl)
+        cache_of(app).backend.clock = clock  # the near cache's: no entry ages while the test runs
+        client = app.test_client()
+        for _ in range(2):  # a miss, then a hit read from the server (tracking is tried, refused)
+            assert client.get("/example").status_code == 200
+        near = client.get("/health").get_json()["cache"]["near"]
+        assert near["mode"] == mode, near
+        if mode == "off":
+            assert near["why"].startswith("the server refused tracking"), near
+        sent = server.commands
+        for _ in range(10):
+            assert client.get("/example").status_code == 200
+        assert server.commands - sent == (10 if mode == "off" else 0)
+    finally:
+        server.close()

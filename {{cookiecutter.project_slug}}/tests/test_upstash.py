@@ -7,7 +7,15 @@ from functools import partial
 import pytest
 from hypothesis import strategies as st
 
-from .common import PLANTED, AtomicCounterTests, ClearTests, CommonTests, OutageTests, SignedTests
+from .common import (
+    PLANTED,
+    AtomicCounterTests,
+    ClearTests,
+    CommonTests,
+    OutageTests,
+    QuotaTests,
+    SignedTests,
+)
 from .conftest import make_app
 from .test_redis import RawRedis
 
@@ -42,7 +50,9 @@ def raw(redis_url):
     return RawUpstash(redis_url)
 
 
-class TestUpstash(CommonTests, ClearTests, SignedTests, AtomicCounterTests, OutageTests):
+class TestUpstash(
+    CommonTests, ClearTests, SignedTests, AtomicCounterTests, OutageTests, QuotaTests
+):
     backend = "upstash"
 
     def test_entries_land_in_redis_under_the_prefix(self, cache_factory, raw):

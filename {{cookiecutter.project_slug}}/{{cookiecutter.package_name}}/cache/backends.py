@@ -2,9 +2,10 @@
 
 Each class is a Flask-Caching backend (its ``factory`` builds it from the app's config, as
 Flask-Caching's own do) that also owns what the rest of the package asks of a backend: its .env
-settings, parsed and checked; the client library it needs; the errors that mean "unreachable";
-a description fit for a log line (no password); and the hosts it connects to. Adding a backend is
-a class here, its line in BACKENDS, its row in the template's hooks table, and its docs.
+settings, parsed and checked; the client library it needs; the errors that mean "unreachable",
+and the answers that mean "refusing every command for now" (a quota used up); a description fit
+for a log line (no password); and the hosts it connects to. Adding a backend is a class here,
+its line in BACKENDS, its row in the template's hooks table, and its docs.
 
 Values are signed (signing.py), integers included, so no backend can use the server's own
 INCR: inc() and dec() read the signed value, add, and write a new one only if nobody wrote in
@@ -41,6 +42,7 @@ from flask_caching.backends import (
     SimpleCache,
 )
 
+from .breaker import says
 from .config import ConfigError, Env, is_host, is_port, redact_url, split_address
 from .near import Tracking
 from .signing import SignedSerde, SignedSerializer, signer
@@ -51,6 +53,12 @@ log = logging.getLogger(__name__)
 # Races an inc()/dec() may lose to other writers of its key before it gives up and answers None
 # (cachelib's "backend error"); each lost race means another worker's write went through.
 COUNTER_ATTEMPTS = 50
+# What Upstash answers to every command once a database has used its quota: the monthly one (the
+# free tier's 500K commands; upstash.com/docs/redis/troubleshooting/max_requests_limit, in full
+# "ERR max requests limit exceeded. Limit: 500000, Usage: 500000. See <that page> for details")
+# and the older daily one (.../max_daily_request_limit). Both over REST and over the Redis
+# protocol: until the quota resets, no command is served.
+UPSTASH_QUOTA = ("max requests limit exceeded", "max daily request limit exceeded")
 
 
 def _attempts() -> Iterator[int]:
@@ -101,6 +109,23 @@ class Backend:
     def unreachable(cls) -> tuple[type[BaseException], ...]:
         """The errors that mean the backend cannot serve now: they open the breaker."""
         return ()
+
+    @classmethod
+    def refusals(cls) -> dict[type[BaseException], tuple[str, ...]]:
+        """Answers that mean the server will refuse every command for a while (a quota used up),
+        by error type and the start of the message (after its Redis error code, if any): they
+        open the breaker too, so that a worker sends one command per CACHE_RETRY_AFTER until
+        the server serves again, instead of one per call, each a miss."""
+        return {}
+
+    @classmethod
+    def refused(cls, kind: str, message: str) -> bool:
+        """Whether an error reported by type name and message, as /health gives them, is one of
+        refusals(): deploy.py then says to wait for the quota, not to fix a setting."""
+        return any(
+            kind == error.__name__ and says(message, starts)
+            for error, starts in cls.refusals().items()
+        )
 
     @classmethod
     def describe(cls, config: Config) -> str:
@@ -486,6 +511,12 @@ class Redis(Backend, RedisCache):
 
         return (ConnectionError, TimeoutError, OSError)
 
+    @classmethod
+    def refusals(cls) -> dict[type[BaseException], tuple[str, ...]]:
+        from redis.exceptions import ResponseError
+
+        return {ResponseError: UPSTASH_QUOTA}  # Upstash's Redis protocol (rediss://)
+
     # Compare-and-set, run by the server as one step: KEYS[1] is the key; ARGV: what the caller
     # found ("present", with the exact bytes it read; "missing"; or "foreign", a value this app
     # did not write), the new value, and the timeout in seconds (0: none) for a new entry. A
@@ -669,6 +700,12 @@ class Upstash(Redis):
         from .upstash import UpstashError
 
         return (UpstashError,)
+
+    @classmethod
+    def refusals(cls) -> dict[type[BaseException], tuple[str, ...]]:
+        from .upstash import UpstashCommandError
+
+        return {UpstashCommandError: UPSTASH_QUOTA}
 
     @classmethod
     def secrets(cls, config: Config) -> list[str]:

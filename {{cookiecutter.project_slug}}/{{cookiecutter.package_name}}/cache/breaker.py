@@ -3,7 +3,10 @@
 It is itself a Flask-Caching backend, whose factory builds the backend it guards. While that
 backend works, every call goes to it. When a call fails with one of the backend's "unreachable"
 errors, the breaker opens: for CACHE_RETRY_AFTER seconds calls go to an in-process SimpleCache,
-then the next call alone probes the backend. Each change of state is logged once.
+then the next call alone probes the backend. Each change of state is logged once. A server that
+answers but will refuse every command for a while (Upstash past its quota) is an outage too: the
+backend names such answers by error type and the start of their message (Backend.refusals()), so
+that each worker costs it one command per CACHE_RETRY_AFTER until it serves again.
 
 No invalidation is lost. Keys written or deleted while open are remembered, and deleted from the
 backend (UNLINK, which does not re-check) before it serves again; the breaker closes only once
@@ -12,7 +15,9 @@ A delete or clear the server refuses (READONLY during a failover, for instance) 
 like an outage, and so does a write it refuses when the key cannot then be deleted: its old
 value must not be served. Other errors (a value too large, a wrong type) are a miss for that
 call only, logged at most once a minute. Errors are logged by type and message, with the
-backend's secrets replaced by ***, never by repr (which can quote a password or token).
+backend's secrets replaced by ***, never by repr (which can quote a password or token). status()
+(public: /health shows it) gives the last error that opened or kept the breaker open the same
+way, its host names hidden too; for a refused replay or undo, the server's own error.
 The state is per worker process; the changes of state are atomic across its threads.
 """
 
@@ -20,7 +25,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -33,13 +38,19 @@ from . import near
 MAX_PENDING_KEYS = 10_000  # past this, recovery clears this app's keys instead of replaying
 REPLAY_BATCH = 500  # keys per UNLINK while replaying
 QUIET_SECONDS = 60.0  # a per-call error is logged at most once in this window
-MAX_MESSAGE = 300  # characters of an error message in a log line
+MAX_MESSAGE = 300  # characters of an error message in a log line or in status()
 DELETES = frozenset({"delete", "delete_many"})
 _PIPELINE_COMMAND = re.compile(r"\(.*\) of pipeline", re.DOTALL)
+# A Redis error starts with its code (ERR, READONLY); redis-py keeps it out of the message,
+# Upstash's REST API keeps it in.
+_ERROR_CODE = re.compile(r"[A-Z]+ ")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+Refusals = Mapping[type[BaseException], tuple[str, ...]]
 
 
 class Unapplied(Exception):
-    """The backend refused a delete, or a write that could not be undone: replay it later."""
+    """The backend refused a delete, or a write that could not be undone: replay it later. Its
+    __cause__ is the backend's own error, which the log line and status() show."""
 
 
 class Breaker(BaseCache):
@@ -50,11 +61,13 @@ class Breaker(BaseCache):
         name: str,
         where: str,
         unreachable: tuple[type[BaseException], ...],
+        refusals: Refusals | None = None,
         retry_after: float,
         threshold: int,
         default_timeout: int,
         logger: logging.Logger,
         secrets: Iterable[str] = (),
+        hosts: Iterable[str] = (),
         near_off: str = "no near cache in front of it",
     ):
         super().__init__(default_timeout)
@@ -65,10 +78,12 @@ class Breaker(BaseCache):
         self.local = SimpleCache(threshold=threshold, default_timeout=default_timeout)
         self.name = name
         self.unreachable: tuple[type[BaseException], ...] = (*unreachable, Unapplied)
+        self.refusals: Refusals = refusals or {}
         self.retry_after = retry_after
         self.clock: Callable[[], float] = time.monotonic  # tests put a fake clock here
         self.log = logger
         self.secrets = list(secrets)
+        self.hosts = [host for host in hosts if host]  # hidden in status() too: /health is public
         self.where = scrub(where, self.secrets)
         self.open_until: float | None = None  # None: the backend serves
         self.last_error: dict[str, str] | None = None
@@ -94,11 +109,13 @@ class Breaker(BaseCache):
             name=backend.name,
             where=backend.describe(config),
             unreachable=backend.unreachable(),
+            refusals=backend.refusals(),
             retry_after=config["CACHE_RETRY_AFTER"],
             threshold=config["CACHE_THRESHOLD"],
             default_timeout=kwargs["default_timeout"],
             logger=app.logger,
             secrets=backend.secrets(config),
+            hosts=backend.hosts(config),
             near_off=near_off,
         )
 
@@ -171,26 +188,40 @@ class Breaker(BaseCache):
                 return self._probe(method, args, writes, clears)
         try:
             return self._attempt(method, args, writes, clears)
-        except self.unreachable as error:
+        except Exception as error:
+            if not self.cannot_serve(error):
+                raise
             return self._trip(error, method, args, writes, clears)
+
+    def cannot_serve(self, error: BaseException) -> bool:
+        """Whether ``error`` means the backend cannot serve now: one of its unreachable errors,
+        an Unapplied, or one of its refusals (the server answers, but will refuse every command
+        for a while). Any of them opens the breaker."""
+        if isinstance(error, self.unreachable):
+            return True
+        return any(
+            isinstance(error, kind) and says(str(error), starts)
+            for kind, starts in self.refusals.items()
+        )
 
     def _attempt(
         self, method: str, args: tuple[Any, ...], writes: tuple[str, ...], clears: bool
     ) -> Any:
-        """The call on the backend. Raises one of self.unreachable when it cannot serve now, or
-        when what it refused must be replayed; any other failure is a miss for this call."""
+        """The call on the backend. Raises an error it cannot serve with (cannot_serve), or
+        Unapplied when what it refused must be replayed; any other failure is a miss for this
+        call."""
         try:
             return getattr(self.backend, method)(*args)
-        except self.unreachable:
-            raise
         except Exception as error:
+            if self.cannot_serve(error):
+                raise
             if clears or method in DELETES:
-                raise Unapplied(self.format(error)) from error
+                raise Unapplied(method) from error
             if writes:  # the write failed: the key must not keep serving its old value
                 try:
                     self.backend.unlink(*writes)
                 except Exception:
-                    raise Unapplied(self.format(error)) from error
+                    raise Unapplied(method) from error
             self._warn_quietly(f"cache: {method}(...) failed on {self.name}, a miss: %s", error)
             return _MISS[method](args)
 
@@ -209,7 +240,7 @@ class Breaker(BaseCache):
                 self.open_until = self.clock() + self.retry_after
                 result = self._fallback(method, args, writes, clears)
             self._note(error)
-            if not isinstance(error, self.unreachable):
+            if not self.cannot_serve(error):
                 self._warn_quietly(f"cache: replaying onto {self.name} failed: %s", error)
             return result
         self.log.warning("cache: %s at %s is back; serving from it again", self.name, self.where)
@@ -279,15 +310,17 @@ class Breaker(BaseCache):
         return result
 
     def _note(self, error: BaseException) -> None:
+        """What status() says of the error: the server's own (not Unapplied), type and message,
+        its secrets and host names replaced by ***."""
+        cause = underlying(error)
         self.last_error = {
-            "type": type(error).__name__,
+            "type": type(cause).__name__,
+            "message": error_message(cause, [*self.secrets, *self.hosts]),
             "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
 
     def format(self, error: BaseException) -> str:
-        if isinstance(error, Unapplied):
-            return str(error)  # made by format_error
-        return format_error(error, self.secrets)
+        return format_error(underlying(error), self.secrets)
 
     def _warn_quietly(self, template: str, error: BaseException) -> None:
         """Log a per-call failure: the first, then at most one per QUIET_SECONDS."""
@@ -306,11 +339,33 @@ def format_error(error: BaseException, secrets: Iterable[str]) -> str:
     """An error as a log line or a command may show it: type and message on one line, secrets
     replaced by ***, bounded. The one place errors are formatted (breaker and `flask cache`).
     (Never repr: a UnicodeEncodeError's repr quotes the whole header, a token included.)"""
+    return f"{type(error).__name__}: {error_message(error, secrets)}"
+
+
+def error_message(error: BaseException, hidden: Iterable[str]) -> str:
+    """``error``'s message, each of ``hidden`` (secrets; for /health, host names too) replaced
+    by ***: one line of printable ASCII, at most MAX_MESSAGE characters and "..."."""
     # redis-py quotes a failed pipeline command with its arguments: the stored value.
-    message = _PIPELINE_COMMAND.sub("(...) of pipeline", scrub(str(error), secrets))
-    if len(message) > MAX_MESSAGE:
-        message = message[:MAX_MESSAGE] + "..."
-    return f"{type(error).__name__}: {message}".encode("ascii", "backslashreplace").decode()
+    message = _PIPELINE_COMMAND.sub("(...) of pipeline", scrub(str(error), hidden))
+    message = " ".join(message.split())  # line breaks, tabs and runs of spaces: one space
+    message = message.encode("ascii", "backslashreplace").decode()
+    message = _CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", message)
+    return message[:MAX_MESSAGE] + "..." if len(message) > MAX_MESSAGE else message
+
+
+def underlying(error: BaseException) -> BaseException:
+    """The backend's own error behind an Unapplied."""
+    while isinstance(error, Unapplied) and error.__cause__ is not None:
+        error = error.__cause__
+    return error
+
+
+def says(message: str, starts: tuple[str, ...]) -> bool:
+    """Whether an error ``message`` starts with one of ``starts``, after its Redis error code if
+    it has one ("ERR max requests limit exceeded" as over REST, or without "ERR " as redis-py
+    raises it)."""
+    code = _ERROR_CODE.match(message)
+    return message[code.end() if code else 0 :].startswith(starts)
 
 
 def scrub(text: str, secrets: Iterable[str]) -> str:

@@ -27,7 +27,8 @@ class UpstashError(Exception):
 
 
 class UpstashCommandError(Exception):
-    """Upstash ran the command and answered an error (a wrong type, a bad argument)."""
+    """Upstash answered the command with an error (a wrong type, a bad argument; its quota used
+    up, which backends.Upstash.refusals() names): its message is Upstash's own."""
 
 
 def encode(value: Any) -> Any:
@@ -146,4 +147,9 @@ class Pipeline:
             return []
         answers = self.client._post("/pipeline", self.commands)
         self.commands = []
+        # Each command's error comes in its own {"error": ...}: raised, the first one, as
+        # redis-py's pipeline raises it (a quota used up refuses them all).
+        for answer in answers:
+            if isinstance(answer, dict) and "error" in answer:
+                raise UpstashCommandError(answer["error"])
         return [decode(answer.get("result")) == b"OK" for answer in answers]
