@@ -334,8 +334,8 @@ class Filesystem(Backend, FileSystemCache):
         now = time.time()
         ranked = []
         for path in entries:
-            # Checked against cachelib 0.17: an entry file starts with its expiry time, a 4-byte
-            # struct "I" (0 = never); tests/test_filesystem.py pins it.
+            # Checked against cachelib 0.14 to 0.17: an entry file starts with its expiry time, a
+            # 4-byte struct "I" (0 = never); tests/test_filesystem.py pins it.
             try:
                 with open(path, "rb") as entry:
                     (expires,) = struct.unpack("I", entry.read(4))

@@ -6,7 +6,7 @@ microseconds of every hit. For the usual view (a string key_prefix with %s, no o
 changes the key), a request's key is the same "view/%s" % request.path, made directly; every other
 call of view.make_cache_key goes to Flask-Caching's own function. So everything Flask-Caching
 documents holds: assigning view.make_cache_key replaces it, CACHE_SOURCE_CHECK, delete_cached()
-and query strings work as before (tests/test_views.py compares the keys with Flask-Caching's).
+(2.5) and query strings work as before (tests/test_views.py compares the keys with its own).
 """
 
 from collections.abc import Callable
