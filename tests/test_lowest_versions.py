@@ -19,6 +19,7 @@ import pytest
 from . import servers
 from .conftest import CHOICES, TEMPLATE
 from .test_bake import baked_suite
+from .test_hooks import pre_gen
 
 pytestmark = pytest.mark.xdist_group("lowest-versions")
 
@@ -85,18 +86,23 @@ def test_the_baked_suite_passes_at_the_lowest_versions(lowest, server_env):
     baked_suite(project, {**server_env, "CI": "true"}, python=bin_ / "python")
 
 
-def test_the_baked_ci_lints_and_type_checks_at_the_lowest_versions(lowest):
+def test_the_baked_ci_lints_and_type_checks_at_the_lowest_versions(lowest, bake):
     """What the baked CI runs besides pytest (.github/workflows/ci.yml), with the lowest ruff
-    and mypy; and pre-commit's check of its config."""
+    and mypy, and pre-commit's check of its config; ruff on a bake with the longest names too
+    (the longest lines)."""
     project, bin_, _ = lowest
-    for command in (
-        ["ruff", "check", "--no-cache", "."],
-        ["ruff", "format", "--check", "--no-cache", "."],
-        ["mypy"],
-        ["pre-commit", "validate-config", ".pre-commit-config.yaml"],
+    longest = "n" * pre_gen.MAX_NAME
+    long_names = bake(project_slug=longest, package_name=longest)
+    for command, where in (
+        (["ruff", "check", "--no-cache", "."], project),
+        (["ruff", "format", "--check", "--no-cache", "."], project),
+        (["ruff", "check", "--no-cache", "."], long_names),
+        (["ruff", "format", "--check", "--no-cache", "."], long_names),
+        (["mypy"], project),
+        (["pre-commit", "validate-config", ".pre-commit-config.yaml"], project),
     ):
-        result = run([str(bin_ / command[0]), *command[1:]], cwd=project)
-        assert result.returncode == 0, (command, result.stdout[-3000:] + result.stderr[-3000:])
+        result = run([str(bin_ / command[0]), *command[1:]], cwd=where)
+        assert result.returncode == 0, (command, where.name, result.stdout[-3000:] + result.stderr[-3000:])
 
 
 def test_the_near_cache_tracks_in_both_uwsgi_workers_at_the_lowest_versions(lowest, redis_url, tmp_path):
