@@ -28,7 +28,7 @@ BACKENDS = {
         "shared by all web workers; it counts against your disk quota (CACHE_THRESHOLD caps it).",
     },
     "redis": {
-        "requirement": "redis>=5.0,<9",
+        "requirement": "redis>=8.0,<9",
         "env": {},
         "next_steps": "Set REDIS_URL in .env to your hosted Redis, e.g. Upstash: "
         "rediss://default:PASSWORD@HOST.upstash.io:6379. Outbound Redis connections need a "

@@ -208,16 +208,18 @@ def uwsgi(
     processes: int = 2,
     threads: int = 1,
     limitable: bool = False,
+    binary: str | None = None,
 ):
     """Serve ``wsgi_file`` as PythonAnywhere does (uWSGI, workers forked after import; threads
-    only as elsewhere); yield its URL.
+    only as elsewhere); yield its URL. ``binary``: another virtualenv's uwsgi (pyuwsgi), which
+    runs that virtualenv's Python.
 
     limitable: a test may lower the server's file size limit (RLIMIT_FSIZE, with prlimit), as a
     full disk: SIGXFSZ is ignored, so writes fail with EFBIG instead of killing the process, and
     the log goes through a pipe to this process, since the limit would stop it too."""
     port = free_port()
     command = [
-        uwsgi_binary(), "--http11-socket", f"127.0.0.1:{port}", "--wsgi-file", str(wsgi_file),
+        binary or uwsgi_binary(), "--http11-socket", f"127.0.0.1:{port}", "--wsgi-file", str(wsgi_file),
         "--master", "--processes", str(processes), "--threads", str(threads), "--need-app",
         "--die-on-term", "--disable-logging",
     ]  # fmt: skip

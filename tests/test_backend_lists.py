@@ -86,6 +86,23 @@ def test_every_client_is_a_dev_requirement_of_the_baked_project(bake):
         assert row["requirement"] is None or row["requirement"] in dev
 
 
+# A cache client's requirement line, as a page or requirements file writes it: redis>=8.0,<9.
+CLIENT_REQUIREMENT = re.compile(
+    r"(?<![\w-])(?:redis|pymemcache|requests)[<>=!~]=?[0-9][\w.*]*(?:,[<>=!~]=?[0-9][\w.*]*)*"
+)
+
+
+def test_every_client_requirement_a_page_writes_is_the_one_the_bake_writes(documents):
+    lines = {row["requirement"] for row in post_gen.BACKENDS.values()} - {None}
+    written = [
+        (document, found)
+        for document, text in documents.items()
+        for found in CLIENT_REQUIREMENT.findall(text)
+    ]
+    assert {found for _, found in written} >= lines  # requirements-dev.txt has each, at least
+    assert [(document, found) for document, found in written if found not in lines] == []
+
+
 def test_env_example_documents_every_backend_and_setting(registry, documents):
     example = documents[".env.example"]
     for name, backend in registry.items():

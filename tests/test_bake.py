@@ -61,13 +61,27 @@ def wsgi_file_name(case: dict) -> str:
     return f"yourname{region}_pythonanywhere_com_wsgi.py"
 
 
-def baked_suite(project: Path, env: dict[str, str], *selection: str, prefix: list[str] = ()) -> None:
-    """Run the baked project's own tests (or the ``selection``): every one must pass, none
-    skipped. ``prefix`` goes before the command (where_users_run.clock_prefix, for one)."""
-    pytest_command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *selection]
-    collected = run([*pytest_command, "--collect-only"], cwd=project, env=env).stdout.splitlines()[-1]
+def run_baked_suite(
+    python: str | Path, project: Path, env: dict[str, str], *args: str, prefix: list[str] = ()
+):
+    """The baked project's pytest, run by ``python`` in ``project``: the one command every run
+    of a baked suite goes through. ``prefix`` goes before it (where_users_run.clock_prefix)."""
+    command = [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", *args]
+    return run([*prefix, *command], cwd=project, env=env)
+
+
+def baked_suite(
+    project: Path,
+    env: dict[str, str],
+    *selection: str,
+    python: str | Path = sys.executable,
+    prefix: list[str] = (),
+) -> None:
+    """Run the baked project's own tests (or the ``selection``) with ``python``: every one must
+    pass, none skipped."""
+    collected = run_baked_suite(python, project, env, *selection, "--collect-only").stdout.splitlines()[-1]
     count = int(re.match(r"(\d+)(?:/\d+)? tests? collected", collected).group(1))
-    result = run([*prefix, *pytest_command], cwd=project, env=env)
+    result = run_baked_suite(python, project, env, *selection, prefix=prefix)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     summary = result.stdout.splitlines()[-1]
     assert re.match(rf"{count} passed", summary) and "skipped" not in summary, summary

@@ -175,9 +175,11 @@ def test_template_code_is_ruff_clean():
 
 
 def test_flask_caching_still_reserves_dotted_paths_with_cachelib(tmp_path, monkeypatch):
-    """Why the pre-gen hook refuses a package_name containing 'cachelib': Flask-Caching calls the
-    factory of a CACHE_TYPE whose path contains it without the app. If this stops holding, the
-    hook's rule can go."""
+    """Why the pre-gen hook refuses a package_name containing 'cachelib': Flask-Caching 2.5 calls
+    the factory of a CACHE_TYPE whose path contains it without the app (2.4, the last release
+    for Python 3.10, does not). If this stops holding, the hook's rule can go."""
+    from importlib.metadata import version
+
     import flask
     import flask_caching
 
@@ -189,8 +191,12 @@ def test_flask_caching_still_reserves_dotted_paths_with_cachelib(tmp_path, monke
         "        return cls()\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
+    config = {"CACHE_TYPE": "my_cachelib_app.Ours"}
+    if tuple(map(int, version("flask-caching").split(".")[:2])) < (2, 5):
+        flask_caching.Cache(flask.Flask(__name__), config=config)  # not reserved yet
+        return
     with pytest.raises(TypeError):
-        flask_caching.Cache(flask.Flask(__name__), config={"CACHE_TYPE": "my_cachelib_app.Ours"})
+        flask_caching.Cache(flask.Flask(__name__), config=config)
 
 
 # What a kept .env may say: a backend or a typo, bare, quoted, padded or with a comment after it.

@@ -25,6 +25,7 @@ if PROJECT_HOME not in sys.path:
 
 load_dotenv(os.path.join(PROJECT_HOME, ".env"))
 
-from {{ cookiecutter.package_name }} import create_app  # noqa: E402 - needs sys.path and .env first
+# Imported only now: the app needs sys.path and .env, set above.
+from {{ cookiecutter.package_name }} import create_app  # noqa: E402
 
 application = create_app()

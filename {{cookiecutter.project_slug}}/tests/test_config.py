@@ -84,6 +84,19 @@ from .upstash_server import TOKEN
             {"CACHE_TYPE": "upstash", "UPSTASH_REDIS_REST_URL": "https://h.upstash.io"},
             "UPSTASH_REDIS_REST_TOKEN is not set but CACHE_TYPE=upstash",
         ),
+        # urllib drops a tab or line break inside a URL; requests refuses the URL at each call.
+        (
+            {
+                "CACHE_TYPE": "upstash",
+                "UPSTASH_REDIS_REST_URL": "http://127.0.0.1\n:8080",
+                "UPSTASH_REDIS_REST_TOKEN": "t",
+            },
+            "UPSTASH_REDIS_REST_URL='http://127.0.0.1\\n:8080' is not valid",
+        ),
+        (
+            {"CACHE_TYPE": "redis", "REDIS_URL": "redis://h\t:6379/0"},
+            "REDIS_URL='redis://h\\t:6379/0' is not valid",
+        ),
     ],
 )
 def test_bad_values_stop_start_up_naming_the_variable(settings, message):

@@ -34,7 +34,7 @@ def cache_factory(make_cache, settings_for):
 
 
 def entry_file(cache, key: str) -> Path:
-    # An entry is named by the sha256 of its key (cachelib 0.17; the backend relies on it).
+    # An entry is named by the sha256 of its key (the backend asks cachelib for it, relies on it).
     return Path(cache.backend.directory) / hashlib.sha256(key.encode()).hexdigest()
 
 

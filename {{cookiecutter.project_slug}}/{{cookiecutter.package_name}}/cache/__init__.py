@@ -116,7 +116,9 @@ def init_app(app: Flask) -> None:
         backend = Simple
     # Flask-Caching builds the class CACHE_TYPE names with its factory(); a shared backend is
     # built by the breaker's, around it.
-    built = Breaker if backend.shared else backend
+    built: type = Breaker
+    if not backend.shared:
+        built = backend
     cache.init_app(
         app,
         config={

@@ -19,6 +19,7 @@ clear() of each class here removes this app's entries only.
 """
 
 import contextlib
+import hashlib
 import logging
 import math
 import os
@@ -33,14 +34,13 @@ from functools import partial
 from typing import Any, BinaryIO, ClassVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+import cachelib
 from flask import Flask, g, has_request_context
-from flask_caching.backends import (
-    FileSystemCache,
-    MemcachedCache,
-    NullCache,
-    RedisCache,
-    SimpleCache,
-)
+from flask_caching.backends.filesystemcache import FileSystemCache
+from flask_caching.backends.memcache import MemcachedCache
+from flask_caching.backends.nullcache import NullCache
+from flask_caching.backends.rediscache import RedisCache
+from flask_caching.backends.simplecache import SimpleCache
 
 from .breaker import says
 from .config import ConfigError, Env, is_host, is_port, redact_url, split_address
@@ -99,6 +99,10 @@ class Backend:
     variables: ClassVar[tuple[str, ...]] = ()
     #: those of them that may stay empty (the others: settings() raises NotSet when empty)
     optional: ClassVar[tuple[str, ...]] = ()
+    # Each class's delete_many is cachelib's own, as Flask-Caching 2.5 calls it: every key given
+    # is deleted. Flask-Caching 2.4 (the last release for Python 3.10) puts its own in front,
+    # which stops at the first key that was not there, leaving the others cached, and on
+    # memcached answers True instead of the keys.
 
     @classmethod
     def settings(cls, env: Env) -> dict[str, object]:
@@ -147,6 +151,9 @@ class Simple(Backend, SimpleCache):
     """Each worker's own memory (Flask-Caching's factory reads CACHE_THRESHOLD)."""
 
     name = "simple"
+
+    def delete_many(self, *keys: str) -> list[Any]:
+        return cachelib.SimpleCache.delete_many(self, *keys)  # the comment in Backend says why
 
 
 class Null(Backend, NullCache):
@@ -197,8 +204,12 @@ class Filesystem(Backend, FileSystemCache):
         # cachelib makes the folder last thing in __init__ (threshold=0: nothing after it) and
         # raises if it cannot: a full disk must not stop the app. The first write makes it, or
         # opens the breaker.
+        # Entry files are named by sha256 (_ENTRY), which Flask-Caching 2.4 (the last release
+        # for Python 3.10) does not default to: it hashes with md5.
         with contextlib.suppress(OSError):
-            super().__init__(directory, threshold=0, **kwargs)
+            super().__init__(  # type: ignore[no-untyped-call, unused-ignore]
+                directory, threshold=0, hash_method=hashlib.sha256, **kwargs
+            )
         self.directory, self.limit = directory, limit
         self.failed_write: OSError | None = None  # set from a failed write until one succeeds
         self._reported_stuck = False
@@ -281,6 +292,9 @@ class Filesystem(Backend, FileSystemCache):
         self._delete_entry(self._get_filename(key))
         return True
 
+    def delete_many(self, *keys: str) -> list[Any]:
+        return cachelib.FileSystemCache.delete_many(self, *keys)  # the comment in Backend says why
+
     def unlink(self, *keys: str) -> None:
         """The breaker's replay: delete each key, raising when a file cannot be removed."""
         for key in keys:
@@ -348,8 +362,8 @@ class Filesystem(Backend, FileSystemCache):
         now = time.time()
         ranked = []
         for path in entries:
-            # Checked against cachelib 0.17: an entry file starts with its expiry time, a 4-byte
-            # struct "I" (0 = never); tests/test_filesystem.py pins it.
+            # Checked against cachelib 0.14 to 0.17: an entry file starts with its expiry time, a
+            # 4-byte struct "I" (0 = never); tests/test_filesystem.py pins it.
             try:
                 with open(path, "rb") as entry:
                     (expires,) = struct.unpack("I", entry.read(4))
@@ -473,7 +487,7 @@ class Redis(Backend, RedisCache):
     serializer: SignedSerializer  # set by _signed()
 
     def __init__(self, client: Any, **kwargs: Any):
-        super().__init__(host=client, **kwargs)
+        super().__init__(host=client, **kwargs)  # type: ignore[no-untyped-call, unused-ignore]
         self.client = client  # ours, for clear(): cachelib keeps its own copy private
 
     @classmethod
@@ -588,6 +602,9 @@ return 1
             dump = self.serializer.dumps(value, name=name)
             pipe.set(name, dump, ex=expires if expires != -1 else None)
         return [key for key, done in zip(mapping, pipe.execute(), strict=True) if done]
+
+    def delete_many(self, *keys: str) -> list[Any]:
+        return cachelib.RedisCache.delete_many(self, *keys)  # the comment in Backend says why
 
     def inc(self, key: str, delta: int = 1) -> int | None:
         """Atomic: a signed read, then a compare-and-set, retried when another writer won.
@@ -817,7 +834,7 @@ class Memcached(Backend, MemcachedCache):
     optional = variables[1:]
 
     def __init__(self, client: Any, **kwargs: Any):
-        super().__init__(servers=client, **kwargs)
+        super().__init__(servers=client, **kwargs)  # type: ignore[no-untyped-call, unused-ignore]
         self.client = client  # ours, for the generation: cachelib keeps its own copy private
 
     @classmethod
@@ -916,6 +933,9 @@ class Memcached(Backend, MemcachedCache):
         if has_request_context():
             g.cache_generation = generation
         return int(generation)
+
+    def delete_many(self, *keys: str) -> list[Any]:
+        return cachelib.MemcachedCache.delete_many(self, *keys)  # the comment in Backend says why
 
     # The keys cachelib's MemcachedCache stores at all (cachelib.memcached._test_memcached_key):
     # other keys were never written, and pymemcache refuses them.

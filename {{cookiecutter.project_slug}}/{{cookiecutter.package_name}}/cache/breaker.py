@@ -70,7 +70,7 @@ class Breaker(BaseCache):
         hosts: Iterable[str] = (),
         near_off: str = "no near cache in front of it",
     ):
-        super().__init__(default_timeout)
+        super().__init__(default_timeout)  # type: ignore[no-untyped-call, unused-ignore]
         # A cache/backends.py class, or the near cache in front of one (near.py): BaseCache's
         # API, and unlink().
         self.backend: Any = backend

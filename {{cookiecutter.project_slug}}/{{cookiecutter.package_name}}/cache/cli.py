@@ -55,10 +55,12 @@ cli = _CacheGroup("cache", help="See, clear and measure the cache backend.")
 
 def _backend() -> BaseCache:
     """The backend itself: past the breaker, and past the near cache (a console's own memory)."""
-    backend = cache.cache
+    backend: BaseCache = cache.cache
     if isinstance(backend, Breaker):
         backend = backend.backend
-    return backend.backend if isinstance(backend, Near) else backend
+    if isinstance(backend, Near):
+        backend = backend.backend
+    return backend
 
 
 def _near() -> str:

@@ -131,13 +131,19 @@ class Env:
         return value
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _range(minimum: float, maximum: float) -> str:
     return f">= {minimum}" if maximum == math.inf else f"from {minimum} to {maximum}"
 
 
 def split_url(url: str) -> SplitResult:
     """``url`` split as urllib (and so redis-py and requests) reads it; ValueError unless its host
-    is a DNS name or an IP address and its port, if any, ASCII digits from 1 to 65535."""
+    is a DNS name or an IP address and its port, if any, ASCII digits from 1 to 65535, and it has
+    no control character: urllib drops a tab or line break silently, requests refuses it."""
+    if _CONTROL.search(url):
+        raise ValueError(url)
     parts = urlsplit(url)
     host, port = split_address(parts.netloc.rpartition("@")[2])
     if port == "":  # "host:" is read as no port

@@ -6,7 +6,7 @@ microseconds of every hit. For the usual view (a string key_prefix with %s, no o
 changes the key), a request's key is the same "view/%s" % request.path, made directly; every other
 call of view.make_cache_key goes to Flask-Caching's own function. So everything Flask-Caching
 documents holds: assigning view.make_cache_key replaces it, CACHE_SOURCE_CHECK, delete_cached()
-and query strings work as before (tests/test_views.py compares the keys with Flask-Caching's).
+(2.5) and query strings work as before (tests/test_views.py compares the keys with its own).
 """
 
 from collections.abc import Callable
@@ -16,7 +16,8 @@ import flask_caching
 from flask import request
 
 if TYPE_CHECKING:  # the type of a cached view, as Flask-Caching 2.5 annotates its own cached()
-    from flask_caching import _CachedFunction
+    # (2.4, the last release for Python 3.10, has none: Any there)
+    from flask_caching import _CachedFunction  # type: ignore[attr-defined, unused-ignore]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -36,7 +37,7 @@ class Cache(flask_caching.Cache):
 
         def decorate(f: Callable[P, R]) -> "_CachedFunction[P, R]":
             view = decorator(f)
-            flask_caching_key = view.make_cache_key
+            flask_caching_key: Callable[..., str] = view.make_cache_key
 
             def make_cache_key(*key_args: Any, **key_kwargs: Any) -> str:
                 # What Flask-Caching computes for a request, unless the app checks sources.

@@ -49,8 +49,8 @@ import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from flask_caching.backends import NullCache
 from flask_caching.backends.base import BaseCache
+from flask_caching.backends.nullcache import NullCache
 
 RETRY_TRACKING = 1.0  # seconds between attempts to start tracking again after it failed
 # A server that keeps refusing the tracking connection (a hosted plan's connection limit:
@@ -279,7 +279,7 @@ class Near(BaseCache):
         ttl: float,
         tracking: Tracking | None = None,
     ):
-        super().__init__(backend.default_timeout)
+        super().__init__(backend.default_timeout)  # type: ignore[no-untyped-call, unused-ignore]
         self.backend = backend
         self.threshold, self.ttl, self.tracking = threshold, ttl, tracking
         self.clock: Callable[[], float] = time.monotonic
