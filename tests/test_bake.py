@@ -79,10 +79,12 @@ def baked_suite(
 ) -> None:
     """Run the baked project's own tests (or the ``selection``) with ``python``: every one must
     pass, none skipped."""
-    collected = run_baked_suite(python, project, env, *selection, "--collect-only").stdout.splitlines()[-1]
+    collect = run_baked_suite(python, project, env, *selection, "--collect-only", prefix=prefix)
+    collected = collect.stdout.splitlines()[-1]
     count = int(re.match(r"(\d+)(?:/\d+)? tests? collected", collected).group(1))
     result = run_baked_suite(python, project, env, *selection, prefix=prefix)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    command = " ".join(map(str, result.args))  # with its random seed, if any
+    assert result.returncode == 0, f"{command}\n{result.stdout[-4000:]}{result.stderr[-2000:]}"
     summary = result.stdout.splitlines()[-1]
     assert re.match(rf"{count} passed", summary) and "skipped" not in summary, summary
     assert count >= 20, collected  # a selection that still selects the tests it is for

@@ -3,6 +3,10 @@ versions its requirements-dev.txt allows (uv's --resolution lowest-direct: each 
 files name, at its floor), where its whole suite, its CI's ruff and mypy, and its app under uWSGI
 must work as they do at the newest versions.
 
+The suite runs there as on a user's machine, not ours (where_users_run.py): booted 30 s ago, as
+an ordinary user, with LANG=C, a time zone far from UTC, umask 077 and a random test order. So
+the virtualenv is made in a folder that user can reach, with a Python that user can run.
+
 One virtualenv serves the module (an xdist group keeps its tests on one worker). The versions
 uv installed are printed (pytest -rP, or -s, shows them).
 """
@@ -16,7 +20,7 @@ import sys
 
 import pytest
 
-from . import servers
+from . import servers, where_users_run
 from .conftest import CHOICES, TEMPLATE
 from .test_bake import baked_suite
 from .test_hooks import pre_gen
@@ -48,17 +52,27 @@ def template_requirement(name: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def lowest(bake, tmp_path_factory):
+def users_space():
+    with where_users_run.workspace() as folder:
+        yield folder
+
+
+@pytest.fixture(scope="module")
+def lowest(bake, users_space):
     """(project, its virtualenv's bin folder, what uv installed): the default bake, and a new
-    virtualenv holding its requirements-dev.txt at the lowest versions allowed, and pyuwsgi (the
-    template's own floor) to serve it."""
+    virtualenv holding its requirements-dev.txt at the lowest versions allowed, pyuwsgi (the
+    template's own floor) to serve it, and pytest-randomly (the template's) to shuffle."""
     project = bake()
-    venv = tmp_path_factory.mktemp("lowest") / "venv"
-    run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    interpreter = where_users_run.interpreter()
+    if interpreter is None:
+        servers.missing(f"a python{sys.version_info.major}.{sys.version_info.minor} that user nobody can run")
+    venv = users_space / "venv"
+    run([*uv(), "venv", "--quiet", "--python", interpreter, str(venv)], check=True)
     python = venv / "bin" / "python"
     install = run(
         [*uv(), "pip", "install", "--python", str(python), "--resolution", "lowest-direct",
-         "-r", "requirements-dev.txt", template_requirement("pyuwsgi")],
+         "-r", "requirements-dev.txt", template_requirement("pyuwsgi"),
+         template_requirement("pytest-randomly")],
         cwd=project,
     )  # fmt: skip
     assert install.returncode == 0, install.stdout[-3000:] + install.stderr[-3000:]
@@ -81,9 +95,20 @@ def test_the_lowest_versions_are_the_floors(lowest):
                 assert version == floor or version.startswith(f"{floor}."), (name, line, version)
 
 
-def test_the_baked_suite_passes_at_the_lowest_versions(lowest, server_env):
+def test_the_baked_suite_passes_at_the_lowest_versions_where_users_run_it(lowest, server_env, users_space):
+    """On a machine booted 30 s ago, as an ordinary user, LANG=C, TZ=UTC+14, umask 077, in a
+    random order (its seed is in the command shown on failure)."""
     project, bin_, _ = lowest
-    baked_suite(project, {**server_env, "CI": "true"}, python=bin_ / "python")
+    checkout = users_space / project.name  # the user's own copy
+    shutil.copytree(project, checkout, ignore=shutil.ignore_patterns("__pycache__"))
+    where_users_run.hand_over(checkout)
+    baked_suite(
+        checkout,
+        {**server_env, "CI": "true"},
+        *where_users_run.random_order(),
+        python=bin_ / "python",
+        prefix=where_users_run.user_prefix(users_space / "home"),
+    )
 
 
 def test_the_baked_ci_lints_and_type_checks_at_the_lowest_versions(lowest, bake):
