@@ -30,9 +30,10 @@ BACKENDS = {
     "redis": {
         "requirement": "redis>=8.0,<9",
         "env": {},
-        "next_steps": "Set REDIS_URL in .env to your hosted Redis, e.g. Upstash: "
-        "rediss://default:PASSWORD@HOST.upstash.io:6379. Outbound Redis connections need a "
-        "paid PythonAnywhere account (free accounts: docs/upstash.md).",
+        "next_steps": "Set REDIS_URL in .env to your hosted Redis, in the form it serves: Upstash "
+        "rediss://default:PASSWORD@HOST.upstash.io:6379, Redis Cloud's free plan (no TLS) "
+        "redis://default:PASSWORD@HOST:PORT (docs/caching.md, Hosted Redis). Outbound Redis "
+        "connections need a paid PythonAnywhere account (free accounts: docs/upstash.md).",
     },
     "memcached": {
         "requirement": "pymemcache>=4.0,<5",
