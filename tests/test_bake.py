@@ -42,8 +42,12 @@ def run(command, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True, **kwargs)
 
 
+# What tools write into a bake when other tests run them there (in any order): not baked files.
+TOOL_CACHES = {"__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache", ".hypothesis"}
+
+
 def baked_files(project: Path):
-    return [path for path in project.rglob("*") if path.is_file() and "__pycache__" not in path.parts]
+    return [path for path in project.rglob("*") if path.is_file() and not TOOL_CACHES & set(path.parts)]
 
 
 def backend_env(project: Path, redis_url: str, memcached_servers: str) -> dict[str, str]:

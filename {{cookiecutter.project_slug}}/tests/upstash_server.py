@@ -24,6 +24,7 @@ what a client sent.
 import json
 import os
 import ssl
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -85,6 +86,7 @@ class Quota:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # not 5: many test processes call it at once on a busy machine
     tls: ssl.SSLContext | None = None
 
     def finish_request(self, request, client_address):
@@ -93,7 +95,11 @@ class _Server(ThreadingHTTPServer):
         super().finish_request(request, client_address)
 
     def handle_error(self, request, client_address):
-        pass
+        # A client that hangs up (or fails its TLS handshake) is no news; anything else is the
+        # stand-in's own failure, said on stderr, which pytest shows with the failing test.
+        error = sys.exc_info()[1]
+        if not isinstance(error, (ConnectionError, ssl.SSLError)):
+            print(f"upstash stand-in: {type(error).__name__}: {error}", file=sys.stderr)
 
 
 class UpstashServer:
