@@ -4,11 +4,13 @@ servers they need, named by TEST_REDIS_URL and TEST_MEMCACHED_SERVERS.
 Without those variables the tests that need a server are skipped; with CI=true they fail.
 """
 
+import math
 import os
 import socket
 import threading
 import time
 import uuid
+from fractions import Fraction
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -136,19 +138,26 @@ def runner(app):
 
 
 class Clock:
-    """A clock that moves only when a test says (no sleeping). It starts where time.monotonic()
-    is, so a time the code read before the test installed it stays in the past, however long
-    the machine has been up (a CI runner may have booted seconds ago). Install it before the
-    code's first call anyway."""
+    """A clock that moves only when a test says (no sleeping). It starts at a whole second past
+    time.monotonic(), so a time the code read before the test installed it stays in the past
+    however long the machine has been up (a CI runner may have booted seconds ago); install it
+    before the code's first call anyway. The time moved is kept exactly (2.4 + 2.6 is 5), and
+    added to the whole-second start once: a test that steps onto a bound (HEARTBEAT after a
+    PING) lands on it, not a rounding error before it."""
 
     def __init__(self) -> None:
-        self.now = time.monotonic()
+        self.start = float(math.ceil(time.monotonic()))
+        self.moved = Fraction(0)
+
+    @property
+    def now(self) -> float:
+        return self.start + float(self.moved)
 
     def __call__(self) -> float:
         return self.now
 
     def advance(self, seconds: float) -> None:
-        self.now += seconds
+        self.moved += Fraction(repr(seconds))  # the decimal the test wrote, exactly
 
 
 @pytest.fixture

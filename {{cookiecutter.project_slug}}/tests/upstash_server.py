@@ -98,7 +98,7 @@ class _Server(ThreadingHTTPServer):
         # A client that hangs up (or fails its TLS handshake) is no news; anything else is the
         # stand-in's own failure, said on stderr, which pytest shows with the failing test.
         error = sys.exc_info()[1]
-        if not isinstance(error, (ConnectionError, ssl.SSLError)):
+        if not isinstance(error, ConnectionError | ssl.SSLError):
             print(f"upstash stand-in: {type(error).__name__}: {error}", file=sys.stderr)
 
 
