@@ -11,12 +11,8 @@ from cachelib import SimpleCache
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from {{ cookiecutter.package_name }}.cache.breaker import (
-    MAX_MESSAGE,
-    MAX_PENDING_KEYS,
-    Breaker,
-    error_message,
-)
+from {{ cookiecutter.package_name }}.cache.breaker import MAX_PENDING_KEYS, Breaker
+from {{ cookiecutter.package_name }}.cache.errors import MAX_MESSAGE, error_message
 
 RETRY_AFTER = 30
 METHODS = ("get", "get_many", "get_dict", "has", "set", "add", "set_many", "delete")

@@ -92,7 +92,7 @@ def test_commands_fail_clearly_when_the_backend_is_down(tmp_path, command):
     "where", ["redis://:{}@127.0.0.1:1/0", "redis://127.0.0.1:1/0?password={}"]
 )
 def test_commands_never_show_a_password_an_error_quotes(tmp_path, monkeypatch, command, where):
-    """Errors are formatted in one place (breaker.format_error), secrets replaced by ***."""
+    """Errors are formatted in one place (errors.format_error), secrets replaced by ***."""
     import redis
 
     secret = "pa55-" + uuid.uuid4().hex

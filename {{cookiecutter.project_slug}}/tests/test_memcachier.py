@@ -263,7 +263,7 @@ def test_cache_commands_say_a_login_failed_in_one_line_without_the_password(
 def test_any_error_that_quotes_the_password_shows_it_as_stars(
     tmp_path, settings_for, caplog, monkeypatch
 ):
-    """The password is one of the backend's secrets: breaker.format_error hides it."""
+    """The password is one of the backend's secrets: errors.format_error hides it."""
     password = secret_password()
 
     def refuse(self):

@@ -42,8 +42,8 @@ from flask_caching.backends.nullcache import NullCache
 from flask_caching.backends.rediscache import RedisCache
 from flask_caching.backends.simplecache import SimpleCache
 
-from .breaker import says
 from .config import ConfigError, Env, is_host, is_port, redact_url, split_address
+from .errors import says
 from .near import Tracking
 from .signing import SignedSerde, SignedSerializer, signer
 
@@ -143,7 +143,7 @@ class Backend:
 
     @classmethod
     def secrets(cls, config: Config) -> list[str]:
-        """Its passwords and tokens: breaker.format_error replaces them by *** in any error."""
+        """Its passwords and tokens: errors.format_error replaces them by *** in any error."""
         return []
 
 
@@ -888,12 +888,10 @@ class Memcached(Backend, MemcachedCache):
     def unreachable(cls) -> tuple[type[BaseException], ...]:
         from pymemcache.exceptions import MemcacheUnexpectedCloseError
 
-        from .memcachier import MemcachedLoginError
-
         # Not MemcacheServerError: memcached answers SERVER_ERROR for one value (over 1 MiB, or no
-        # memory to store it), a miss for that call, not an outage. A refused login is one (an
-        # OSError, as is a TLS check that failed).
-        return (OSError, MemcacheUnexpectedCloseError, MemcachedLoginError)
+        # memory to store it), a miss for that call, not an outage. A refused login is one: a
+        # MemcachedLoginError is an OSError, as is a TLS check that failed.
+        return (OSError, MemcacheUnexpectedCloseError)
 
     @classmethod
     def describe(cls, config: Config) -> str:

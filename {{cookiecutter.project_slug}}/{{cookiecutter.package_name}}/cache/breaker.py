@@ -22,7 +22,6 @@ The state is per worker process; the changes of state are atomic across its thre
 """
 
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -34,17 +33,12 @@ from flask import Flask
 from flask_caching.backends.base import BaseCache
 
 from . import near
+from .errors import error_message, format_error, says, scrub
 
 MAX_PENDING_KEYS = 10_000  # past this, recovery clears this app's keys instead of replaying
 REPLAY_BATCH = 500  # keys per UNLINK while replaying
 QUIET_SECONDS = 60.0  # a per-call error is logged at most once in this window
-MAX_MESSAGE = 300  # characters of an error message in a log line or in status()
 DELETES = frozenset({"delete", "delete_many"})
-_PIPELINE_COMMAND = re.compile(r"\(.*\) of pipeline", re.DOTALL)
-# A Redis error starts with its code (ERR, READONLY); redis-py keeps it out of the message,
-# Upstash's REST API keeps it in.
-_ERROR_CODE = re.compile(r"[A-Z]+ ")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 Refusals = Mapping[type[BaseException], tuple[str, ...]]
 
 
@@ -335,43 +329,11 @@ class Breaker(BaseCache):
         self.log.warning(template + more, self.format(error))
 
 
-def format_error(error: BaseException, secrets: Iterable[str]) -> str:
-    """An error as a log line or a command may show it: type and message on one line, secrets
-    replaced by ***, bounded. The one place errors are formatted (breaker and `flask cache`).
-    (Never repr: a UnicodeEncodeError's repr quotes the whole header, a token included.)"""
-    return f"{type(error).__name__}: {error_message(error, secrets)}"
-
-
-def error_message(error: BaseException, hidden: Iterable[str]) -> str:
-    """``error``'s message, each of ``hidden`` (secrets; for /health, host names too) replaced
-    by ***: one line of printable ASCII, at most MAX_MESSAGE characters and "..."."""
-    # redis-py quotes a failed pipeline command with its arguments: the stored value.
-    message = _PIPELINE_COMMAND.sub("(...) of pipeline", scrub(str(error), hidden))
-    message = " ".join(message.split())  # line breaks, tabs and runs of spaces: one space
-    message = message.encode("ascii", "backslashreplace").decode()
-    message = _CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", message)
-    return message[:MAX_MESSAGE] + "..." if len(message) > MAX_MESSAGE else message
-
-
 def underlying(error: BaseException) -> BaseException:
     """The backend's own error behind an Unapplied."""
     while isinstance(error, Unapplied) and error.__cause__ is not None:
         error = error.__cause__
     return error
-
-
-def says(message: str, starts: tuple[str, ...]) -> bool:
-    """Whether an error ``message`` starts with one of ``starts``, after its Redis error code if
-    it has one ("ERR max requests limit exceeded" as over REST, or without "ERR " as redis-py
-    raises it)."""
-    code = _ERROR_CODE.match(message)
-    return message[code.end() if code else 0 :].startswith(starts)
-
-
-def scrub(text: str, secrets: Iterable[str]) -> str:
-    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):  # longest first
-        text = text.replace(secret, "***")
-    return text
 
 
 # What a call that failed for a reason other than an outage returns: a miss, or "not done".

@@ -16,7 +16,8 @@ from flask.cli import AppGroup
 from flask_caching.backends.base import BaseCache
 
 from .backends import Backend
-from .breaker import Breaker, format_error
+from .breaker import Breaker
+from .errors import format_error
 from .extension import cache
 from .near import Near, unshared
 

@@ -52,6 +52,8 @@ from typing import Any
 from flask_caching.backends.base import BaseCache
 from flask_caching.backends.nullcache import NullCache
 
+from .errors import format_error
+
 RETRY_TRACKING = 1.0  # seconds between attempts to start tracking again after it failed
 # A server that keeps refusing the tracking connection (a hosted plan's connection limit:
 # "max number of clients reached") is asked again after 1, 2, 4 ... seconds, at most this long.
@@ -175,7 +177,8 @@ class Tracking:
             ready = _readable(conn._sock)
         except ResponseError as error:  # unknown command, NOPERM: this server will not track
             conn.disconnect()  # type: ignore[union-attr]
-            self.refused = self.off = f"the server refused tracking ({_reason(error)}){self.hint}"
+            refusal = format_error(error, ())  # redis-py's errors quote no password
+            self.refused = self.off = f"the server refused tracking ({refusal}){self.hint}"
             self.log.warning("cache: near cache without tracking: %s", self.refused)
             return False
         except Exception as error:
@@ -187,7 +190,7 @@ class Tracking:
             self._failed_starts += 1
             wait = min(RETRY_TRACKING * 2 ** (self._failed_starts - 1), MAX_RETRY_TRACKING)
             self._next_try = self.clock() + wait
-            why = f"tracking could not start ({_reason(error)})"
+            why = f"tracking could not start ({format_error(error, ())})"
             self.off = f"{why}; retrying in {wait:g} s"
             if self._failed_starts == 1:
                 self.log.warning(
@@ -226,13 +229,6 @@ class Tracking:
         """In a new worker: the socket is the parent's; this worker starts its own."""
         self.conn, self._next_try, self._pinged = None, -math.inf, None
         self.off, self._failed_starts = "no cache call yet in this worker", 0
-
-
-def _reason(error: Exception) -> str:
-    """An error in a status line: its type and the start of its message (redis-py's carry no
-    password: a host and port at most)."""
-    message = " ".join(str(error).split())[:100]
-    return f"{type(error).__name__}: {message}" if message else type(error).__name__
 
 
 def _readable(sock: Any) -> Callable[[], bool]:

@@ -1,0 +1,47 @@
+"""Errors as a log line, a command or /health may show them: the one place they are formatted.
+
+One line of printable ASCII, bounded, every secret (and for /health, every host name) replaced by
+***, never by repr (a UnicodeEncodeError's repr quotes the whole header, a token included).
+Used by the breaker, the near cache's status and `flask cache`.
+"""
+
+import re
+from collections.abc import Iterable
+
+MAX_MESSAGE = 300  # characters of an error message in a log line or in status()
+_PIPELINE_COMMAND = re.compile(r"\(.*\) of pipeline", re.DOTALL)
+# A Redis error starts with its code (ERR, READONLY); redis-py keeps it out of the message,
+# Upstash's REST API keeps it in.
+_ERROR_CODE = re.compile(r"[A-Z]+ ")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def format_error(error: BaseException, secrets: Iterable[str]) -> str:
+    """An error as a log line, a status line or a command shows it: its type and its message,
+    secrets replaced by ***."""
+    return f"{type(error).__name__}: {error_message(error, secrets)}"
+
+
+def error_message(error: BaseException, hidden: Iterable[str]) -> str:
+    """``error``'s message, each of ``hidden`` (secrets; for /health, host names too) replaced
+    by ***: one line of printable ASCII, at most MAX_MESSAGE characters and "..."."""
+    # redis-py quotes a failed pipeline command with its arguments: the stored value.
+    message = _PIPELINE_COMMAND.sub("(...) of pipeline", scrub(str(error), hidden))
+    message = " ".join(message.split())  # line breaks, tabs and runs of spaces: one space
+    message = message.encode("ascii", "backslashreplace").decode()
+    message = _CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", message)
+    return message[:MAX_MESSAGE] + "..." if len(message) > MAX_MESSAGE else message
+
+
+def says(message: str, starts: tuple[str, ...]) -> bool:
+    """Whether an error ``message`` starts with one of ``starts``, after its Redis error code if
+    it has one ("ERR max requests limit exceeded" as over REST, or without "ERR " as redis-py
+    raises it)."""
+    code = _ERROR_CODE.match(message)
+    return message[code.end() if code else 0 :].startswith(starts)
+
+
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):  # longest first
+        text = text.replace(secret, "***")
+    return text
