@@ -58,6 +58,21 @@ PLANTED = st.one_of(
     st.binary(max_size=80).map(lambda data: b"!" + data),
     st.binary(max_size=200),
 )
+# Every key an app can make: a view's from any URL path (Werkzeug decodes it to any text), a
+# memoized function's from its name and the repr of its arguments, and whatever is passed to
+# cache.get/set: text with lone surrogates, controls, spaces and '!', long or empty, and objects
+# that are not str at all.
+_SURROGATES = st.integers(0xD800, 0xDFFF).map(chr)
+_ANY_CHARACTER = st.characters() | _SURROGATES | st.sampled_from(" !\x00\n\x7f")
+_LONG = st.text(_ANY_CHARACTER, min_size=240, max_size=1100)
+_ANY_TEXT = st.text(_ANY_CHARACTER, max_size=30) | _LONG
+KEYS = st.one_of(
+    _ANY_TEXT,
+    _ANY_TEXT.map(lambda path: f"view//blog/{path}"),
+    st.builds(repr, st.text() | st.integers() | st.binary(max_size=10)),
+    st.integers() | st.floats() | st.booleans() | st.none() | st.binary(max_size=20),
+    st.tuples(st.integers(), st.text(max_size=5)),
+)
 
 
 class CommonTests:
@@ -86,6 +101,7 @@ class CommonTests:
         cache.set_many(SAMPLE)
         assert all(cache.has(key) for key in SAMPLE)
         assert not cache.has("missing")
+        assert cache.get_many(*SAMPLE) == list(SAMPLE.values()), "has() changes nothing"
 
     def test_add_never_overwrites(self, cache_factory):
         cache = cache_factory()
@@ -342,6 +358,30 @@ class AtomicCounterTests:
         assert workers[0].dec("hits", total) == 0
 
 
+class KeyTests:
+    """Every key an app can make works on the backend, and reads back under its str(): a key no
+    backend could store must not fail its calls, nor open the breaker (cache/keys.py)."""
+
+    @pytest.fixture
+    def keyed(self, cache_factory):
+        return cache_factory()  # one app for all of a test's examples
+
+    @ATTACK
+    @given(key=KEYS)
+    def test_every_key_an_app_can_make_is_stored_read_and_deleted(self, keyed, key):
+        cache = keyed
+        assert cache.set(key, "value")
+        assert cache.get(key) == "value" and cache.has(key)
+        assert cache.get(str(key)) == "value", "a key is its str(), as on the server"
+        assert cache.get_many(key) == ["value"] and cache.get_dict(key) == {key: "value"}
+        assert cache.set_many({key: "many"}) == [key] and cache.get(key) == "many"
+        assert cache.delete(key) and cache.get(key) is None and not cache.has(key)
+        assert cache.add(key, 1) and cache.inc(key) == 2 and cache.dec(key) == 1
+        cache.delete_many(key)
+        assert cache.get(key) is None
+        assert cache.status()["breaker"] == "closed", cache.status()["last_error"]
+
+
 class OutageTests:
     """A server that goes away, hangs or never was: no call fails, no invalidation is lost.
     The test class names its ``backend``; the ``outage`` fixture puts a relay in front of its
@@ -404,6 +444,36 @@ class OutageTests:
         relay.restore()
         clock.advance(self.RETRY_AFTER)
         assert cache.get("cleared") is None
+
+    @ATTACK
+    @given(keys=st.lists(KEYS, min_size=1, max_size=4))
+    def test_any_key_written_in_an_outage_is_replayed_and_the_server_serves_again(
+        self, outage, keys
+    ):
+        """A key the backend could not store would fail its replay at every probe: the breaker
+        would stay open, the worker cut off from the shared cache until a reload."""
+        cache, relay, clock = outage
+        assert cache.set(keys[0], "before") and cache.get(keys[0]) == "before"
+        relay.cut()
+        for key in keys:
+            assert cache.set(key, "during")
+        relay.restore()
+        clock.advance(self.RETRY_AFTER)
+        assert cache.get(keys[0]) is None, "the value written in the outage is deleted"
+        assert cache.status()["breaker"] == "closed", cache.status()["last_error"]
+        assert cache.set(keys[0], "after") and cache.get(keys[0]) == "after"
+
+    def test_the_probe_asks_the_server_not_the_near_cache(self, outage):
+        """With CACHE_NEAR_TTL, a value read before the outage is in the worker's memory: a probe
+        it answered would count a dead server as back."""
+        cache, relay, clock = outage
+        assert cache.set("key", "before") and cache.get("key") == "before"
+        assert cache.get("key") == "before"  # from memory, with a near cache
+        relay.cut()
+        assert cache.get("another") is None  # from the server: it fails, the breaker opens
+        clock.advance(self.RETRY_AFTER)
+        cache.get("key")  # the probe
+        assert cache.status()["breaker"] == "open", "the server is still away"
 
     def test_each_change_of_state_is_logged_once(self, outage, caplog):
         cache, relay, clock = outage

@@ -175,6 +175,7 @@ def outage(request, make_cache, settings_for, clock):
     cache = make_cache(
         **settings_for(backend, port=relay.port),
         CACHE_RETRY_AFTER=str(request.cls.RETRY_AFTER),
+        **getattr(request.cls, "settings", {}),  # the class's own, e.g. CACHE_NEAR_TTL
     )
     cache.clock = clock
     yield cache, relay, clock

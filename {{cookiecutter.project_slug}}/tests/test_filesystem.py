@@ -24,7 +24,7 @@ try:
 except ImportError:  # Windows
     resource = None
 
-from .common import PLANTED, ClearTests, CommonTests, SignedTests
+from .common import PLANTED, ClearTests, CommonTests, KeyTests, SignedTests
 from .conftest import make_app
 
 
@@ -62,7 +62,7 @@ def raw():
     return RawFiles()
 
 
-class TestFilesystem(CommonTests, ClearTests, SignedTests):
+class TestFilesystem(CommonTests, ClearTests, SignedTests, KeyTests):
     backend = "filesystem"
 
     def test_entries_are_files_in_cache_dir(self, cache_factory, tmp_path):

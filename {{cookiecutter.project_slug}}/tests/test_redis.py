@@ -10,6 +10,7 @@ from .common import (
     AtomicCounterTests,
     ClearTests,
     CommonTests,
+    KeyTests,
     OutageTests,
     QuotaTests,
     SignedTests,
@@ -52,7 +53,9 @@ def raw(redis_url):
     return RawRedis(redis_url)
 
 
-class TestRedis(CommonTests, ClearTests, SignedTests, AtomicCounterTests, OutageTests, QuotaTests):
+class TestRedis(
+    CommonTests, ClearTests, SignedTests, AtomicCounterTests, KeyTests, OutageTests, QuotaTests
+):
     backend = "redis"
 
     def test_keys_carry_the_prefix(self, cache_factory, raw):

@@ -12,6 +12,7 @@ from .common import (
     AtomicCounterTests,
     ClearTests,
     CommonTests,
+    KeyTests,
     OutageTests,
     QuotaTests,
     SignedTests,
@@ -51,7 +52,7 @@ def raw(redis_url):
 
 
 class TestUpstash(
-    CommonTests, ClearTests, SignedTests, AtomicCounterTests, OutageTests, QuotaTests
+    CommonTests, ClearTests, SignedTests, AtomicCounterTests, KeyTests, OutageTests, QuotaTests
 ):
     backend = "upstash"
 

@@ -42,6 +42,7 @@ from flask_caching.backends.nullcache import NullCache
 from flask_caching.backends.rediscache import RedisCache
 from flask_caching.backends.simplecache import SimpleCache
 
+from . import keys
 from .config import ConfigError, Env, is_host, is_port, redact_url, split_address
 from .errors import says
 from .near import Tracking
@@ -145,6 +146,19 @@ class Backend:
     def secrets(cls, config: Config) -> list[str]:
         """Its passwords and tokens: errors.format_error replaces them by *** in any error."""
         return []
+
+    def storable(self, key: Any) -> str:
+        """``key`` as this backend stores it (keys.py): the breaker maps every key with it."""
+        return keys.storable(key, self.fits)
+
+    def fits(self, key: str) -> bool:
+        """Whether this backend stores the text ``key`` as it is."""
+        return keys.utf8(key)
+
+    def forked(self) -> None:
+        """Called in a new process (a uWSGI worker forked from the master) before its first
+        call: drop what belongs to the parent, its sockets above all. uWSGI runs no at-fork
+        hook, so the breaker compares os.getpid() instead, as redis-py's pools do."""
 
 
 class Simple(Backend, SimpleCache):
@@ -728,6 +742,9 @@ class Upstash(Redis):
     def secrets(cls, config: Config) -> list[str]:
         return [config["UPSTASH_REDIS_REST_TOKEN"]]
 
+    def forked(self) -> None:
+        self.client.forked()  # redis-py's pools notice a new process themselves; requests' do not
+
 
 def _memcached_servers(env: Env, needed_by: str) -> list[tuple[str, int]]:
     accepted = "use comma-separated host:port pairs, e.g. 127.0.0.1:11211 or [::1]:11211"
@@ -935,9 +952,23 @@ class Memcached(Backend, MemcachedCache):
     def delete_many(self, *keys: str) -> list[Any]:
         return cachelib.MemcachedCache.delete_many(self, *keys)  # the comment in Backend says why
 
-    # The keys cachelib's MemcachedCache stores at all (cachelib.memcached._test_memcached_key):
-    # other keys were never written, and pymemcache refuses them.
-    _STORABLE = re.compile(r"[^\x00-\x21\xff]{1,250}\Z")
+    # A key memcached stores as it is (others are hashed, keys.py): printable ASCII without
+    # spaces (pymemcache refuses the others) or '!' (cachelib misses it), the whole name within
+    # memcached's 250 bytes with the longest generation, 20 digits and its ':'.
+    _KEY = re.compile(r"[\x22-\x7e]+\Z")
+    _GENERATION_CHARS = 21
+
+    def fits(self, key: str) -> bool:
+        length = len(self._base_prefix) + self._GENERATION_CHARS + len(key)
+        return length <= 250 and self._KEY.match(key) is not None
+
+    def forked(self) -> None:
+        self.client.close()  # pymemcache closes this process's copy of each socket, no more
+
+    def has(self, key: str) -> bool:
+        # cachelib's appends an empty value, which pymemcache passes through the serde: a signed
+        # pickle of b"", appended to the entry, which then never reads back. A read answers.
+        return self.get(key) is not None
 
     def unlink(self, *keys: str) -> None:
         """Delete without checking afterwards (cachelib's delete_many re-reads every key, and
@@ -948,8 +979,7 @@ class Memcached(Backend, MemcachedCache):
         prefix = self.key_prefix  # one read: it names the generation
         for key in keys:
             name = f"{prefix}{key}"
-            if self._STORABLE.match(name):
-                by_server.setdefault(self.client._get_client(name), []).append(name)
+            by_server.setdefault(self.client._get_client(name), []).append(name)
         for server, names in by_server.items():
             server.delete_many(names, noreply=False)
 

@@ -18,10 +18,18 @@ call only, logged at most once a minute. Errors are logged by type and message, 
 backend's secrets replaced by ***, never by repr (which can quote a password or token). status()
 (public: /health shows it) gives the last error that opened or kept the breaker open the same
 way, its host names hidden too; for a refused replay or undo, the server's own error.
-The state is per worker process; the changes of state are atomic across its threads.
+The state is per worker process; the changes of state are atomic across its threads. A new
+process (a uWSGI worker forked after the master read the cache) is noticed at its first call by
+its pid, since uWSGI runs no at-fork hook: it starts with its own fallback and locks, and the
+backend and the near cache drop the parent's connections and memory (keeping what is pending).
+
+Every key is mapped first, to the name the backend stores it under (keys.py): a key no backend
+could store is hashed, a non-str key is its str(), so that no key fails at every call, or keeps
+the replay failing.
 """
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -63,12 +71,15 @@ class Breaker(BaseCache):
         secrets: Iterable[str] = (),
         hosts: Iterable[str] = (),
         near_off: str = "no near cache in front of it",
+        storable: Callable[[Any], str] = str,
     ):
         super().__init__(default_timeout)  # type: ignore[no-untyped-call, unused-ignore]
         # A cache/backends.py class, or the near cache in front of one (near.py): BaseCache's
         # API, and unlink().
         self.backend: Any = backend
         self.near_off = near_off  # why there is no near cache in front of it, if there is none
+        self.storable = storable  # a key as the backend stores it
+        self.threshold = threshold
         self.local = SimpleCache(threshold=threshold, default_timeout=default_timeout)
         self.name = name
         self.unreachable: tuple[type[BaseException], ...] = (*unreachable, Unapplied)
@@ -84,6 +95,7 @@ class Breaker(BaseCache):
         self.pending_deletes: set[str] = set()
         self.pending_clear = False
         self._lock = threading.Lock()  # guards the state above and the fallback
+        self._pid = os.getpid()
         self._probing = False
         self._quiet_until = -float("inf")
         self._quieted = 0
@@ -95,9 +107,8 @@ class Breaker(BaseCache):
         """Build the backend class in CACHE_BACKEND (cache/backends.py), with its near cache in
         front when it has one, and guard them."""
         backend = config["CACHE_BACKEND"]
-        built, near_off = near.around(
-            backend.factory(app, config, args, kwargs), config, app.logger
-        )
+        own = backend.factory(app, config, args, kwargs)
+        built, near_off = near.around(own, config, app.logger)
         return cls(
             built,
             name=backend.name,
@@ -111,6 +122,7 @@ class Breaker(BaseCache):
             secrets=backend.secrets(config),
             hosts=backend.hosts(config),
             near_off=near_off,
+            storable=own.storable,
         )
 
     def status(self) -> dict[str, Any]:
@@ -128,41 +140,53 @@ class Breaker(BaseCache):
             "near": near_status,
         }
 
-    # The cache API: each call names the keys it writes or deletes (or clears all of them).
-    def get(self, key: str) -> Any:
-        return self._call("get", key)
+    # The cache API: each call maps its keys, and names those it writes or deletes (or clears
+    # all of them).
+    def get(self, key: Any) -> Any:
+        return self._call("get", self.storable(key))
 
-    def get_many(self, *keys: str) -> list[Any]:
-        return self._call("get_many", *keys)  # type: ignore[no-any-return]
+    def get_many(self, *keys: Any) -> list[Any]:
+        return self._call("get_many", *map(self.storable, keys))  # type: ignore[no-any-return]
 
-    def get_dict(self, *keys: str) -> dict[str, Any]:
-        return self._call("get_dict", *keys)  # type: ignore[no-any-return]
+    def get_dict(self, *keys: Any) -> dict[Any, Any]:
+        return dict(zip(keys, self.get_many(*keys), strict=True))
 
-    def has(self, key: str) -> bool:
-        return bool(self._call("has", key))
+    def has(self, key: Any) -> bool:
+        return bool(self._call("has", self.storable(key)))
 
-    def set(self, key: str, value: Any, timeout: Any = None) -> Any:
-        return self._call("set", key, value, timeout, writes=(key,))
+    def set(self, key: Any, value: Any, timeout: Any = None) -> Any:
+        name = self.storable(key)
+        return self._call("set", name, value, timeout, writes=(name,))
 
-    def add(self, key: str, value: Any, timeout: Any = None) -> bool:
-        return bool(self._call("add", key, value, timeout, writes=(key,)))
+    def add(self, key: Any, value: Any, timeout: Any = None) -> bool:
+        name = self.storable(key)
+        return bool(self._call("add", name, value, timeout, writes=(name,)))
 
-    def set_many(self, mapping: dict[str, Any], timeout: Any = None) -> list[Any]:
-        return self._call("set_many", mapping, timeout, writes=tuple(mapping))  # type: ignore[no-any-return]
+    def set_many(self, mapping: dict[Any, Any], timeout: Any = None) -> list[Any]:
+        names = {self.storable(key): key for key in mapping}
+        stored = {name: mapping[key] for name, key in names.items()}
+        done = self._call("set_many", stored, timeout, writes=tuple(names))
+        return [names[name] for name in done]
 
-    def delete(self, key: str) -> bool:
-        return bool(self._call("delete", key, writes=(key,)))
+    def delete(self, key: Any) -> bool:
+        name = self.storable(key)
+        return bool(self._call("delete", name, writes=(name,)))
 
-    def delete_many(self, *keys: str) -> list[Any]:
-        return self._call("delete_many", *keys, writes=keys)  # type: ignore[no-any-return]
+    def delete_many(self, *keys: Any) -> list[Any]:
+        names = {self.storable(key): key for key in keys}
+        done = self._call("delete_many", *names, writes=tuple(names))
+        return [names.get(name, name) for name in done]
 
-    unlink = delete_many
+    def unlink(self, *keys: Any) -> list[Any]:
+        return self.delete_many(*keys)
 
-    def inc(self, key: str, delta: int = 1) -> Any:
-        return self._call("inc", key, delta, writes=(key,))
+    def inc(self, key: Any, delta: int = 1) -> Any:
+        name = self.storable(key)
+        return self._call("inc", name, delta, writes=(name,))
 
-    def dec(self, key: str, delta: int = 1) -> Any:
-        return self._call("dec", key, delta, writes=(key,))
+    def dec(self, key: Any, delta: int = 1) -> Any:
+        name = self.storable(key)
+        return self._call("dec", name, delta, writes=(name,))
 
     def clear(self) -> bool:
         return bool(self._call("clear", clears=True))
@@ -171,6 +195,8 @@ class Breaker(BaseCache):
     def _call(
         self, method: str, *args: Any, writes: tuple[str, ...] = (), clears: bool = False
     ) -> Any:
+        if self._pid != os.getpid():
+            self._forked()
         if self.open_until is not None:
             with self._lock:
                 probe = self.open_until is not None
@@ -186,6 +212,12 @@ class Breaker(BaseCache):
             if not self.cannot_serve(error):
                 raise
             return self._trip(error, method, args, writes, clears)
+
+    def _forked(self) -> None:
+        """In a new process, before its first call (one thread: the one that forked)."""
+        self._pid, self._lock, self._probing = os.getpid(), threading.Lock(), False
+        self.local = SimpleCache(threshold=self.threshold, default_timeout=self.default_timeout)
+        self.backend.forked()
 
     def cannot_serve(self, error: BaseException) -> bool:
         """Whether ``error`` means the backend cannot serve now: one of its unreachable errors,
@@ -290,6 +322,9 @@ class Breaker(BaseCache):
             if opened:
                 self.open_until = self.clock() + self.retry_after
                 self.local.clear()  # nothing left over from an earlier outage
+                if isinstance(self.backend, near.Near):
+                    # Nothing it holds is served while open, and the probe must ask the server.
+                    self.backend.forget(None)
             result = self._fallback(method, args, writes, clears)
         self._note(error)
         if opened:

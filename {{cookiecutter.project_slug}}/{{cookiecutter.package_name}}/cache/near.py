@@ -13,14 +13,16 @@ CACHE_THRESHOLD entries per worker, and serves from memory in one of two modes:
   PTTL is read with it). A connection that dies silently (a NAT forgetting it) delivers nothing
   and says nothing: memory serves only while a PING sent less than HEARTBEAT seconds ago was
   answered, which bounds what such a death can cost. Tracking starts after a worker's first read
-  from the server succeeds.
+  from the server succeeds, and serves once the server has confirmed it.
   When the connection is lost, memory is emptied and serves nothing until tracking is back (tried
   again at most once a second, after a read that succeeded). A server that refuses tracking
   (older than Redis 6, an ACL without CLIENT, a proxy or a server without BCAST, Upstash) gets
   plain reads, or the ttl mode when CACHE_NEAR_TTL is set; the worker logs it once. A server
   that refuses the tracking connection itself (a plan's connection limit: "max number of
-  clients reached") gets plain reads and one log line per worker too, and is asked again after
-  1, 2, 4 ... seconds, at most MAX_RETRY_TRACKING apart.
+  clients reached"), or hangs, gets plain reads and one log line per worker too, and is asked
+  again after CACHE_RETRY_AFTER seconds, then twice that, up to MAX_RETRY_TRACKING apart. A
+  worker that finds more than MAX_NOTICES replies waiting (it was idle while others wrote a lot
+  under the prefix) drops the connection and its memory instead of reading them all.
 - ttl (memcached, upstash, filesystem; redis without tracking), when CACHE_NEAR_TTL > 0: an entry
   is served from memory for at most CACHE_NEAR_TTL seconds after it was read, so a change made
   elsewhere (another worker, a task, a console, a clear()) is seen at most that long after. A
@@ -40,12 +42,10 @@ while it was fetched; an invalidation that arrives after it was kept removes it.
 
 import logging
 import math
-import os
 import pickle
 import select
 import threading
 import time
-import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -65,6 +65,9 @@ MAX_RETRY_TRACKING = 60.0
 # cache call (an idle worker sends none); one unanswered for HEARTBEAT seconds loses the link.
 HEARTBEAT = 5.0
 PING_AFTER = HEARTBEAT / 2
+# A worker reads at most this many replies on a call; more waiting (it was idle while others
+# wrote a lot under the prefix) costs it its connection and its memory, not seconds of parsing.
+MAX_NOTICES = 1000
 MAX_TTL = 3600.0  # CACHE_NEAR_TTL's maximum: past an hour, stale is the rule, not the exception
 # A larger value is read from the backend each time: memory holds up to CACHE_THRESHOLD entries
 # in every worker, and a few huge ones must not be what fills it.
@@ -79,12 +82,19 @@ class Tracking:
     ``connect()`` makes a redis-py Connection (protocol 3), not connected yet. ``forget`` is
     called with the keys (the prefix taken off) that changed, or None for all of them (a flush,
     a lost connection, a new one), with the caller's lock held: poll() runs under it.
+
+    Starting costs the call that starts it the connection and its HELLO; CLIENT TRACKING's answer
+    is read by a later call, without waiting, and memory serves only once it has come. A start
+    that fails (the server hangs, or refuses a connection more) is tried again after
+    ``retry_after`` seconds (CACHE_RETRY_AFTER), then twice that, up to MAX_RETRY_TRACKING: like
+    any outage, a tracking connection that hangs costs one call per window.
     """
 
     def __init__(self, connect: Callable[[], Any], prefix: str, log: logging.Logger):
         self.connect, self.prefix, self.log = connect, prefix, log
         self.forget: Forget = lambda keys: None  # set by Near
         self.clock: Callable[[], float] = time.monotonic
+        self.retry_after = RETRY_TRACKING  # after a failed start (set by around())
         self.conn: Any = None  # the tracking connection, while tracking is on
         self.refused: str | None = None  # why the server will never track: plain reads
         self.off = "no cache call yet in this worker"  # why it does not track now
@@ -94,13 +104,17 @@ class Tracking:
         self._ready: Callable[[], bool] = lambda: False
         self.verified = -math.inf  # when the last PING answered was sent (or tracking started)
         self._pinged: float | None = None  # when the PING not answered yet was sent
-        _TRACKINGS.add(self)
+        self._confirming: float | None = None  # when CLIENT TRACKING, not answered yet, was sent
 
     def poll(self) -> bool:
         """Apply the invalidations that have arrived; whether memory may serve now."""
         if self.conn is None or (self._ready() and not self._read()):
             return False
         now = self.clock()
+        if self._confirming is not None:
+            if now - self._confirming >= HEARTBEAT:
+                self._failed(f"no answer to CLIENT TRACKING in {HEARTBEAT:g} s")
+            return False
         if self._pinged is not None and now - self._pinged >= HEARTBEAT:
             self._lose(f"no answer to a PING in {HEARTBEAT:g} s")
             return False
@@ -133,80 +147,109 @@ class Tracking:
                 return
             self._pinged = self.clock()
         deadline = time.monotonic() + (self.conn.socket_timeout or HEARTBEAT)
-        while self._pinged is not None and self._read():
+        while self.conn is not None and self._pinged is not None and self._read():
             if time.monotonic() >= deadline:
                 self._lose("no answer to a PING")
                 return
             select.select([self.conn._sock], [], [], 0.01)
 
     def start_if_due(self) -> None:
-        """Start tracking, unless it is on, refused, or failed less than RETRY_TRACKING ago."""
+        """Start tracking, unless it is on, refused, or failed less than a wait ago."""
         if self.conn is None and self.refused is None and self.clock() >= self._next_try:
             self._start()
 
     def _read(self) -> bool:
+        """Read what has arrived, at most MAX_NOTICES replies: a worker that was idle while others
+        wrote a lot under the prefix would spend seconds on its backlog (Redis buffers it without
+        limit), so past that it drops the connection and its memory, and starts again."""
+        read = 0
         try:
             # Everything that has arrived; an invalidation half arrived waits for the next poll.
             while self.conn.can_read(0):
+                if read == MAX_NOTICES:
+                    self._lose(f"more than {MAX_NOTICES} invalidations were waiting")
+                    return False
                 reply = self.conn.read_response(
                     push_request=True, timeout=0, disconnect_on_error=False
                 )  # an invalidation is applied by _invalidated, and answers None
-                if reply in (b"PONG", "PONG") and self._pinged is not None:
+                read += 1
+                if self._confirming is not None and reply is not None:
+                    self._tracking_on()
+                elif reply in (b"PONG", "PONG") and self._pinged is not None:
                     self.verified, self._pinged = self._pinged, None
         except Exception as error:
-            from redis.exceptions import TimeoutError
+            from redis.exceptions import ResponseError, TimeoutError
 
             if isinstance(error, TimeoutError):  # the rest of a message is not here yet
                 return True
-            self._lose(f"the tracking connection was lost ({type(error).__name__})")
+            if isinstance(error, ResponseError) and self._confirming is not None:
+                self._refuse(error)  # unknown command, NOPERM: this server will not track
+            else:
+                self._lose(f"the tracking connection was lost ({type(error).__name__})")
             return False
         return True
 
-    def _start(self) -> bool:
+    def _start(self) -> None:
+        """Connect (HELLO, and AUTH, as for any redis-py connection) and ask for tracking;
+        its answer is read by poll(). A server that refuses it now (a plan's connection limit)
+        or hangs: plain reads meanwhile, asked again after the wait."""
         from redis.exceptions import ResponseError
 
         conn = None
         try:
             conn = self.connect()
-            conn.connect()  # HELLO 3, and AUTH, as for any redis-py connection
+            conn.connect()
             conn.send_command("CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", self.prefix)
-            conn.read_response()
             # redis-py's own client-side cache hooks the parser the same way (and refuses
             # servers before 7.4); tests/test_near.py pins these private names.
             conn._parser.set_invalidation_push_handler(self._invalidated)
             ready = _readable(conn._sock)
-        except ResponseError as error:  # unknown command, NOPERM: this server will not track
-            conn.disconnect()  # type: ignore[union-attr]
-            refusal = format_error(error, ())  # redis-py's errors quote no password
-            self.refused = self.off = f"the server refused tracking ({refusal}){self.hint}"
-            self.log.warning("cache: near cache without tracking: %s", self.refused)
-            return False
         except Exception as error:
-            # The read just before it succeeded, so the server is up: it refused this second
-            # connection (a plan's connection limit), or the network failed now. Plain reads
-            # meanwhile; asked again less and less often; said once until tracking runs.
             if conn is not None:
                 conn.disconnect()
-            self._failed_starts += 1
-            wait = min(RETRY_TRACKING * 2 ** (self._failed_starts - 1), MAX_RETRY_TRACKING)
-            self._next_try = self.clock() + wait
-            why = f"tracking could not start ({format_error(error, ())})"
-            self.off = f"{why}; retrying in {wait:g} s"
-            if self._failed_starts == 1:
-                self.log.warning(
-                    "cache: near cache without tracking for now, plain reads: %s (each worker "
-                    "tries again, at most every %g s; docs/caching.md, Hosted Redis)",
-                    why,
-                    MAX_RETRY_TRACKING,
-                )
-            return False
+            if isinstance(error, ResponseError):  # HELLO or CLIENT refused: it will not track
+                self._refuse(error)
+            else:
+                self._failed(f"tracking could not start ({format_error(error, ())})")
+            return
+        self.forget(None)  # read while untracked: nothing in memory can be trusted
+        self.conn, self._ready, self._confirming = conn, ready, self.clock()
+        self.off, self._pinged = "waiting for the server to confirm tracking", None
+
+    def _tracking_on(self) -> None:
+        """The server answered CLIENT TRACKING: every change after it will be reported."""
         if self._failed_starts:
             self.log.warning("cache: near cache tracking again")
-        self._failed_starts = 0
-        self.forget(None)  # read while untracked: nothing in memory can be trusted
-        self.conn, self._ready, self.off = conn, ready, ""
-        self.verified, self._pinged = self.clock(), None
-        return True
+        self._failed_starts, self.off = 0, ""
+        self.verified, self._confirming = self._confirming or self.clock(), None
+        self.forget(None)
+
+    def _refuse(self, error: BaseException) -> None:
+        conn, self.conn, self._confirming = self.conn, None, None
+        if conn is not None:
+            conn.disconnect()
+        refusal = format_error(error, ())  # redis-py's errors quote no password
+        self.refused = self.off = f"the server refused tracking ({refusal}){self.hint}"
+        self.log.warning("cache: near cache without tracking: %s", self.refused)
+
+    def _failed(self, why: str) -> None:
+        """A start failed: plain reads, asked again less and less often; said once until
+        tracking runs."""
+        conn, self.conn, self._confirming = self.conn, None, None
+        if conn is not None:
+            conn.disconnect()
+        self._failed_starts += 1
+        longest = max(MAX_RETRY_TRACKING, self.retry_after)
+        wait = min(self.retry_after * 2 ** (self._failed_starts - 1), longest)
+        self._next_try = self.clock() + wait
+        self.off = f"{why}; retrying in {wait:g} s"
+        if self._failed_starts == 1:
+            self.log.warning(
+                "cache: near cache without tracking for now, plain reads: %s (each worker "
+                "tries again, at most every %g s; docs/caching.md, Hosted Redis)",
+                why,
+                longest,
+            )
 
     def _invalidated(self, message: list[Any]) -> None:
         """A push ``["invalidate", [key, ...]]``, or ``["invalidate", None]`` after a flush."""
@@ -218,16 +261,17 @@ class Tracking:
         self.forget([key.decode("utf-8", "replace")[start:] for key in keys])
 
     def _lose(self, why: str) -> None:
-        conn, self.conn = self.conn, None
+        conn, self.conn, self._confirming = self.conn, None, None
         self.off, self._next_try = f"{why}; retrying", self.clock() + RETRY_TRACKING
         self.forget(None)
         self.log.info("cache: near cache off until tracking is back: %s", why)
         if conn is not None:
             conn.disconnect()  # redis-py shuts the socket down only in the process that opened it
 
-    def after_fork(self) -> None:
-        """In a new worker: the socket is the parent's; this worker starts its own."""
-        self.conn, self._next_try, self._pinged = None, -math.inf, None
+    def forked(self) -> None:
+        """In a new process: the socket is the parent's (dropped here, never shut down, which
+        would cut the parent off); this process starts its own."""
+        self.conn, self._next_try, self._pinged, self._confirming = None, -math.inf, None, None
         self.off, self._failed_starts = "no cache call yet in this worker", 0
 
 
@@ -246,17 +290,6 @@ def _readable(sock: Any) -> Callable[[], bool]:
         return bool(poller.poll(0))
 
     return ready
-
-
-_TRACKINGS: "weakref.WeakSet[Tracking]" = weakref.WeakSet()
-
-
-def _after_fork() -> None:
-    for tracking in list(_TRACKINGS):
-        tracking.after_fork()
-
-
-os.register_at_fork(after_in_child=_after_fork)
 
 
 class Near(BaseCache):
@@ -302,7 +335,10 @@ class Near(BaseCache):
             if tracking.quiet() and not self._lock.locked():
                 return "tracking"
             with self._lock:
-                return "tracking" if tracking.poll() else "untracked"
+                if tracking.poll():
+                    return "tracking"
+            if tracking.refused is None:  # not refused by the answer poll() just read
+                return "untracked"
         return "ttl" if self.ttl > 0 else "off"
 
     def status(self) -> dict[str, str]:
@@ -404,59 +440,68 @@ class Near(BaseCache):
         try:
             return self.backend.set(key, value, timeout)
         finally:
-            self._forget([key])
+            self.forget([key])
 
     def add(self, key: str, value: Any, timeout: Any = None) -> Any:
         try:
             return self.backend.add(key, value, timeout)
         finally:
-            self._forget([key])
+            self.forget([key])
 
     def set_many(self, mapping: dict[str, Any], timeout: Any = None) -> Any:
         try:
             return self.backend.set_many(mapping, timeout)
         finally:
-            self._forget(mapping)
+            self.forget(mapping)
 
     def delete(self, key: str) -> Any:
         try:
             return self.backend.delete(key)
         finally:
-            self._forget([key])
+            self.forget([key])
 
     def delete_many(self, *keys: str) -> Any:
         try:
             return self.backend.delete_many(*keys)
         finally:
-            self._forget(keys)
+            self.forget(keys)
 
     def unlink(self, *keys: str) -> Any:
         try:
             return self.backend.unlink(*keys)
         finally:
-            self._forget(keys)
+            self.forget(keys)
 
     def inc(self, key: str, delta: int = 1) -> Any:
         try:
             return self.backend.inc(key, delta)
         finally:
-            self._forget([key])
+            self.forget([key])
 
     def dec(self, key: str, delta: int = 1) -> Any:
         try:
             return self.backend.dec(key, delta)
         finally:
-            self._forget([key])
+            self.forget([key])
 
     def clear(self) -> Any:
         try:
             return self.backend.clear()
         finally:
-            self._forget(None)
+            self.forget(None)
 
-    def _forget(self, keys: Iterable[str] | None) -> None:
+    def forget(self, keys: Iterable[str] | None) -> None:
+        """Drop ``keys`` from memory, or everything (None)."""
         with self._lock:
             self._forget_locked(keys)
+
+    def forked(self) -> None:
+        """In a new process (breaker.py notices it): memory and tracking of its own."""
+        self._lock = threading.Lock()
+        self._forget_locked(None)
+        if self.tracking is not None:
+            self.tracking.forked()
+        self.backend.forked()
 
     def _forget_locked(self, keys: Iterable[str] | None) -> None:
         self.version += 1
@@ -471,6 +516,8 @@ def around(backend: Any, config: dict[str, Any], log: logging.Logger) -> tuple[A
     """``backend`` with its near cache in front, or as it is with the reason it has none."""
     ttl, tracked = config["CACHE_NEAR_TTL"], config["CACHE_NEAR_TRACKING"]  # from_env's
     tracking = backend.tracking(log) if tracked and backend.tracks else None
+    if tracking is not None:
+        tracking.retry_after = max(config["CACHE_RETRY_AFTER"], RETRY_TRACKING)
     if tracking is not None and ttl <= 0:
         tracking.hint = (
             "; set CACHE_NEAR_TTL to serve hits from memory for that many seconds instead "

@@ -63,8 +63,18 @@ class UpstashRedis:
     def __init__(self, url: str, token: str, timeout: float):
         self.url = url.rstrip("/")
         self.timeout = (timeout, timeout)  # connect, read
-        self.session = requests.Session()  # no retries: requests' adapters default to none
-        self.session.headers["Authorization"] = f"Bearer {token}"
+        self._token = token
+        self.session = self._session()
+
+    def _session(self) -> requests.Session:
+        session = requests.Session()  # no retries: requests' adapters default to none
+        session.headers["Authorization"] = f"Bearer {self._token}"
+        return session
+
+    def forked(self) -> None:
+        """In a new process: its own keep-alive connections, never the parent's (two processes
+        on one TLS connection garble it). The parent's are dropped here, not closed."""
+        self.session = self._session()
 
     def _post(self, path: str, body: list[Any]) -> Any:
         try:
