@@ -127,9 +127,14 @@ class Tracking:
             self._pinged = now
         return now - self.verified < HEARTBEAT
 
+    @property
+    def on(self) -> bool:
+        """Whether the server confirmed tracking on the connection this process has."""
+        return self.conn is not None and self._confirming is None
+
     def quiet(self) -> bool:
         """Whether poll() would find nothing to do: no data, no PING due (no lock needed)."""
-        if self.conn is None or self.clock() - self.verified >= PING_AFTER:
+        if not self.on or self.clock() - self.verified >= PING_AFTER:
             return False
         return not self._ready()
 
@@ -344,7 +349,7 @@ class Near(BaseCache):
     def status(self) -> dict[str, str]:
         """{"mode": tracking, ttl or off, "why": ...}: as of the last call, touching no server."""
         tracking = self.tracking
-        if tracking is not None and tracking.conn is not None:
+        if tracking is not None and tracking.on:
             return {"mode": "tracking", "why": "the server reports every change (CLIENT TRACKING)"}
         if self.ttl > 0 and (tracking is None or tracking.refused):
             why = f"entries are served from memory for up to {self.ttl:g} s (CACHE_NEAR_TTL)"
