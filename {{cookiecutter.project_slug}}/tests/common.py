@@ -245,7 +245,7 @@ class SignedTests:
         cache = cache_factory()
         cache.set("text", "x")
         assert cache.inc("text") is None, "as Redis INCR refuses it: None, cachelib's not done"
-        assert cache.get("text") is None, "a write that failed leaves no old value (breaker.py)"
+        assert cache.get("text") == "x", "a refused inc wrote nothing: the value is kept"
 
     @pytest.fixture
     def attacked(self, tmp_path, settings_for):
@@ -474,6 +474,30 @@ class OutageTests:
         clock.advance(self.RETRY_AFTER)
         cache.get("key")  # the probe
         assert cache.status()["breaker"] == "open", "the server is still away"
+
+    def test_a_shared_counter_and_another_process_lock_survive_an_outage(
+        self, outage, outage_prefix, make_cache, settings_for
+    ):
+        """During an outage inc() counts and add() locks in this worker's memory only: once the
+        server is back, it still holds its counter and another process's lock, and this worker
+        counts on from the server's value (docs/caching.md, "When the server is down")."""
+        cache, relay, clock = outage
+        other = make_cache(  # another process, on the same server and keys
+            **settings_for(self.backend), CACHE_KEY_PREFIX=outage_prefix, CACHE_NEAR_TRACKING="off"
+        )
+        assert other.inc("counter", 1000) == 1000
+        assert other.add("lock", "held by another process")
+        relay.cut()
+        assert cache.inc("counter") == 1, "counted in this worker's memory"
+        assert cache.add("lock", "this worker's"), "a lock in this worker's memory"
+        assert cache.status()["breaker"] == "open"
+        relay.restore()
+        clock.advance(self.RETRY_AFTER)
+        assert cache.inc("counter") == 1001  # the probe, on the server
+        assert cache.status()["breaker"] == "closed"
+        assert cache.get("lock") == "held by another process"
+        assert not cache.add("lock", "this worker's")
+        assert other.get_many("counter", "lock") == [1001, "held by another process"]
 
     def test_each_change_of_state_is_logged_once(self, outage, caplog):
         cache, relay, clock = outage

@@ -166,7 +166,14 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def outage(request, make_cache, settings_for, clock):
+def outage_prefix() -> str:
+    """The CACHE_KEY_PREFIX of the outage fixture's app: another process on its server uses it
+    to share its keys."""
+    return f"test-{uuid.uuid4().hex[:12]}:"
+
+
+@pytest.fixture
+def outage(request, make_cache, settings_for, clock, outage_prefix):
     """(cache, relay, clock): a cache on the test class's backend, whose server (as settings_for
     names it) it reaches through a relay the test can cut and restore, with the test's clock in
     its breaker."""
@@ -176,6 +183,7 @@ def outage(request, make_cache, settings_for, clock):
         **settings_for(backend, port=relay.port),
         CACHE_RETRY_AFTER=str(request.cls.RETRY_AFTER),
         **getattr(request.cls, "settings", {}),  # the class's own, e.g. CACHE_NEAR_TTL
+        CACHE_KEY_PREFIX=outage_prefix,
     )
     cache.clock = clock
     yield cache, relay, clock

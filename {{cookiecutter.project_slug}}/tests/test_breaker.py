@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 from {{ cookiecutter.package_name }}.cache.breaker import MAX_PENDING_KEYS, Breaker
 from {{ cookiecutter.package_name }}.cache.errors import MAX_MESSAGE, error_message
 
+from .conftest import Clock
+
 RETRY_AFTER = 30
 METHODS = ("get", "get_many", "get_dict", "has", "set", "add", "set_many", "delete")
 METHODS += ("delete_many", "inc", "dec", "clear")
@@ -154,15 +156,96 @@ def test_a_good_probe_closes_it_and_the_fallback_is_emptied(breaker, caplog):
 
 
 def test_writes_and_deletes_made_while_open_are_deleted_before_it_serves(breaker):
-    breaker.set_many({"deleted": "old", "rewritten": "old", "kept": "old", "counted": 1})
+    breaker.set_many({"deleted": "old", "rewritten": "old", "kept": "old", "many": "old"})
     breaker.backend.fault = Down("refused")
     breaker.delete("deleted")
     breaker.set("rewritten", "new, in this worker only")
-    breaker.inc("counted")
+    breaker.set_many({"many": "new"})
     breaker.backend.fault = None
     breaker.clock.advance(RETRY_AFTER)
     assert breaker.get("deleted") is None
-    assert breaker.get_many("rewritten", "counted", "kept") == [None, None, "old"]
+    assert breaker.get_many("rewritten", "many", "kept") == [None, None, "old"]
+
+
+def test_counters_and_locks_made_while_open_leave_the_servers_alone(breaker):
+    """inc, dec and add in the fallback did not change the server's value: nothing is deleted
+    on recovery, so a shared counter and another process's lock survive; the worker's own
+    counts are dropped with the fallback (docs/caching.md, "When the server is down")."""
+    breaker.set_many({"hits": 1000, "stock": 5, "lock": "another process's"})
+    trip(breaker)
+    assert breaker.inc("hits") == 1, "counted in this worker's memory"
+    assert breaker.dec("stock") == -1
+    assert breaker.add("lock", "mine") and breaker.add("new lock", "mine")
+    assert breaker.pending_deletes == set()
+    breaker.backend.fault = None
+    breaker.clock.advance(RETRY_AFTER)
+    assert breaker.inc("hits") == 1001  # the probe: on the server, counting on from its value
+    assert breaker.status()["breaker"] == "closed"
+    assert "unlink" not in breaker.backend.calls
+    assert breaker.get_many("stock", "lock", "new lock") == [5, "another process's", None]
+
+
+def test_a_set_or_delete_after_an_inc_or_add_is_replayed(breaker):
+    """A key set or deleted while open is deleted on the server, whatever came before: a lock
+    released with delete() during the outage too (it cannot be told from an invalidation)."""
+    breaker.set_many({"added, then set": "old", "counted, then set": 1, "released": "theirs"})
+    trip(breaker)
+    assert breaker.add("added, then set", "new")
+    breaker.set("added, then set", "newer")
+    breaker.inc("counted, then set")
+    breaker.set_many({"counted, then set": 10})
+    assert breaker.add("released", "mine")
+    breaker.delete("released")
+    breaker.backend.fault = None
+    breaker.clock.advance(RETRY_AFTER)
+    assert breaker.get_many("added, then set", "counted, then set", "released") == [None] * 3
+
+
+def test_an_inc_made_while_another_thread_probes_leaves_the_counter_alone(breaker):
+    breaker.set("hits", 1000)
+    trip(breaker)
+    breaker.backend.fault = None
+    breaker.clock.advance(RETRY_AFTER)
+    probing, release = threading.Event(), threading.Event()
+    original = breaker.backend.get
+
+    def slow_get(key):
+        probing.set()
+        release.wait(5)
+        return original(key)
+
+    breaker.backend.get = slow_get
+    prober = threading.Thread(target=breaker.get, args=("key",))
+    prober.start()
+    assert probing.wait(5)
+    assert breaker.inc("hits") == 1, "from the fallback, while the probe runs"
+    release.set()
+    prober.join(5)
+    assert breaker.status()["breaker"] == "closed"
+    assert breaker.inc("hits") == 1001
+
+
+CHANGES = st.sampled_from(["set", "set_many", "delete", "delete_many", "inc", "dec", "add"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(CHANGES, st.sampled_from("abc")), max_size=12))
+def test_recovery_deletes_exactly_the_keys_set_or_deleted_while_open(changes):
+    """Any sequence of changes made in the fallback: each key set or deleted is gone from the
+    server, any other key (counted, added, untouched) keeps the server's value."""
+    breaker = make_breaker(Clock())
+    breaker.set_many(dict.fromkeys("abc", 1000))
+    trip(breaker)
+    args = {"set": lambda key: (key, 7), "set_many": lambda key: ({key: 7},)}
+    args |= {"add": lambda key: (key, 7)}
+    for method, key in changes:
+        getattr(breaker, method)(*args.get(method, lambda key: (key,))(key))
+    breaker.backend.fault = None
+    breaker.clock.advance(RETRY_AFTER)
+    breaker.get("probe")
+    assert breaker.status()["breaker"] == "closed"
+    replaced = {key for method, key in changes if method not in ("inc", "dec", "add")}
+    assert breaker.get_many(*"abc") == [None if key in replaced else 1000 for key in "abc"]
 
 
 def test_a_clear_made_while_open_is_replayed_as_a_clear(breaker):
@@ -206,15 +289,15 @@ def test_a_refused_write_leaves_no_old_value_behind(breaker):
     assert breaker.get("key") is None
 
 
-@pytest.mark.parametrize("call", ["set", "delete", "delete_many", "clear", "inc"])
+@pytest.mark.parametrize("call", ["set", "delete", "delete_many", "clear"])
 def test_a_change_the_server_refuses_is_replayed_once_it_accepts(breaker, caplog, call):
     """READONLY (a replica after a failover), MISCONF: neither the change nor a delete is
     accepted. The breaker opens as for an outage and replays once the server takes writes."""
     breaker.set_many({"key": "old", "other": "old"})
     readonly = ValueError("READONLY You can't write against a read only replica.")
-    refused = ("set", "delete", "delete_many", "clear", "inc", "unlink")
+    refused = ("set", "delete", "delete_many", "clear", "unlink")
     breaker.backend.faults = dict.fromkeys(refused, readonly)
-    args = {"set": ("key", "new"), "delete_many": ("key",), "clear": (), "inc": ("key",)}
+    args = {"set": ("key", "new"), "delete_many": ("key",), "clear": ()}
     getattr(breaker, call)(*args.get(call, ("key",)))
     assert breaker.status()["breaker"] == "open"
     assert breaker.get("key") != "old", "the old value is not served meanwhile"
@@ -231,6 +314,35 @@ def test_a_change_the_server_refuses_is_replayed_once_it_accepts(breaker, caplog
     error = breaker.status()["last_error"]
     assert error["type"] == "ValueError"
     assert error["message"] == "READONLY You can't write against a read only replica."
+
+
+@pytest.mark.parametrize("call", ["inc", "dec", "add"])
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        TypeError("inc/dec of 'key': it holds a str, not an int"),  # as backends._added raises
+        ValueError("OOM command not allowed when used memory > 'maxmemory'."),
+        ValueError("READONLY You can't write against a read only replica."),
+    ],
+    ids=["not a counter", "OOM", "READONLY"],
+)
+def test_a_refused_inc_dec_or_add_deletes_nothing(breaker, caplog, call, refusal):
+    """Nothing was written (each is one atomic write), so the key keeps its value: a value inc
+    cannot count, another process's lock. A miss for that call; the breaker stays closed."""
+    breaker.set("key", "another process's")
+    breaker.backend.faults = {call: refusal, "unlink": refusal}
+    assert not getattr(breaker, call)(*{"add": ("key", "mine")}.get(call, ("key",)))
+    assert breaker.status()["breaker"] == "closed"
+    assert "unlink" not in breaker.backend.calls
+    assert len(records(caplog, f"cache: {call}(...) failed on stub, a miss")) == 1
+    breaker.backend.faults = {}
+    assert breaker.get("key") == "another process's"
+
+
+def test_an_inc_of_a_value_that_is_not_a_counter_keeps_the_value(breaker):
+    breaker.set("key", "text")
+    assert breaker.inc("key") is None  # SimpleCache's own TypeError
+    assert breaker.get("key") == "text"
 
 
 class Refused(Exception):

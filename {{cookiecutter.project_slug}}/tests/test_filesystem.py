@@ -223,6 +223,28 @@ def test_disk_trouble_is_one_outage_logged_once_that_heals_itself(
     assert not any(r.exc_info for r in caplog.records), "no traceback"
 
 
+@pytest.mark.skipif(resource is None, reason="no RLIMIT_FSIZE on Windows")
+def test_a_shared_counter_and_another_process_lock_survive_a_full_disk(make_cache, clock, tmp_path):
+    """As OutageTests' test for servers: inc() and add() made while the disk is full count and
+    lock in this worker's memory only; the counter and the other process's lock on disk stay
+    (docs/caching.md, "When the server is down")."""
+    shared = {"CACHE_TYPE": "filesystem", "CACHE_DIR": str(tmp_path / "shared")}
+    shared |= {"CACHE_KEY_PREFIX": "shared:", "CACHE_RETRY_AFTER": "30"}
+    cache, other = make_cache(**shared), make_cache(**shared)
+    cache.clock = clock
+    assert other.inc("counter", 1000) == 1000
+    assert other.add("lock", "held by another process")
+    with fault(Path(cache.backend.directory), "full"):
+        assert cache.set("page", "a write the full disk refuses")
+        assert cache.status()["breaker"] == "open"
+        assert cache.inc("counter") == 1, "counted in this worker's memory"
+        assert cache.add("lock", "this worker's"), "a lock in this worker's memory"
+    clock.advance(30)
+    assert cache.inc("counter") == 1001  # the probe, on disk
+    assert cache.status()["breaker"] == "closed"
+    assert other.get_many("counter", "lock") == [1001, "held by another process"]
+
+
 def test_a_folder_that_cannot_be_made_stops_start_up_in_one_line(make_cache, tmp_path):
     """A configuration error, not an outage: start-up says so (a folder deleted later is made
     again: test_disk_trouble_is_one_outage_logged_once_that_heals_itself)."""

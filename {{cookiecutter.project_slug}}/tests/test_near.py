@@ -425,6 +425,107 @@ def test_a_flush_empties_memory(redis_cache):
     assert near.entries == {}
 
 
+def with_db(url: str, db: int) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{db}", query=""))
+
+
+@pytest.fixture
+def swappable(redis_url, server):
+    """(mine, spare): two databases of the test server that no other test uses, to SWAPDB while
+    holding a lock key in the suite's own database. SWAPDB swaps whole databases for every client
+    of the server, so never the one TEST_REDIS_URL names (every other test's): the two highest of
+    a default server's 16 but that one. The lock keeps two runs that share the server (xdist, CI
+    jobs) from swapping at once. A server that refuses SWAPDB (ACLs, a proxy) skips the test."""
+    used = server.connection_pool.connection_kwargs.get("db", 0)
+    mine, spare = [db for db in (15, 14, 13) if db != used][:2]
+    token = uuid.uuid4().hex
+    deadline = time.monotonic() + 60
+    while not server.set("test-near:swapdb-lock", token, nx=True, ex=30):
+        assert time.monotonic() < deadline, "another run held the SWAPDB lock for a minute"
+        time.sleep(0.05)
+    try:
+        server.swapdb(mine, spare)
+        server.swapdb(mine, spare)
+    except redis.ResponseError as error:
+        server.delete("test-near:swapdb-lock")
+        pytest.skip(f"the test server refuses SWAPDB: {error}")
+    yield with_db(redis_url, mine), with_db(redis_url, spare)
+    if server.get("test-near:swapdb-lock") == token.encode():
+        server.delete("test-near:swapdb-lock")
+
+
+@pytest.mark.redis
+def test_after_a_swapdb_memory_serves_the_old_value(swappable, make_cache, clock):
+    """SWAPDB sends tracking no notice (Redis 7.0; FLUSHDB, FLUSHALL, MOVE, COPY and RENAME do,
+    test_a_move_copy_or_rename_is_seen): a worker whose database is swapped under it serves
+    what it held in memory, not what the server now holds, for as long as its heartbeat is
+    answered, and again after a quiet spell's PING is answered. Only a reload reads the new
+    database. docs/caching.md ("The near cache") says so: hosted Redis serves db 0 only and has
+    no SWAPDB; on your own server, do not SWAPDB under a live app's database, or reload it."""
+    mine, spare = swappable
+    prefix = f"swap-{uuid.uuid4().hex[:12]}:"
+    settings = {"CACHE_TYPE": "redis", "CACHE_KEY_PREFIX": prefix}
+    plain = {**settings, "CACHE_NEAR_TRACKING": "off"}
+    # First the value the swap brings in: its write's notice goes to every tracker of the prefix,
+    # in any database (tracking goes by key name), so it comes before the worker reads.
+    make_cache(**plain, REDIS_URL=spare).set("page", "new")
+    cache = make_cache(**settings, REDIS_URL=mine)
+    near = near_of(cache)
+    near.tracking.clock = clock
+    cache.set("page", "old")
+    assert cache.get("page") == cache.get("page") == "old"  # tracking started, kept in memory
+    assert cache.status()["near"]["mode"] == "tracking"
+    server = redis.Redis.from_url(mine)
+    try:
+        server.swapdb(int(urlsplit(mine).path[1:]), int(urlsplit(spare).path[1:]))
+        assert make_cache(**plain, REDIS_URL=mine).get("page") == "new", "the server's now"
+        time.sleep(NOTICE)  # time for a notice, had the server sent one
+        assert [cache.get("page") for _ in range(3)] == ["old"] * 3
+        assert cache.status()["near"]["mode"] == "tracking", "nothing tells it"
+        clock.advance(3600)  # a quiet spell: the next read goes to Redis while it PINGs
+        after_the_pong = [cache.get("page")]
+        assert seen_within(lambda: cache.status()["near"]["mode"], "tracking", 2.0)
+        after_the_pong.append(cache.get("page"))
+        assert after_the_pong == ["new", "old"], "memory serves again once the PONG is in"
+        assert make_cache(**settings, REDIS_URL=mine).get("page") == "new", "a reload does"
+    finally:
+        server.swapdb(int(urlsplit(mine).path[1:]), int(urlsplit(spare).path[1:]))
+        for url in (mine, spare):
+            redis.Redis.from_url(url).delete(f"{prefix}page")
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("command", ["MOVE", "COPY", "RENAME"])
+def test_a_move_copy_or_rename_is_seen(swappable, make_cache, command):
+    """Unlike SWAPDB, these send a notice for the keys they change (Redis 7.0): memory never
+    serves the old value after them."""
+    mine, spare = swappable
+    prefix = f"moved-{uuid.uuid4().hex[:12]}:"
+    settings = {"CACHE_TYPE": "redis", "CACHE_KEY_PREFIX": prefix}
+    if command == "COPY":  # the value to copy in, before the worker reads (as for SWAPDB)
+        make_cache(**settings, REDIS_URL=spare, CACHE_NEAR_TRACKING="off").set("page", "new")
+    cache = make_cache(**settings, REDIS_URL=mine)
+    cache.set("draft", "a draft")
+    cache.set("page", "old")
+    assert cache.get("page") == cache.get("page") == "old"
+    assert cache.status()["near"]["mode"] == "tracking"
+    here, there = redis.Redis.from_url(mine), redis.Redis.from_url(spare)
+    spare_db = int(urlsplit(spare).path[1:])
+    try:
+        if command == "MOVE":
+            here.move(f"{prefix}page", spare_db)  # gone from this database
+        elif command == "COPY":
+            there.copy(f"{prefix}page", f"{prefix}page", int(urlsplit(mine).path[1:]), True)
+        else:
+            here.rename(f"{prefix}draft", f"{prefix}page")  # signed for "draft": a miss here
+        expected = {"MOVE": None, "COPY": "new", "RENAME": None}[command]
+        assert seen_within(lambda: cache.get("page"), expected)
+    finally:
+        for server in (here, there):
+            server.delete(f"{prefix}page", f"{prefix}draft")
+
+
 @pytest.fixture
 def refusing_user(server, redis_url):
     """A REDIS_URL for a user whose ACL denies CLIENT (so CLIENT TRACKING), as a hosted Redis or

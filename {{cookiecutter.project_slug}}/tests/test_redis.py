@@ -1,5 +1,6 @@
 """CACHE_TYPE=redis, against a real Redis server (TEST_REDIS_URL)."""
 
+import uuid
 from functools import partial
 
 import pytest
@@ -69,6 +70,21 @@ class TestRedis(
         cache = make_cache(CACHE_TYPE="redis", REDIS_URL="redis://no-such-host.invalid:6379/0")
         assert cache.set("key", 1) and cache.get("key") == 1
         assert cache.status()["active"] == "simple"
+
+
+@pytest.mark.parametrize("backend", ["redis", "upstash"])
+def test_an_add_the_server_refuses_writes_nothing(make_cache, settings_for, redis_url, backend):
+    """add() is one command (SET NX EX): one whose expiry Redis refuses leaves no key behind,
+    where SETNX then EXPIRE left one that never expires. The breaker undoes no add (a failed
+    add must not delete another process's lock): the add itself must write all or nothing."""
+    prefix = f"refused-add-{uuid.uuid4().hex[:12]}:"
+    cache = make_cache(**settings_for(backend), CACHE_KEY_PREFIX=prefix)
+    assert cache.add("lock", "mine", timeout=10**16) is False  # past Redis's longest expiry
+    assert cache.status()["breaker"] == "closed"
+    assert redis.Redis.from_url(redis_url).exists(f"{prefix}lock") == 0
+    assert cache.add("lock", "mine", timeout=60) and cache.get("lock") == "mine"
+    assert not cache.add("lock", "another's", timeout=60)
+    cache.delete("lock")
 
 
 @pytest.mark.parametrize("near_ttl, mode", [("0", "off"), ("5", "ttl")])

@@ -601,12 +601,13 @@ return 1
         return self._write_client.set(name, dump, ex=expires if expires != -1 else None)
 
     def add(self, key: str, value: Any, timeout: Any = None) -> Any:
+        # One command (cachelib's SETNX then EXPIRE can write a key that never expires, then
+        # fail): an add that fails wrote nothing, which the breaker relies on (it undoes none).
         name = f"{self._get_prefix()}{key}"
         expires = self._normalize_timeout(timeout)
-        created = self._write_client.setnx(name, self.serializer.dumps(value, name=name))
-        if created and expires != -1:
-            self._write_client.expire(name, expires)
-        return created
+        dump = self.serializer.dumps(value, name=name)
+        ex = expires if expires != -1 else None
+        return bool(self._write_client.set(name, dump, ex=ex, nx=True))
 
     def set_many(self, mapping: dict[str, Any], timeout: Any = None) -> list[Any]:
         expires = self._normalize_timeout(timeout)

@@ -8,13 +8,21 @@ answers but will refuse every command for a while (Upstash past its quota) is an
 backend names such answers by error type and the start of their message (Backend.refusals()), so
 that each worker costs it one command per CACHE_RETRY_AFTER until it serves again.
 
-No invalidation is lost. Keys written or deleted while open are remembered, and deleted from the
-backend (UNLINK, which does not re-check) before it serves again; the breaker closes only once
-nothing is left to replay, so a delete made by another thread during the probe is replayed too.
+No invalidation is lost. Keys set or deleted while open (set, set_many, delete, delete_many,
+clear) are remembered, and deleted from the backend (UNLINK, which does not re-check) before it
+serves again; the breaker closes only once nothing is left to replay, so a delete made by
+another thread during the probe is replayed too. inc, dec and add are not remembered: they
+build on the server's value or leave it as it is, so the server's copy is as good as before,
+and deleting it would lose a shared counter or another process's lock. So while open, counters
+count in this worker's memory only, and those counts are never added to the server's counter
+(the fallback is emptied on close: the next inc counts on from the server's value); a lock
+taken with add() is this worker's only (another process may hold the same one on the server,
+and keeps it). A set() or delete() of such a key is remembered as any other.
 A delete or clear the server refuses (READONLY during a failover, for instance) opens the breaker
-like an outage, and so does a write it refuses when the key cannot then be deleted: its old
-value must not be served. Other errors (a value too large, a wrong type) are a miss for that
-call only, logged at most once a minute. Errors are logged by type and message, with the
+like an outage, and so does a set it refuses when the key cannot then be deleted: its old value
+must not be served. Other errors (a value too large, a wrong type) are a miss for that call
+only, logged at most once a minute; a failed inc, dec or add wrote nothing, so nothing of the
+key is deleted (a set may have, so its key is). Errors are logged by type and message, with the
 backend's secrets replaced by ***, never by repr (which can quote a password or token). status()
 (public: /health shows it) gives the last error that opened or kept the breaker open the same
 way, its host names hidden too; for a refused replay or undo, the server's own error.
@@ -47,6 +55,10 @@ MAX_PENDING_KEYS = 10_000  # past this, recovery clears this app's keys instead 
 REPLAY_BATCH = 500  # keys per UNLINK while replaying
 QUIET_SECONDS = 60.0  # a per-call error is logged at most once in this window
 DELETES = frozenset({"delete", "delete_many"})
+# inc and dec build on the server's value, and add writes only where it has none: made in the
+# fallback, they leave the server's value right (a shared counter, another process's lock), so
+# they are not replayed; each is one atomic write, so one that fails wrote nothing to undo.
+BUILD_ON_THE_SERVER = frozenset({"inc", "dec", "add"})
 Refusals = Mapping[type[BaseException], tuple[str, ...]]
 
 
@@ -243,7 +255,8 @@ class Breaker(BaseCache):
                 raise
             if clears or method in DELETES:
                 raise Unapplied(method) from error
-            if writes:  # the write failed: the key must not keep serving its old value
+            if writes and method not in BUILD_ON_THE_SERVER:
+                # A set failed, maybe part-way: the key must not keep serving its old value.
                 try:
                     self.backend.unlink(*writes)
                 except Exception:
@@ -297,8 +310,9 @@ class Breaker(BaseCache):
     def _fallback(
         self, method: str, args: tuple[Any, ...], writes: tuple[str, ...], clears: bool
     ) -> Any:
-        """The call on the in-process cache, its keys remembered (with the lock held)."""
-        self._remember(writes, clears)
+        """The call on the in-process cache, the keys it sets or deletes remembered (with the
+        lock held)."""
+        self._remember(() if method in BUILD_ON_THE_SERVER else writes, clears)
         return getattr(self.local, method)(*args)
 
     def _remember(self, writes: Iterable[str], clears: bool) -> None:

@@ -55,8 +55,8 @@ def encoded(command: Sequence[Any]) -> list[Any]:
     return [encode(part) for part in command]
 
 
-def set_command(name: str, value: bytes, ex: int | None) -> tuple[Any, ...]:
-    return ("SET", name, value, *(("EX", int(ex)) if ex else ()))
+def set_command(name: str, value: bytes, ex: int | None, nx: bool = False) -> tuple[Any, ...]:
+    return ("SET", name, value, *(("EX", int(ex)) if ex else ()), *(("NX",) if nx else ()))
 
 
 class UpstashRedis:
@@ -103,14 +103,8 @@ class UpstashRedis:
     def mget(self, keys: list[str]) -> Any:
         return self.execute("MGET", *keys) if keys else []
 
-    def set(self, name: str, value: bytes, ex: int | None = None) -> bool:
-        return bool(self.execute(*set_command(name, value, ex)) == b"OK")
-
-    def setnx(self, name: str, value: bytes) -> bool:
-        return bool(self.execute("SETNX", name, value))
-
-    def expire(self, name: str, time: int) -> bool:
-        return bool(self.execute("EXPIRE", name, int(time)))
+    def set(self, name: str, value: bytes, ex: int | None = None, nx: bool = False) -> bool:
+        return bool(self.execute(*set_command(name, value, ex, nx)) == b"OK")
 
     def delete(self, *names: str) -> int:
         return int(self.execute("DEL", *names))
