@@ -4,6 +4,7 @@ TEST_REDIS_URL, TEST_REDIS_TLS_URL, TEST_MEMCACHED_SERVERS and TEST_HTTPS_PROXY 
 at servers that already run instead. With CI=true a server that can be neither found nor started is a failure.
 """
 
+import contextlib
 import http.client
 import importlib.util
 import json
@@ -354,3 +355,95 @@ class Workers:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def socket_holders(port: int, pids=None) -> set[int]:
+    """The processes among ``pids`` (None: all) that hold the TCP socket whose local port is ``port`` (a
+    client's end of a loopback connection, as CLIENT LIST shows it in addr): one process for a
+    connection it opened itself; a socket opened before a fork is held by parent and children."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[9] != "0":
+                inodes.add(f"socket:[{fields[9]}]")
+    if pids is None:
+        pids = [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()]
+    holders = set()
+    for pid in pids:
+        try:
+            fds = list(Path(f"/proc/{pid}/fd").iterdir())
+        except OSError:
+            continue  # gone meanwhile
+        for fd in fds:
+            try:
+                if os.readlink(fd) in inodes:
+                    holders.add(pid)
+                    break
+            except OSError:
+                continue  # closed meanwhile
+    return holders
+
+
+def parent_pid(pid: int) -> int:
+    """The parent of ``pid`` (a uWSGI worker's is its master)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[1])  # after "(comm)": state, ppid
+
+
+class TrackingHungRelay:
+    """A relay in front of a redis-server that forwards every connection but the near cache's
+    tracking one, which it holds unanswered from its first command that names it on: the
+    connection's CLIENT SETNAME near-cache, or CLIENT TRACKING. redis-py 8 speaks RESP3 on every
+    connection (HELLO 3 opens data connections too), so the name is what tells them apart.
+    ``hung`` lists the local ports of the clients it held, and ``held_by`` the processes that
+    held each one when it was caught."""
+
+    NAMES = (b"near-cache", b"TRACKING")
+
+    def __init__(self, target_port: int):
+        self.target_port = target_port
+        self.hung: list[int] = []
+        self.held_by: list[set[int]] = []
+        self.connections = 0
+        self._sockets: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.2)
+        self.port = self._listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client, address = self._listener.accept()
+                server = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
+            except OSError:
+                continue
+            self.connections += 1
+            for sock in (client, server):
+                sock.settimeout(None)
+                self._sockets.append(sock)
+            threading.Thread(target=self._pump, args=(client, server, address[1]), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, None), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, client_port: int | None) -> None:
+        try:
+            while data := source.recv(65536):
+                if client_port is not None and any(name in data for name in self.NAMES):
+                    self.hung.append(client_port)
+                    self.held_by.append(socket_holders(client_port))
+                    return  # held: neither forwarded nor closed
+                sink.sendall(data)
+        except OSError:
+            pass
+        for sock in (source, sink):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._listener.close()
+        for sock in self._sockets:
+            with contextlib.suppress(OSError):
+                sock.close()
