@@ -112,6 +112,15 @@ class TestFilesystem(CommonTests, ClearTests, SignedTests):
         assert not entry.exists()
         assert all(cache.has(f"keep{i}") for i in range(9))
 
+    def test_add_stores_over_an_expired_entry(self, cache_factory):
+        # cachelib's add() refused while any file had the entry's name, expired or not.
+        cache = cache_factory()
+        cache.set("key", "old", timeout=100)
+        entry = entry_file(cache, "key")
+        entry.write_bytes(struct.pack("I", int(time.time()) - 1) + entry.read_bytes()[4:])
+        assert cache.add("key", "new") and cache.get("key") == "new"
+        assert not cache.add("key", "newer") and cache.get("key") == "new"
+
 
 # Disk trouble: a full disk, a read-only folder, a deleted one, a file where the folder should be.
 # Each is real: a file size limit of 0 bytes on this process (RLIMIT_FSIZE: every write fails
