@@ -110,7 +110,7 @@ def test_commands_fail_clearly_when_the_backend_is_down(tmp_path, command):
     assert "hunter2" not in result.output
 
 
-@pytest.mark.parametrize("command", [["status"], ["clear"]])
+@pytest.mark.parametrize("command", [["status"], ["clear"], ["bench", "-n", "5"]])
 @pytest.mark.parametrize(
     "where", ["redis://:{}@127.0.0.1:1/0", "redis://127.0.0.1:1/0?password={}"]
 )
