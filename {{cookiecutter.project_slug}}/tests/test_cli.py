@@ -1,15 +1,20 @@
 """`flask cache status|clear|bench`, on each backend and with the server down."""
 
+import importlib.util
+import sys
 import uuid
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from .conftest import make_app
+from {{ cookiecutter.package_name }}.cache import BACKENDS
+
+from .conftest import SERVERS, make_app
 from .test_views import EVERY_BACKEND
 
 STORING = [backend for backend in EVERY_BACKEND if backend.values != ("null",)]
+SHARED = [backend for backend in EVERY_BACKEND if BACKENDS[backend.values[0]].shared]
 
 
 @pytest.fixture(params=STORING)
@@ -52,9 +57,11 @@ def test_cache_status_says_whether_workers_keep_hits_in_memory(
     assert f"near cache: {said}" in result.output
 
 
-def test_cache_clear_command(cli_app):
+@pytest.mark.parametrize("backend", SHARED)
+def test_cache_clear_command(tmp_path, settings_for, backend):
     from {{ cookiecutter.package_name }}.cache import cache
 
+    cli_app = make_app(tmp_path, **settings_for(backend))
     with cli_app.app_context():
         cache.set("mine", 1)
     result = invoke(cli_app, "clear")
@@ -62,6 +69,22 @@ def test_cache_clear_command(cli_app):
     assert "cleared this app's entries" in result.output
     with cli_app.app_context():
         assert cache.get("mine") is None
+
+
+@pytest.mark.parametrize("backend", ["simple", "null"])
+def test_cache_clear_says_the_site_is_not_cleared_where_it_cannot_be(tmp_path, backend):
+    """A console is not a web worker: on simple, each worker's memory is its own, and only a
+    reload empties it. Nothing failed (exit 0), but nothing on the site was cleared either."""
+    result = invoke(make_app(tmp_path, CACHE_TYPE=backend), "clear")
+    assert result.exit_code == 0, result.output
+    assert "cleared this app's entries" not in result.output
+    assert result.output.startswith("nothing ")
+    if backend == "simple":
+        assert "each web worker's own memory, which this console cannot reach" in result.output
+        assert "reload the web app" in result.output
+        assert "Reload button on the Web tab" in result.output
+    else:
+        assert "CACHE_TYPE=null caches nothing" in result.output
 
 
 def test_cache_bench_command(cli_app):
@@ -87,7 +110,7 @@ def test_commands_fail_clearly_when_the_backend_is_down(tmp_path, command):
     assert "hunter2" not in result.output
 
 
-@pytest.mark.parametrize("command", [["status"], ["clear"]])
+@pytest.mark.parametrize("command", [["status"], ["clear"], ["bench", "-n", "5"]])
 @pytest.mark.parametrize(
     "where", ["redis://:{}@127.0.0.1:1/0", "redis://127.0.0.1:1/0?password={}"]
 )
@@ -106,6 +129,42 @@ def test_commands_never_show_a_password_an_error_quotes(tmp_path, monkeypatch, c
     assert result.exit_code == 1
     assert "ConnectionError: AUTH *** refused" in result.output
     assert secret not in result.output
+
+
+COMMANDS = [["status"], ["clear"], ["bench", "-n", "5"]]
+WITH_A_CLIENT = [name for name, backend in BACKENDS.items() if backend.requires]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+@pytest.mark.parametrize("backend", WITH_A_CLIENT)
+def test_commands_fail_when_the_client_library_is_missing(tmp_path, monkeypatch, backend, command):
+    """init_app serves from the simple cache then; the commands must not ping or clear that as if
+    it were the backend .env names: one line naming the package and the pip command, exit 1."""
+    package = BACKENDS[backend].requires
+    monkeypatch.setitem(sys.modules, package, None)  # as if it were not installed
+    assert importlib.util.find_spec(package) is None
+    nowhere = {"redis": "redis://127.0.0.1:1/0", "upstash": "https://127.0.0.1:1"}
+    settings = {SERVERS[backend][0]: nowhere.get(backend, "127.0.0.1:1")}
+    result = invoke(make_app(tmp_path, CACHE_TYPE=backend, **settings), *command)
+    assert result.exit_code == 1, result.output
+    assert "ping:       ok" not in result.output and "round trips" not in result.output
+    assert f"needs the {package} package, which is not installed" in result.output
+    assert f"pip install {package}" in result.output
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_commands_fail_when_the_server_is_not_set_yet_in_development(tmp_path, command):
+    """`flask --debug cache status` on a fresh redis bake: the simple cache serves (CACHE_FALLBACK),
+    which is not what .env asks for."""
+    app = make_app(tmp_path, DEBUG=True, CACHE_TYPE="redis")
+    assert app.config["CACHE_FALLBACK"]
+    result = invoke(app, *command)
+    assert result.exit_code == 1, result.output
+    assert "ping:       ok" not in result.output and "round trips" not in result.output
+    assert "CACHE_TYPE=redis but REDIS_URL is not set" in result.output
+    if command == ["status"]:
+        assert "configured: redis" in result.output
+        assert "serving:    simple" in result.output
 
 
 # Whatever follows `flask cache <command>` on a console: a usage error (exit 2) whose message is

@@ -1,5 +1,6 @@
 """CACHE_TYPE=filesystem: files in CACHE_DIR, shared by the web app's workers."""
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -8,6 +9,7 @@ import signal
 import struct
 import sys
 import tempfile
+import threading
 import time
 from contextlib import contextmanager
 from functools import partial
@@ -18,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from {{ cookiecutter.package_name }}.cache import ConfigError
+from {{ cookiecutter.package_name }}.cache.backends import Filesystem
 
 try:
     import resource
@@ -108,6 +111,15 @@ class TestFilesystem(CommonTests, ClearTests, SignedTests, KeyTests):
         cache.set("new", 1)
         assert not entry.exists()
         assert all(cache.has(f"keep{i}") for i in range(9))
+
+    def test_add_stores_over_an_expired_entry(self, cache_factory):
+        # cachelib's add() refused while any file had the entry's name, expired or not.
+        cache = cache_factory()
+        cache.set("key", "old", timeout=100)
+        entry = entry_file(cache, "key")
+        entry.write_bytes(struct.pack("I", int(time.time()) - 1) + entry.read_bytes()[4:])
+        assert cache.add("key", "new") and cache.get("key") == "new"
+        assert not cache.add("key", "newer") and cache.get("key") == "new"
 
 
 # Disk trouble: a full disk, a read-only folder, a deleted one, a file where the folder should be.
@@ -359,3 +371,134 @@ def test_an_unreadable_entry_is_a_miss_at_once(cache_factory, caplog, monkeypatc
     assert slept == [], "no retry, no backoff"
     assert not entry.is_file(), "an unreadable file is removed"
     assert caplog.records == []
+
+
+# Whoever can write to CACHE_DIR can put anything under an entry's name (the sha256 of a key). No
+# timeout applies to a file: a FIFO made a get() wait for a writer forever, and a link to
+# /dev/zero read without end. Each must be a miss, at once, and go (a folder cannot: it stays,
+# never read). The calls run in a thread joined with a timeout: a guard, so that a hang fails the
+# test instead of the run; the assertions are on what the calls answer.
+HANG_GUARD = 30  # seconds
+
+
+def promptly(call, *args, release=None):
+    """What ``call(*args)`` answers, or a failed test if it never returns (then ``release()``
+    frees the stuck thread)."""
+    answers = []
+    worker = threading.Thread(target=lambda: answers.append(call(*args)), daemon=True)
+    worker.start()
+    worker.join(HANG_GUARD)
+    if worker.is_alive():
+        if release is not None:
+            release()
+        pytest.fail(f"{call.__name__}{args!r} hung")
+    return answers[0]
+
+
+def release_fifo(path: Path) -> None:
+    """Open a FIFO for writing and close it: a reader blocked in open() goes on, at its end."""
+    with contextlib.suppress(OSError):
+        os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+
+
+def plant(kind: str, path: Path, outside: Path) -> None:
+    """Put ``kind`` at ``path`` (an entry's name), in place of whatever is there."""
+    if path.exists() and kind == "link outside":
+        shutil.copy(path, outside)  # the entry itself, served through a link: still not ours
+    if path.is_dir() and not path.is_symlink():
+        path.rmdir()
+    path.unlink(missing_ok=True)
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "link to /dev/zero":
+        path.symlink_to("/dev/zero")
+    elif kind == "link outside":
+        outside.touch()
+        path.symlink_to(outside)
+    elif kind == "folder":
+        path.mkdir()
+
+
+PLANTS = ["fifo", "link to /dev/zero", "link outside", "folder"]
+needs_fifos = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on Windows")
+
+
+@needs_fifos
+@pytest.mark.parametrize("kind", PLANTS)
+def test_something_planted_under_an_entry_name_is_a_miss_at_once(
+    kind, cache_factory, tmp_path, caplog
+):
+    cache = cache_factory()
+    cache.set("key", "value")
+    entry = entry_file(cache, "key")
+    plant(kind, entry, tmp_path / "outside")
+    release = partial(release_fifo, entry)
+
+    assert promptly(cache.has, "key", release=release) is False  # read only its first 4 bytes
+    assert promptly(cache.get, "key", release=release) is None
+    assert promptly(cache.get_many, "key", "other", release=release) == [None, None]
+    if kind == "folder":
+        assert entry.is_dir(), "a folder cannot be removed: it is left, and never read"
+    else:
+        assert not os.path.lexists(entry), "the planted file is removed"
+
+    plant(kind, entry, tmp_path / "outside")
+    stored = kind != "folder"  # a folder in its place: the write is a miss, not an outage
+    assert promptly(cache.add, "key", "added", release=release) is stored
+    assert promptly(cache.get, "key", release=release) == ("added" if stored else None)
+    plant(kind, entry, tmp_path / "outside")
+    assert promptly(cache.set, "key", "new", release=release) is stored
+    assert promptly(cache.get, "key", release=release) == ("new" if stored else None)
+    if stored:
+        assert entry.is_file() and not entry.is_symlink()
+    assert promptly(cache.delete, "key", release=release)
+    assert promptly(cache.clear, release=release)
+    assert cache.status()["breaker"] == "closed", "the cache still serves: no outage"
+    if kind == "link outside":
+        assert (tmp_path / "outside").is_file(), "a link is removed, never what it points to"
+    assert not [r for r in caplog.records if "signature" in r.getMessage()], "never read"
+
+
+@needs_fifos
+def test_a_full_cache_skips_and_removes_planted_entries(make_cache, tmp_path):
+    """A write to a full cache reads every entry's expiry (pruning): a FIFO there hung it."""
+    cache = make_cache(CACHE_TYPE="filesystem", CACHE_THRESHOLD="10")
+    folder = Path(cache.backend.directory)
+    for i in range(9):
+        cache.set(f"keep{i}", i, timeout=0)
+    fifo, zero = folder / ("0" * 64), folder / ("f" * 64)
+    os.mkfifo(fifo)
+    zero.symlink_to("/dev/zero")
+
+    assert promptly(cache.set, "new", "value", release=partial(release_fifo, fifo)) is True
+    assert cache.get("new") == "value"
+    assert not os.path.lexists(fifo) and not os.path.lexists(zero), "pruned first"
+    assert all(cache.has(f"keep{i}") for i in range(9)), "only what was planted is pruned"
+    assert cache.status()["breaker"] == "closed"
+
+
+def test_a_huge_file_under_an_entry_name_is_not_read(cache_factory, caplog):
+    """A regular file too large to be an entry (sparse: no disk used) is a miss, and goes."""
+    cache = cache_factory()
+    cache.set("key", "value")
+    entry = entry_file(cache, "key")
+    with entry.open("r+b") as file:
+        file.truncate(Filesystem.MAX_ENTRY + 1)
+    assert cache.has("key") is False
+    assert cache.get("key") is None
+    assert not entry.exists()
+    assert not [r for r in caplog.records if "signature" in r.getMessage()], "never read"
+
+
+def test_a_value_too_large_for_an_entry_is_a_miss_for_that_call(
+    cache_factory, monkeypatch, tmp_path
+):
+    """What could never be read back is not written: a miss, not an outage; no temp file left."""
+    monkeypatch.setattr(Filesystem, "MAX_ENTRY", 4096)
+    cache = cache_factory()
+    cache.set("big", "old")
+    assert cache.set("big", "x" * 5000) is False
+    assert cache.get("big") is None, "the old value does not stay"
+    assert cache.set("small", "x" * 100) and cache.get("small") == "x" * 100
+    assert cache.status()["breaker"] == "closed"
+    assert temp_files(tmp_path / "cache") == []

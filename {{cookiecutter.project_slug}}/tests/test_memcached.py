@@ -1,6 +1,9 @@
 """CACHE_TYPE=memcached, against a real memcached (TEST_MEMCACHED_SERVERS)."""
 
+import logging
 import pickle
+import socket
+import threading
 import uuid
 from functools import partial
 
@@ -121,3 +124,41 @@ class TestMemcached(
         assert cache.set("key", value) and cache.get("key") == value
         assert cache.inc("count") == 1
         assert cache.clear() and cache.get("key") is None and cache.get("count") is None
+
+
+class ClosingServer:
+    """A server that reads each request and closes the connection without an answer, as a
+    memcached that restarts or is killed mid-request: pymemcache raises
+    MemcacheUnexpectedCloseError(), with no message."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection = self.listener.accept()[0]
+            except OSError:
+                return  # closed
+            with connection:
+                connection.recv(65536)  # read first: closing on unread bytes would reset
+
+
+def test_an_outage_is_logged_saying_what_happened(make_cache, caplog):
+    server = ClosingServer()
+    try:
+        cache = make_cache(CACHE_TYPE="memcached", MEMCACHED_SERVERS=f"127.0.0.1:{server.port}")
+        caplog.set_level(logging.WARNING)
+        assert cache.get("key") is None
+    finally:
+        server.listener.close()
+    failed = [r.getMessage() for r in caplog.records if " failed (" in r.getMessage()]
+    assert len(failed) == 1, caplog.records
+    assert "failed (MemcacheUnexpectedCloseError: the server closed the connection)" in failed[0]
+    last_error = cache.status()["last_error"]
+    assert (last_error["type"], last_error["message"]) == (
+        "MemcacheUnexpectedCloseError",
+        "the server closed the connection",
+    )

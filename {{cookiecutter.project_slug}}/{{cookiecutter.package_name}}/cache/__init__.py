@@ -113,6 +113,7 @@ def init_app(app: Flask) -> None:
     if fallback:
         if not _reloader_parent(app):
             app.logger.warning("%s", fallback)
+        config["CACHE_FALLBACK"] = fallback  # `flask cache` says it, and exits 1
         backend = Simple
     # Flask-Caching builds the class CACHE_TYPE names with its factory(); a shared backend is
     # built by the breaker's, around it.

@@ -26,11 +26,13 @@ import os
 import random
 import re
 import ssl
+import stat
 import struct
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from functools import partial
+from io import BytesIO
 from typing import Any, BinaryIO, ClassVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -177,6 +179,10 @@ class Null(Backend, NullCache):
     offered = False
 
 
+class NotAnEntry(OSError):
+    """A file under an entry's name that is not a regular file, or is too large to read."""
+
+
 class Filesystem(Backend, FileSystemCache):
     """Files in CACHE_DIR, shared by the workers of the web app.
 
@@ -196,6 +202,14 @@ class Filesystem(Backend, FileSystemCache):
     call first tests a write: a probe that only reads would find the disk fine and close the
     breaker, and the next write would open it again, a pair of log lines per retry window. An
     entry that cannot be read is a miss, and is removed.
+
+    Anyone who can write to CACHE_DIR can put something else under an entry's name: a FIFO (a
+    read waits for a writer, forever), a link to /dev/zero (endless bytes) or to any file, a
+    folder, a huge file. No timeout applies to a file, so entries are opened without following
+    a link and without blocking, and read only if they are regular files of at most MAX_ENTRY
+    bytes; anything else is a miss, and is removed. No call opens an entry any other way
+    (cachelib's add() and pruning included). A value that would make a larger entry is refused,
+    a miss for that call: it could never be read back.
     """
 
     name = "filesystem"
@@ -209,6 +223,16 @@ class Filesystem(Backend, FileSystemCache):
     _TEMP = re.compile(rf"(?:tmp|{_TEMP_PREFIX})\w+{re.escape(_TEMP_SUFFIX)}\Z")
     STALE_TEMP = 60  # seconds: an older temp file belongs to no write in progress; it is removed
     PROBE_SIZE = 4096  # bytes written to test a disk that failed: a page, more than most entries
+    MAX_ENTRY = 64 * 1024 * 1024  # bytes of an entry file: what one read may hold in memory
+    # How an entry is opened: not through a link, not waiting for a FIFO's writer, not inherited
+    # by a child process. Windows has neither O_NOFOLLOW nor O_NONBLOCK, and needs O_BINARY.
+    _OPEN_ENTRY: int = (
+        os.O_RDONLY
+        | getattr(os, "O_NOFOLLOW", 0)
+        | getattr(os, "O_NONBLOCK", 0)
+        | getattr(os, "O_CLOEXEC", 0)
+        | getattr(os, "O_BINARY", 0)
+    )
 
     @classmethod
     def settings(cls, env: Env) -> dict[str, object]:
@@ -250,20 +274,26 @@ class Filesystem(Backend, FileSystemCache):
         return self._read(key, partial(self.serializer.load, name=key))
 
     def has(self, key: str) -> bool:
-        return self._read(key, lambda entry: True) is True
+        return self._read(key, None) is True
 
-    def _read(self, key: str, load: Callable[[BinaryIO], Any]) -> Any:
+    def _read(self, key: str, load: Callable[[BinaryIO], Any] | None) -> Any:
+        """The entry's value (``load`` reads it from the bytes after the expiry), or True for
+        a live entry if ``load`` is None; None for a miss."""
         self._test_writes()
         path = self._get_filename(key)
         try:
-            with open(path, "rb") as entry:
-                (expires,) = struct.unpack("I", entry.read(4))
-                if expires != 0 and expires < time.time():
-                    return None
-                return load(entry)
+            data = self._read_entry(path, 4 if load is None else self.MAX_ENTRY)
+            (expires,) = struct.unpack("I", data[:4])
+            if expires != 0 and expires < time.time():
+                return None
+            if load is None:
+                return True
+            value = BytesIO(data)
+            value.seek(4)
+            return load(value)
         except FileNotFoundError:
             return None
-        except OSError:
+        except OSError:  # unreadable, or not an entry at all (a FIFO, a link, a folder ...)
             with contextlib.suppress(FileNotFoundError, IsADirectoryError):
                 os.remove(path)  # fails too when the folder is at fault: raised, an outage
             return None
@@ -271,6 +301,22 @@ class Filesystem(Backend, FileSystemCache):
             with contextlib.suppress(OSError):
                 os.remove(path)
             return None
+
+    def _read_entry(self, path: str, size: int) -> bytes:
+        """Up to ``size`` bytes of the entry file at ``path``; an OSError (NotAnEntry) if it is
+        anything but a regular file of at most MAX_ENTRY bytes (a link is not followed)."""
+        fd = os.open(path, self._OPEN_ENTRY)  # a FIFO opens at once: O_NONBLOCK
+        try:
+            found = os.fstat(fd)
+            if not stat.S_ISREG(found.st_mode) or found.st_size > self.MAX_ENTRY:
+                raise NotAnEntry(path)
+            chunks, left = [], min(size, found.st_size)  # a file growing meanwhile stops there
+            while left > 0 and (chunk := os.read(fd, left)):
+                chunks.append(chunk)
+                left -= len(chunk)
+            return b"".join(chunks)
+        finally:
+            os.close(fd)
 
     # Writes: each raises its OSError, after removing its temp file.
     def set(self, key: str, value: Any, timeout: Any = None, mgmt_element: bool = False) -> bool:
@@ -280,13 +326,18 @@ class Filesystem(Backend, FileSystemCache):
         def write(file: BinaryIO) -> None:
             file.write(expires)
             self.serializer.dump(value, file, name=key)
+            if file.tell() > self.MAX_ENTRY:  # a miss for this call (the breaker logs it)
+                raise ValueError(f"the entry would be over {self.MAX_ENTRY} bytes")
 
         try:
             self._make_room()
             temp = self._write_temp(write)
             try:
                 os.chmod(temp, self._mode or 0o600)
-                os.replace(temp, path)
+                try:
+                    os.replace(temp, path)
+                except IsADirectoryError:  # planted: a miss for this call, not a disk outage
+                    raise ValueError("a folder is in the place of its entry file") from None
             except BaseException:
                 with contextlib.suppress(OSError):
                     os.remove(temp)
@@ -298,8 +349,8 @@ class Filesystem(Backend, FileSystemCache):
         return True
 
     def add(self, key: str, value: Any, timeout: Any = None) -> bool:
-        self._test_writes()
-        return bool(super().add(key, value, timeout))  # cachelib's: if no file, set()
+        # Not cachelib's (any file under the name, even expired or planted, refused it forever).
+        return not self.has(key) and self.set(key, value, timeout)
 
     def delete(self, key: str, mgmt_element: bool = False) -> bool:
         self._test_writes()
@@ -327,11 +378,12 @@ class Filesystem(Backend, FileSystemCache):
         return True
 
     def _delete_entry(self, path: str) -> None:
-        """Delete an entry file; gone already is fine, any other failure is the folder's (raised:
-        an outage, where _remove() below only reports it)."""
+        """Delete an entry file; gone already is fine, and so is a folder in its place (planted:
+        never read as an entry). Any other failure is the folder's (raised: an outage, where
+        _remove() below only reports it)."""
         try:
             os.remove(path)
-        except FileNotFoundError:
+        except (FileNotFoundError, IsADirectoryError):
             pass
         except OSError as error:
             self.failed_write = error
@@ -379,8 +431,7 @@ class Filesystem(Backend, FileSystemCache):
             # Checked against cachelib 0.14 to 0.17: an entry file starts with its expiry time, a
             # 4-byte struct "I" (0 = never); tests/test_filesystem.py pins it.
             try:
-                with open(path, "rb") as entry:
-                    (expires,) = struct.unpack("I", entry.read(4))
+                (expires,) = struct.unpack("I", self._read_entry(path, 4))
             except FileNotFoundError:
                 continue  # removed meanwhile
             except (OSError, struct.error):

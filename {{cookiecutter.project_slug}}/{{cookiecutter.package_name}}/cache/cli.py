@@ -1,7 +1,12 @@
 """`flask cache status|clear|bench`: for a console, to see, clear and measure the backend itself.
 
 The commands talk to the backend past the breaker, so its errors show (exit status 1, one line,
-no password) instead of being served around.
+no password) instead of being served around. A backend that cannot be used at all (its client
+library missing, or its server not set yet in development: init_app serves from the simple cache
+instead) fails them the same way: the simple cache is not what .env asks for.
+
+The simple cache (and null) lives in each web worker's own memory: a console has its own, so
+`clear` there cannot clear the site's, and says how to (a reload of the web app).
 """
 
 import statistics
@@ -15,7 +20,7 @@ from flask import current_app
 from flask.cli import AppGroup
 from flask_caching.backends.base import BaseCache
 
-from .backends import Backend
+from .backends import Backend, Null
 from .breaker import Breaker
 from .errors import format_error
 from .extension import cache
@@ -92,12 +97,19 @@ def _fail(message: str) -> NoReturn:
     sys.exit(1)
 
 
+def _unusable() -> str | None:
+    """Why the backend .env names is not the one serving (init_app's CACHE_FALLBACK), if so."""
+    return current_app.config.get("CACHE_FALLBACK") or None
+
+
 @cli.command("status")
 def status_command() -> None:
     """Show the configured and serving backend, and ping it."""
     backend = _backend()
     click.echo(f"configured: {current_app.config['CACHE_TYPE']}")
     click.echo(f"serving:    {_describe(backend)}")
+    if unusable := _unusable():
+        _fail(f"ping:       FAILED (not sent: {unusable})")
     key = f"ping-{uuid.uuid4().hex}"
     try:
         started = time.perf_counter()
@@ -115,11 +127,27 @@ def status_command() -> None:
 def clear_command() -> None:
     """Delete this app's cache entries (and no one else's)."""
     backend = _backend()
+    if unusable := _unusable():
+        _fail(f"could not clear: {unusable}")
+    if isinstance(backend, Backend) and not backend.shared:
+        click.echo(_not_clearable_here(backend))
+        return  # nothing failed: exit status 0
     try:
         backend.clear()
     except Exception as error:
         _fail(f"could not clear {_describe(backend)}: {_error(backend, error)}")
     click.echo(f"cleared this app's entries in {_describe(backend)}")
+
+
+def _not_clearable_here(backend: Backend) -> str:
+    if isinstance(backend, Null):
+        return "nothing to clear: CACHE_TYPE=null caches nothing"
+    return (
+        f"nothing cleared: CACHE_TYPE={backend.name} keeps entries in each web worker's own "
+        "memory, which this console cannot reach. To empty it, reload the web app (on "
+        "PythonAnywhere: the Reload button on the Web tab, python3 deploy.py, or the API's "
+        "reload); each worker starts empty."
+    )
 
 
 @cli.command("bench")
@@ -134,6 +162,8 @@ def clear_command() -> None:
 def bench_command(count: int) -> None:
     """Time N set and N get round trips against the backend: p50/p99 in ms."""
     backend, key, value = _backend(), f"bench-{uuid.uuid4().hex}", "x" * 1024
+    if unusable := _unusable():
+        _fail(f"bench failed: {unusable}")
     timings: dict[str, list[float]] = {"set": [], "get": []}
     try:
         for _ in range(count):

@@ -1,8 +1,10 @@
 """Errors as a log line, a command or /health may show them: the one place they are formatted.
 
 One line of printable ASCII, bounded, every secret (and for /health, every host name) replaced by
-***, never by repr (a UnicodeEncodeError's repr quotes the whole header, a token included).
-Used by the breaker, the near cache's status and `flask cache`.
+***, never by repr (a UnicodeEncodeError's repr quotes the whole header, a token included). An
+error raised without a message (pymemcache's MemcacheUnexpectedCloseError() when memcached goes
+away) says what it means all the same. Used by the breaker, the near cache's status and
+`flask cache`.
 """
 
 import re
@@ -14,6 +16,10 @@ _PIPELINE_COMMAND = re.compile(r"\(.*\) of pipeline", re.DOTALL)
 # Upstash's REST API keeps it in.
 _ERROR_CODE = re.compile(r"[A-Z]+ ")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# What an error raised without a message means, by type name, where its docstring says it less
+# plainly (pymemcache 4: "Raised when the connection with memcached closes unexpectedly.").
+UNSAID = {"MemcacheUnexpectedCloseError": "the server closed the connection"}
+NO_MESSAGE = "(no message)"
 
 
 def format_error(error: BaseException, secrets: Iterable[str]) -> str:
@@ -25,12 +31,31 @@ def format_error(error: BaseException, secrets: Iterable[str]) -> str:
 def error_message(error: BaseException, hidden: Iterable[str]) -> str:
     """``error``'s message, each of ``hidden`` (secrets; for /health, host names too) replaced
     by ***: one line of printable ASCII, at most MAX_MESSAGE characters and "..."."""
+    said = str(error)
+    if not said.strip():
+        said = unsaid(error)
     # redis-py quotes a failed pipeline command with its arguments: the stored value.
-    message = _PIPELINE_COMMAND.sub("(...) of pipeline", scrub(str(error), hidden))
+    message = _PIPELINE_COMMAND.sub("(...) of pipeline", scrub(said, hidden))
     message = " ".join(message.split())  # line breaks, tabs and runs of spaces: one space
     message = message.encode("ascii", "backslashreplace").decode()
     message = _CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", message)
     return message[:MAX_MESSAGE] + "..." if len(message) > MAX_MESSAGE else message
+
+
+def unsaid(error: BaseException) -> str:
+    """What an error raised without a message means: UNSAID's words for its type, or the first
+    sentence of its class's own docstring ("Raised when " dropped), or NO_MESSAGE. Python's own
+    exceptions' docstrings describe the class ("Common base class for ..."), not what happened:
+    their type says it."""
+    kind = type(error)
+    if kind.__name__ in UNSAID:
+        return UNSAID[kind.__name__]
+    doc = kind.__doc__ if kind.__module__ != "builtins" else None  # not inherited: its own
+    first = " ".join((doc or "").strip().split("\n\n")[0].split())
+    first = first.split(". ")[0].removesuffix(".")
+    if first[:12].lower() == "raised when ":
+        first = first[12:]
+    return first if first.strip() else NO_MESSAGE
 
 
 def says(message: str, starts: tuple[str, ...]) -> bool:
