@@ -48,11 +48,11 @@ def read():
     for key in request.args.getlist("key"):
         if request.args.get("twice"):
             cache.get(key)
-        before = memory().get(key)
+        before = memory().get(cache.cache.storable(key))  # memory knows it as the server does
         fresh = before is not None and time.monotonic() < before[0]
         value = cache.get(key)
         values.append(repr(value))
-        served.append(fresh and memory().get(key) is before)
+        served.append(fresh and memory().get(cache.cache.storable(key)) is before)
     return {{"pid": os.getpid(), "values": values, "memory": served}}
 
 @application.get("/t/set")
@@ -122,13 +122,19 @@ def near_app(project, workdir, **settings):
         yield url, prefix, key
 
 
-def signed_serializer(project, key: str):
-    """The baked package's SignedSerializer (loaded by file: it imports nothing of the app),
-    keyed as the app is: what it writes, the app reads as its own."""
-    path = project / PACKAGE / "cache" / "signing.py"
-    spec = importlib.util.spec_from_file_location(f"near_signing_{abs(hash(path))}", path)
+def baked_module(project, name: str):
+    """A module of the baked cache package that imports nothing of the app, loaded by file."""
+    path = project / PACKAGE / "cache" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"near_{name}_{abs(hash(path))}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def signed_serializer(project, key: str):
+    """The baked package's SignedSerializer, keyed as the app is: what it writes, the app reads
+    as its own."""
+    module = baked_module(project, "signing")
     return module.SignedSerializer(module.Signer(key))
 
 
@@ -140,15 +146,16 @@ class RedisApp:
     """The app on a redis-server of its own (CLIENT KILL touches nothing else), and a client of
     that server outside the app, which writes as the app does."""
 
-    def __init__(self, url, port, prefix, serializer):
+    def __init__(self, url, port, prefix, serializer, keys):
         import redis
 
-        self.url, self.prefix, self.serializer = url, prefix, serializer
+        self.url, self.prefix, self.serializer, self.keys = url, prefix, serializer, keys
         self.client = redis.Redis(port=port)
 
     def write(self, key: str, value) -> None:
-        """Set (signed as the app signs, under the full name), or delete when value is None."""
-        name = self.prefix + key
+        """Set (signed as the app signs, under the full name the app gives the key: keys.py), or
+        delete when value is None."""
+        name = self.prefix + self.keys.storable(key, self.keys.utf8)
         if value is None:
             self.client.delete(name)
         else:
@@ -166,7 +173,7 @@ def redis_app(project, tmp_path_factory):
     try:
         settings = {"CACHE_TYPE": "redis", "REDIS_URL": f"redis://127.0.0.1:{port}/0"}
         with near_app(project, workdir, **settings) as (url, prefix, key):
-            yield RedisApp(url, port, prefix, signed_serializer(project, key))
+            yield RedisApp(url, port, prefix, signed_serializer(project, key), baked_module(project, "keys"))
     finally:
         server.kill()
         server.wait()

@@ -27,7 +27,16 @@ import pytest
 from hypothesis import strategies as st
 
 from . import servers
-from .test_near import NEAR_WSGI, RedisApp, hold_in_memory, play, query, signed_serializer, wait_for_tracking
+from .test_near import (
+    NEAR_WSGI,
+    RedisApp,
+    baked_module,
+    hold_in_memory,
+    play,
+    query,
+    signed_serializer,
+    wait_for_tracking,
+)
 
 # test_near's routes (/t/near, /t/set, /t/delete), a read of the cache at import time when
 # T_WARM_UP is set (before uWSGI forks, as a warm-up or site settings loaded at start would),
@@ -134,7 +143,7 @@ def warm_redis(project, tmp_path_factory):
         settings = {"CACHE_TYPE": "redis", "REDIS_URL": f"redis://127.0.0.1:{port}/0"}
         workdir = tmp_path_factory.mktemp("attack-warm-redis")
         with attack_app(project, workdir, warm_up=True, **settings) as (url, prefix, key):
-            yield RedisApp(url, port, prefix, signed_serializer(project, key))
+            yield RedisApp(url, port, prefix, signed_serializer(project, key), baked_module(project, "keys"))
 
 
 @pytest.mark.xdist_group("attack-warm-redis")
@@ -343,7 +352,7 @@ def test_redis_an_idle_workers_backlog_of_invalidations_is_dropped_not_parsed(pr
     with redis_process() as (port, _):
         settings = {"CACHE_TYPE": "redis", "REDIS_URL": f"redis://127.0.0.1:{port}/0"}
         with attack_app(project, tmp_path, warm_up=False, **settings) as (url, prefix, key):
-            app = RedisApp(url, port, prefix, signed_serializer(project, key))
+            app = RedisApp(url, port, prefix, signed_serializer(project, key), baked_module(project, "keys"))
             with servers.Workers(url) as workers:
                 wait_for_tracking(workers, seconds=3)
                 before = tracking_clients(app.client, workers)

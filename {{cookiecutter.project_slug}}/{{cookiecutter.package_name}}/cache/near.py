@@ -44,6 +44,7 @@ import logging
 import math
 import pickle
 import select
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -65,9 +66,12 @@ MAX_RETRY_TRACKING = 60.0
 # cache call (an idle worker sends none); one unanswered for HEARTBEAT seconds loses the link.
 HEARTBEAT = 5.0
 PING_AFTER = HEARTBEAT / 2
-# A worker reads at most this many replies on a call; more waiting (it was idle while others
-# wrote a lot under the prefix) costs it its connection and its memory, not seconds of parsing.
+# A worker reads at most this many replies, or finds at most this many bytes waiting, on a
+# call; more (it was idle while others wrote a lot under the prefix: Redis buffers it without
+# limit, and sends all the keys one command wrote, a script's included, in one notice) costs it
+# its connection and its memory, not seconds of parsing.
 MAX_NOTICES = 1000
+MAX_BACKLOG_BYTES = 32 * 1024  # well under the 128 KiB an unread socket holds on Linux
 MAX_TTL = 3600.0  # CACHE_NEAR_TTL's maximum: past an hour, stale is the rule, not the exception
 # A larger value is read from the backend each time: memory holds up to CACHE_THRESHOLD entries
 # in every worker, and a few huge ones must not be what fills it.
@@ -171,8 +175,9 @@ class Tracking:
         try:
             # Everything that has arrived; an invalidation half arrived waits for the next poll.
             while self.conn.can_read(0):
-                if read == MAX_NOTICES:
-                    self._lose(f"more than {MAX_NOTICES} invalidations were waiting")
+                # Checked before each reply: redis-py parses a whole one, however large.
+                if read == MAX_NOTICES or _waiting(self.conn._sock) > MAX_BACKLOG_BYTES:
+                    self._lose("a backlog of invalidations was waiting")
                     return False
                 reply = self.conn.read_response(
                     push_request=True, timeout=0, disconnect_on_error=False
@@ -278,6 +283,20 @@ class Tracking:
         would cut the parent off); this process starts its own."""
         self.conn, self._next_try, self._pinged, self._confirming = None, -math.inf, None, None
         self.off, self._failed_starts = "no cache call yet in this worker", 0
+
+
+def _waiting(sock: Any) -> int:
+    """How many bytes have arrived on ``sock`` unread (FIONREAD); 0 where the system cannot say."""
+    if sys.platform == "win32":
+        return 0
+    import fcntl
+    import termios
+
+    try:
+        answer = fcntl.ioctl(sock.fileno(), termios.FIONREAD, bytes(4))
+    except (OSError, ValueError):
+        return 0
+    return int.from_bytes(answer, sys.byteorder, signed=True)
 
 
 def _readable(sock: Any) -> Callable[[], bool]:
