@@ -426,8 +426,8 @@ def test_a_flush_empties_memory(redis_cache):
 
 
 def with_db(url: str, db: int) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{db}", query=""))
+    """``url`` on database ``db``, its options (a TLS run's CA file) kept."""
+    return urlunsplit(urlsplit(url)._replace(path=f"/{db}"))
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ CACHE_THRESHOLD entries per worker, and serves from memory in one of two modes:
   PTTL is read with it). A connection that dies silently (a NAT forgetting it) delivers nothing
   and says nothing: memory serves only while a PING sent less than HEARTBEAT seconds ago was
   answered, which bounds what such a death can cost. Tracking starts after a worker's first read
-  from the server succeeds, and serves once the server has confirmed it.
+  from the server succeeds.
   When the connection is lost, memory is emptied and serves nothing until tracking is back (tried
   again at most once a second, after a read that succeeded). A server that refuses tracking
   (older than Redis 6, an ACL without CLIENT, a proxy or a server without BCAST, Upstash) gets
@@ -87,9 +87,7 @@ class Tracking:
     called with the keys (the prefix taken off) that changed, or None for all of them (a flush,
     a lost connection, a new one), with the caller's lock held: poll() runs under it.
 
-    Starting costs the call that starts it the connection and its HELLO; CLIENT TRACKING's answer
-    is read by a later call, without waiting, and memory serves only once it has come. A start
-    that fails (the server hangs, or refuses a connection more) is tried again after
+    A start that fails (the server hangs, or refuses a connection more) is tried again after
     ``retry_after`` seconds (CACHE_RETRY_AFTER), then twice that, up to MAX_RETRY_TRACKING: like
     any outage, a tracking connection that hangs costs one call per window.
     """
@@ -108,17 +106,12 @@ class Tracking:
         self._ready: Callable[[], bool] = lambda: False
         self.verified = -math.inf  # when the last PING answered was sent (or tracking started)
         self._pinged: float | None = None  # when the PING not answered yet was sent
-        self._confirming: float | None = None  # when CLIENT TRACKING, not answered yet, was sent
 
     def poll(self) -> bool:
         """Apply the invalidations that have arrived; whether memory may serve now."""
         if self.conn is None or (self._ready() and not self._read()):
             return False
         now = self.clock()
-        if self._confirming is not None:
-            if now - self._confirming >= HEARTBEAT:
-                self._failed(f"no answer to CLIENT TRACKING in {HEARTBEAT:g} s")
-            return False
         if self._pinged is not None and now - self._pinged >= HEARTBEAT:
             self._lose(f"no answer to a PING in {HEARTBEAT:g} s")
             return False
@@ -133,8 +126,8 @@ class Tracking:
 
     @property
     def on(self) -> bool:
-        """Whether the server confirmed tracking on the connection this process has."""
-        return self.conn is not None and self._confirming is None
+        """Whether this process has a tracking connection."""
+        return self.conn is not None
 
     def quiet(self) -> bool:
         """Whether poll() would find nothing to do: no data, no PING due (no lock needed)."""
@@ -183,26 +176,21 @@ class Tracking:
                     push_request=True, timeout=0, disconnect_on_error=False
                 )  # an invalidation is applied by _invalidated, and answers None
                 read += 1
-                if self._confirming is not None and reply is not None:
-                    self._tracking_on()
-                elif reply in (b"PONG", "PONG") and self._pinged is not None:
+                if reply in (b"PONG", "PONG") and self._pinged is not None:
                     self.verified, self._pinged = self._pinged, None
         except Exception as error:
-            from redis.exceptions import ResponseError, TimeoutError
+            from redis.exceptions import TimeoutError
 
             if isinstance(error, TimeoutError):  # the rest of a message is not here yet
                 return True
-            if isinstance(error, ResponseError) and self._confirming is not None:
-                self._refuse(error)  # unknown command, NOPERM: this server will not track
-            else:
-                self._lose(f"the tracking connection was lost ({type(error).__name__})")
+            self._lose(f"the tracking connection was lost ({type(error).__name__})")
             return False
         return True
 
     def _start(self) -> None:
-        """Connect (HELLO, and AUTH, as for any redis-py connection) and ask for tracking;
-        its answer is read by poll(). A server that refuses it now (a plan's connection limit)
-        or hangs: plain reads meanwhile, asked again after the wait."""
+        """Connect (HELLO, and AUTH, as for any redis-py connection) and ask for tracking. A
+        server that refuses it now (a plan's connection limit) or hangs: plain reads meanwhile,
+        asked again after the wait."""
         from redis.exceptions import ResponseError
 
         conn = None
@@ -210,6 +198,7 @@ class Tracking:
             conn = self.connect()
             conn.connect()
             conn.send_command("CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", self.prefix)
+            conn.read_response()
             # redis-py's own client-side cache hooks the parser the same way (and refuses
             # servers before 7.4); tests/test_near.py pins these private names.
             conn._parser.set_invalidation_push_handler(self._invalidated)
@@ -222,20 +211,15 @@ class Tracking:
             else:
                 self._failed(f"tracking could not start ({format_error(error, ())})")
             return
-        self.forget(None)  # read while untracked: nothing in memory can be trusted
-        self.conn, self._ready, self._confirming = conn, ready, self.clock()
-        self.off, self._pinged = "waiting for the server to confirm tracking", None
-
-    def _tracking_on(self) -> None:
-        """The server answered CLIENT TRACKING: every change after it will be reported."""
         if self._failed_starts:
             self.log.warning("cache: near cache tracking again")
-        self._failed_starts, self.off = 0, ""
-        self.verified, self._confirming = self._confirming or self.clock(), None
-        self.forget(None)
+        self._failed_starts = 0
+        self.forget(None)  # read while untracked: nothing in memory can be trusted
+        self.conn, self._ready, self.off = conn, ready, ""
+        self.verified, self._pinged = self.clock(), None
 
     def _refuse(self, error: BaseException) -> None:
-        conn, self.conn, self._confirming = self.conn, None, None
+        conn, self.conn = self.conn, None
         if conn is not None:
             conn.disconnect()
         refusal = format_error(error, ())  # redis-py's errors quote no password
@@ -245,7 +229,7 @@ class Tracking:
     def _failed(self, why: str) -> None:
         """A start failed: plain reads, asked again less and less often; said once until
         tracking runs."""
-        conn, self.conn, self._confirming = self.conn, None, None
+        conn, self.conn = self.conn, None
         if conn is not None:
             conn.disconnect()
         self._failed_starts += 1
@@ -271,7 +255,7 @@ class Tracking:
         self.forget([key.decode("utf-8", "replace")[start:] for key in keys])
 
     def _lose(self, why: str) -> None:
-        conn, self.conn, self._confirming = self.conn, None, None
+        conn, self.conn = self.conn, None
         self.off, self._next_try = f"{why}; retrying", self.clock() + RETRY_TRACKING
         self.forget(None)
         self.log.info("cache: near cache off until tracking is back: %s", why)
@@ -281,7 +265,7 @@ class Tracking:
     def forked(self) -> None:
         """In a new process: the socket is the parent's (dropped here, never shut down, which
         would cut the parent off); this process starts its own."""
-        self.conn, self._next_try, self._pinged, self._confirming = None, -math.inf, None, None
+        self.conn, self._next_try, self._pinged = None, -math.inf, None
         self.off, self._failed_starts = "no cache call yet in this worker", 0
 
 
