@@ -463,6 +463,18 @@ class OutageTests:
         assert cache.status()["breaker"] == "closed", cache.status()["last_error"]
         assert cache.set(keys[0], "after") and cache.get(keys[0]) == "after"
 
+    def test_a_connection_closed_while_idle_is_not_an_outage(self, outage, caplog):
+        """A server's idle timeout (memcached's -o idle_timeout, Redis's timeout, a hosted
+        plan's) or a NAT closes the connection a worker kept between requests: its next call
+        opens a new one, and the site keeps its shared cache."""
+        cache, relay, clock = outage
+        assert cache.set("key", "value") and cache.get("key") == "value"
+        relay.cut()  # every open connection closed...
+        relay.restore()  # ...while the server is still there
+        assert cache.get("key") == "value"
+        assert cache.status()["breaker"] == "closed", cache.status()["last_error"]
+        assert not [r for r in caplog.records if "serving from the in-process" in r.message]
+
     def test_the_probe_asks_the_server_not_the_near_cache(self, outage):
         """With CACHE_NEAR_TTL, a value read before the outage is in the worker's memory: a probe
         it answered would count a dead server as back."""

@@ -118,6 +118,14 @@ class Backend:
         return ()
 
     @classmethod
+    def closed(cls) -> tuple[type[BaseException], ...]:
+        """The errors that mean a connection the client kept between calls was closed by the
+        other end (a server's idle timeout, a NAT that forgot it): the client drops it, and the
+        breaker tries the call once more, on a new one, before it counts an outage. A server
+        that is down refuses that new one at once; one that hangs is not among these."""
+        return ()
+
+    @classmethod
     def refusals(cls) -> dict[type[BaseException], tuple[str, ...]]:
         """Answers that mean the server will refuse every command for a while (a quota used up),
         by error type and the start of the message (after its Redis error code, if any): they
@@ -591,6 +599,15 @@ class Redis(Backend, RedisCache):
         return (ConnectionError, TimeoutError, OSError)
 
     @classmethod
+    def closed(cls) -> tuple[type[BaseException], ...]:
+        # redis-py replaces a pooled connection the server closed (it reads the EOF first), not
+        # one a NAT reset: "Connection reset by peer" comes with the next command. A timeout is
+        # a TimeoutError, not one of these.
+        from redis.exceptions import ConnectionError
+
+        return (ConnectionError,)
+
+    @classmethod
     def refusals(cls) -> dict[type[BaseException], tuple[str, ...]]:
         from redis.exceptions import ResponseError
 
@@ -785,6 +802,10 @@ class Upstash(Redis):
         return (UpstashError,)
 
     @classmethod
+    def closed(cls) -> tuple[type[BaseException], ...]:
+        return ()  # urllib3 replaces a pooled connection that was closed before it reuses it
+
+    @classmethod
     def refusals(cls) -> dict[type[BaseException], tuple[str, ...]]:
         from .upstash import UpstashCommandError
 
@@ -961,6 +982,14 @@ class Memcached(Backend, MemcachedCache):
         # memory to store it), a miss for that call, not an outage. A refused login is one: a
         # MemcachedLoginError is an OSError, as is a TLS check that failed.
         return (OSError, MemcacheUnexpectedCloseError)
+
+    @classmethod
+    def closed(cls) -> tuple[type[BaseException], ...]:
+        # pymemcache reuses a socket the server closed while idle (memcached's -o idle_timeout,
+        # MemCachier's): the next command finds it closed, or reset.
+        from pymemcache.exceptions import MemcacheUnexpectedCloseError
+
+        return (MemcacheUnexpectedCloseError, ConnectionResetError, BrokenPipeError)
 
     @classmethod
     def describe(cls, config: Config) -> str:

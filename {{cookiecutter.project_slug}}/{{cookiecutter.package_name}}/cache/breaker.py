@@ -75,6 +75,7 @@ class Breaker(BaseCache):
         name: str,
         where: str,
         unreachable: tuple[type[BaseException], ...],
+        closed: tuple[type[BaseException], ...] = (),
         refusals: Refusals | None = None,
         retry_after: float,
         threshold: int,
@@ -95,6 +96,7 @@ class Breaker(BaseCache):
         self.local = SimpleCache(threshold=threshold, default_timeout=default_timeout)
         self.name = name
         self.unreachable: tuple[type[BaseException], ...] = (*unreachable, Unapplied)
+        self.closed = closed  # a kept connection closed meanwhile: tried once more (Backend)
         self.refusals: Refusals = refusals or {}
         self.retry_after = retry_after
         self.clock: Callable[[], float] = time.monotonic  # tests put a fake clock here
@@ -126,6 +128,7 @@ class Breaker(BaseCache):
             name=backend.name,
             where=backend.describe(config),
             unreachable=backend.unreachable(),
+            closed=backend.closed(),
             refusals=backend.refusals(),
             retry_after=config["CACHE_RETRY_AFTER"],
             threshold=config["CACHE_THRESHOLD"],
@@ -248,8 +251,12 @@ class Breaker(BaseCache):
         """The call on the backend. Raises an error it cannot serve with (cannot_serve), or
         Unapplied when what it refused must be replayed; any other failure is a miss for this
         call."""
+        call = getattr(self.backend, method)
         try:
-            return getattr(self.backend, method)(*args)
+            try:
+                return call(*args)
+            except self.closed:  # the client has dropped that connection: a new one, once
+                return call(*args)
         except Exception as error:
             if self.cannot_serve(error):
                 raise
