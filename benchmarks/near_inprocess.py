@@ -9,6 +9,8 @@ writes: sets of a 1 KiB value through the app's cache (breaker, near cache, sign
         The trackers' invalidations are read (a get) between batches, outside the timing.
 lag:    with FAR_REDIS_URL (a relay), how long after a write near the server the reader's near
         cache still serves the old value, and when it first serves the new one.
+start:  with FAR_REDIS_URL, a new app's first read (a worker's first request), which also starts
+        tracking, against one with tracking off, interleaved: what starting costs that call.
 hits:   cache.get of the same value, and the cached /example page as a WSGI call, interleaved
         call by call: a near hit on the signed app (as shipped), a near hit on the same app with
         its entries unsigned (unsigned.py), a hit on redis without the near cache, and a hit on
@@ -157,10 +159,26 @@ def lag(rounds: int) -> dict:
     }
 
 
+def start(rounds: int) -> dict:
+    """A new app's first cache.get through FAR_REDIS_URL, with tracking (on) and without (off),
+    interleaved: seconds, the medians."""
+    far = {"REDIS_URL": os.environ["FAR_REDIS_URL"], "CACHE_SOCKET_TIMEOUT": "5"}
+    timings: dict[str, list[float]] = {"on": [], "off": []}
+    for _ in range(rounds):
+        for name in ("on", "off"):
+            app = make(**far, CACHE_NEAR_TRACKING=name)
+            with app.app_context():
+                started = time.perf_counter()
+                cache.get("first")
+                timings[name].append(time.perf_counter() - started)
+    return {name: statistics.median(values) for name, values in timings.items()}
+
+
 def main(samples: int) -> None:
     results = {"writes": writes(samples), "hits": hits(samples)}
     if os.environ.get("FAR_REDIS_URL"):
         results["lag"] = lag(max(samples // 60, 10))
+        results["start"] = start(10)
     print(json.dumps(results))
 
 

@@ -361,6 +361,11 @@ def near_once(bench: Bench, redis_url: str) -> tuple[dict[str, float], dict[str,
         print("   WARNING: relay, after a write: the reader's breaker opened")
     for name in ("stale p50", "stale max", "fresh p50"):
         figures[f"relay, after a write: {name} ms"] = lag[name] * 1e3
+    round_trip = 2 * RELAY_DELAY_MS / 1e3
+    for name in ("on", "off"):
+        figures[f"relay, a worker's first read, tracking {name}: round trips"] = (
+            measured["start"][name] / round_trip
+        )
     modes.update({f"sets {k}": v for k, v in writes["modes"].items()})
     modes.update({f"hits {k}": v for k, v in hits["modes"].items()})
     for name in ("off", "on", "on+1"):
@@ -414,7 +419,8 @@ def near_cache(bench: Bench, redis_url: str) -> None:
     print(f"      connection each, {samples} of each interleaved; the tracking connection too.")
     print(f"      After a write by a client next to Redis, {max(args.samples // 60, 10)} times: how long")
     print("      the reader's near cache (through the relay, re-reading) still served the old value")
-    print("      (stale), and when it first served the new one (fresh), from the write's reply")
+    print("      (stale), and when it first served the new one (fresh), from the write's reply;")
+    print("      and a new app's first read, which starts tracking, against one without: in round trips")
     print(f"   3. in process, sets of a 1 KiB value through the app's cache, {args.samples} per app,")
     print("      batches interleaved: tracking off, on, on with a second tracking client (a 2nd worker)")
     print(f"   4. in process, hits interleaved call by call, {args.samples} of each: cache.get of a")

@@ -53,6 +53,7 @@ from .errors import error_message, format_error, says, scrub
 
 MAX_PENDING_KEYS = 10_000  # past this, recovery clears this app's keys instead of replaying
 REPLAY_BATCH = 500  # keys per UNLINK while replaying
+MAX_NAMES = 4096  # str keys whose stored name is remembered (key_name())
 QUIET_SECONDS = 60.0  # a per-call error is logged at most once in this window
 DELETES = frozenset({"delete", "delete_many"})
 # inc and dec build on the server's value, and add writes only where it has none: made in the
@@ -92,6 +93,7 @@ class Breaker(BaseCache):
         self.backend: Any = backend
         self.near_off = near_off  # why there is no near cache in front of it, if there is none
         self.storable = storable  # a key as the backend stores it
+        self._names: dict[str, str] = {}  # storable() of recent str keys: a hit maps in a lookup
         self.threshold = threshold
         self.local = SimpleCache(threshold=threshold, default_timeout=default_timeout)
         self.name = name
@@ -157,38 +159,51 @@ class Breaker(BaseCache):
 
     # The cache API: each call maps its keys, and names those it writes or deletes (or clears
     # all of them).
+    def key_name(self, key: Any) -> str:
+        """The name ``key`` is stored under (keys.py), remembered for the last MAX_NAMES str
+        keys: a hit costs this lookup, not an encoding and a check per call."""
+        if type(key) is not str:  # 1, 1.0 and True are one dict key, but not one name
+            return self.storable(key)
+        found = self._names.get(key)
+        if found is None:
+            if len(self._names) >= MAX_NAMES:
+                self._names.clear()
+            found = self._names[key] = self.storable(key)
+        return found
+
     def get(self, key: Any) -> Any:
-        return self._call("get", self.storable(key))
+        name = self._names.get(key) if type(key) is str else None  # key_name(), inlined: a hit
+        return self._call("get", self.key_name(key) if name is None else name)
 
     def get_many(self, *keys: Any) -> list[Any]:
-        return self._call("get_many", *map(self.storable, keys))  # type: ignore[no-any-return]
+        return self._call("get_many", *map(self.key_name, keys))  # type: ignore[no-any-return]
 
     def get_dict(self, *keys: Any) -> dict[Any, Any]:
         return dict(zip(keys, self.get_many(*keys), strict=True))
 
     def has(self, key: Any) -> bool:
-        return bool(self._call("has", self.storable(key)))
+        return bool(self._call("has", self.key_name(key)))
 
     def set(self, key: Any, value: Any, timeout: Any = None) -> Any:
-        name = self.storable(key)
+        name = self.key_name(key)
         return self._call("set", name, value, timeout, writes=(name,))
 
     def add(self, key: Any, value: Any, timeout: Any = None) -> bool:
-        name = self.storable(key)
+        name = self.key_name(key)
         return bool(self._call("add", name, value, timeout, writes=(name,)))
 
     def set_many(self, mapping: dict[Any, Any], timeout: Any = None) -> list[Any]:
-        names = {self.storable(key): key for key in mapping}
+        names = {self.key_name(key): key for key in mapping}
         stored = {name: mapping[key] for name, key in names.items()}
         done = self._call("set_many", stored, timeout, writes=tuple(names))
         return [names[name] for name in done]
 
     def delete(self, key: Any) -> bool:
-        name = self.storable(key)
+        name = self.key_name(key)
         return bool(self._call("delete", name, writes=(name,)))
 
     def delete_many(self, *keys: Any) -> list[Any]:
-        names = {self.storable(key): key for key in keys}
+        names = {self.key_name(key): key for key in keys}
         done = self._call("delete_many", *names, writes=tuple(names))
         return [names.get(name, name) for name in done]
 
@@ -196,11 +211,11 @@ class Breaker(BaseCache):
         return self.delete_many(*keys)
 
     def inc(self, key: Any, delta: int = 1) -> Any:
-        name = self.storable(key)
+        name = self.key_name(key)
         return self._call("inc", name, delta, writes=(name,))
 
     def dec(self, key: Any, delta: int = 1) -> Any:
-        name = self.storable(key)
+        name = self.key_name(key)
         return self._call("dec", name, delta, writes=(name,))
 
     def clear(self) -> bool:
