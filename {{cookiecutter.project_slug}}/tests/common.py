@@ -463,13 +463,14 @@ class OutageTests:
         assert cache.status()["breaker"] == "closed", cache.status()["last_error"]
         assert cache.set(keys[0], "after") and cache.get(keys[0]) == "after"
 
-    def test_a_connection_closed_while_idle_is_not_an_outage(self, outage, caplog):
+    @pytest.mark.parametrize("reset", [False, True], ids=["closed", "reset"])
+    def test_a_connection_closed_while_idle_is_not_an_outage(self, outage, caplog, reset):
         """A server's idle timeout (memcached's -o idle_timeout, Redis's timeout, a hosted
-        plan's) or a NAT closes the connection a worker kept between requests: its next call
-        opens a new one, and the site keeps its shared cache."""
+        plan's) closes the connection a worker kept between requests, or a firewall that forgot
+        it resets it: its next call opens a new one, and the site keeps its shared cache."""
         cache, relay, clock = outage
         assert cache.set("key", "value") and cache.get("key") == "value"
-        relay.cut()  # every open connection closed...
+        relay.cut(reset=reset)  # every open connection closed or reset...
         relay.restore()  # ...while the server is still there
         assert cache.get("key") == "value"
         assert cache.status()["breaker"] == "closed", cache.status()["last_error"]

@@ -2,6 +2,7 @@
 
 import contextlib
 import socket
+import struct
 import threading
 
 
@@ -30,13 +31,17 @@ class Relay:
         self._track(listener)
         threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
 
-    def cut(self) -> None:
-        """Refuse new connections and drop the open ones, as when the server dies."""
+    def cut(self, reset: bool = False) -> None:
+        """Refuse new connections and drop the open ones, as when the server dies; ``reset``:
+        with a TCP reset instead of a close, as a firewall or NAT that forgot them answers."""
         with self._lock:
             sockets, self._sockets = self._sockets, []
         for sock in sockets:
             with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+                if reset and _connected(sock):  # closed with a reset: no linger
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                else:  # a listener, or a plain close: wakes the thread blocked on it
+                    sock.shutdown(socket.SHUT_RDWR)
             sock.close()
 
     def freeze(self) -> None:
@@ -87,3 +92,11 @@ class Relay:
         for sock in (source, sink):
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
+
+
+def _connected(sock: socket.socket) -> bool:
+    try:
+        sock.getpeername()
+    except OSError:
+        return False  # a listener
+    return True

@@ -577,12 +577,14 @@ class Redis(Backend, RedisCache):
 
         timeout = config["CACHE_SOCKET_TIMEOUT"]
         # redis-py retries failed calls by default, multiplying the time a request waits; the
-        # breaker decides when to try again.
+        # breaker decides when to try again. No CLIENT SETINFO: a round trip (two with redis-py
+        # 8.0) on every new connection, a worker's first request's, for a name in CLIENT LIST.
         client = redis.Redis.from_url(
             config["REDIS_URL"],
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
             retry=Retry(NoBackoff(), 0),
+            driver_info=None,
         )
         return cls._signed(client, config, kwargs)
 
@@ -651,9 +653,14 @@ return 1
 
     def tracking(self, log: logging.Logger) -> Tracking:
         """A connection of its own, made as the client's are (URL, TLS, password, timeouts),
-        speaking RESP3, to which the server sends the keys written under CACHE_KEY_PREFIX."""
+        speaking RESP3, to which the server sends the keys written under CACHE_KEY_PREFIX.
+        Connecting sends HELLO alone (no name, no SETINFO, no SELECT: tracking goes by key
+        name in every database): Tracking names it with CLIENT TRACKING, in one round trip."""
         pool = self.client.connection_pool
-        options = {**pool.connection_kwargs, "protocol": 3, "client_name": "near-cache"}
+        options = {
+            **pool.connection_kwargs,
+            **{"protocol": 3, "client_name": None, "driver_info": None, "db": 0},
+        }
         return Tracking(lambda: pool.connection_class(**options), str(self.key_prefix), log)
 
     def get_many(self, *keys: str) -> list[Any]:
@@ -803,7 +810,11 @@ class Upstash(Redis):
 
     @classmethod
     def closed(cls) -> tuple[type[BaseException], ...]:
-        return ()  # urllib3 replaces a pooled connection that was closed before it reuses it
+        # urllib3 replaces a pooled connection it sees closed before it reuses it, not one that
+        # is reset under the request.
+        from .upstash import UpstashConnectionLost
+
+        return (UpstashConnectionLost,)
 
     @classmethod
     def refusals(cls) -> dict[type[BaseException], tuple[str, ...]]:

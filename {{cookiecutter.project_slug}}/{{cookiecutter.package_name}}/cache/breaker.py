@@ -225,7 +225,7 @@ class Breaker(BaseCache):
     def _call(
         self, method: str, *args: Any, writes: tuple[str, ...] = (), clears: bool = False
     ) -> Any:
-        if self._pid != os.getpid():
+        if self._pid != _getpid():
             self._forked()
         if self.open_until is not None:
             with self._lock:
@@ -398,6 +398,9 @@ class Breaker(BaseCache):
             self._quiet_until = now + QUIET_SECONDS
         more = f" ({quieted} more since the last line)" if quieted else ""
         self.log.warning(template + more, self.format(error))
+
+
+_getpid = os.getpid  # a call per cache call: no attribute lookup
 
 
 def underlying(error: BaseException) -> BaseException:

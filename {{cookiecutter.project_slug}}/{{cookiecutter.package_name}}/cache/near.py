@@ -55,6 +55,7 @@ from flask_caching.backends.nullcache import NullCache
 
 from .errors import format_error
 
+NAME = "near-cache"  # the tracking connection's, in CLIENT LIST
 RETRY_TRACKING = 1.0  # seconds between attempts to start tracking again after it failed
 # A server that keeps refusing the tracking connection (a hosted plan's connection limit:
 # "max number of clients reached") is asked again after 1, 2, 4 ... seconds, at most this long.
@@ -131,7 +132,7 @@ class Tracking:
 
     def quiet(self) -> bool:
         """Whether poll() would find nothing to do: no data, no PING due (no lock needed)."""
-        if not self.on or self.clock() - self.verified >= PING_AFTER:
+        if self.conn is None or self.clock() - self.verified >= PING_AFTER:
             return False
         return not self._ready()
 
@@ -196,9 +197,12 @@ class Tracking:
         conn = None
         try:
             conn = self.connect()
-            conn.connect()
+            conn.connect()  # HELLO 3 (with AUTH): a round trip
+            # Both in one round trip; CLIENT LIST names the connection.
+            conn.send_command("CLIENT", "SETNAME", NAME)
             conn.send_command("CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", self.prefix)
-            conn.read_response()
+            for _ in range(2):
+                conn.read_response()
             # redis-py's own client-side cache hooks the parser the same way (and refuses
             # servers before 7.4); tests/test_near.py pins these private names.
             conn._parser.set_invalidation_push_handler(self._invalidated)
@@ -373,9 +377,9 @@ class Near(BaseCache):
         if mode in PAST:
             return self._past(mode, self.backend.get(key))
         now = self.clock()
-        data = self._kept(key, now)
-        if data is not None:
-            return pickle.loads(data)  # noqa: S301 - this process's own pickle
+        entry = self.entries.get(key)  # _kept(), inlined: this is a hit's path
+        if entry is not None and now < entry[0]:
+            return pickle.loads(entry[1])  # noqa: S301 - this process's own pickle
         version = self.version
         if mode == "tracking":
             value, lifetime = self.backend.get_with_ttl(key)

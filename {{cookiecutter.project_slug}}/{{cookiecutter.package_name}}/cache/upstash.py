@@ -18,12 +18,18 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import requests
+import urllib3
 
 ENCODED = "b64:"  # marks a base64-encoded value (every value: the app's are signed, never digits)
 
 
 class UpstashError(Exception):
     """Upstash cannot serve: unreachable, a refused token, or an answer that is not its API's."""
+
+
+class UpstashConnectionLost(UpstashError):
+    """The connection the request went on was closed or reset under it: a kept-alive one that
+    the server or a firewall dropped while it was idle (backends.Upstash.closed())."""
 
 
 class UpstashCommandError(Exception):
@@ -80,7 +86,13 @@ class UpstashRedis:
         try:
             response = self.session.post(self.url + path, json=body, timeout=self.timeout)
         except requests.RequestException as error:
-            raise UpstashError(f"{type(error).__name__}: {error}") from None
+            # urllib3's "Connection aborted.": the connection failed under the request, not
+            # while connecting (a new connection's failure comes as MaxRetryError).
+            lost = isinstance(error, requests.ConnectionError) and isinstance(
+                error.args[0] if error.args else None, urllib3.exceptions.ProtocolError
+            )
+            kind = UpstashConnectionLost if lost else UpstashError
+            raise kind(f"{type(error).__name__}: {error}") from None
         if response.status_code == 401:
             raise UpstashError("Upstash refused the token (401): check UPSTASH_REDIS_REST_TOKEN")
         try:
