@@ -573,18 +573,24 @@ class Redis(Backend, RedisCache):
     ) -> "Redis":
         import redis
         from redis.backoff import NoBackoff
+        from redis.maint_notifications import MaintNotificationsConfig
         from redis.retry import Retry
 
         timeout = config["CACHE_SOCKET_TIMEOUT"]
         # redis-py retries failed calls by default, multiplying the time a request waits; the
-        # breaker decides when to try again. No CLIENT SETINFO: a round trip (two with redis-py
-        # 8.0) on every new connection, a worker's first request's, for a name in CLIENT LIST.
+        # breaker decides when to try again. A new connection (a worker's first request makes
+        # one) costs only what it must: RESP2, so no HELLO (AUTH when there is a password); no
+        # CLIENT SETINFO (a round trip, two with redis-py 8.0, for a name in CLIENT LIST); no
+        # maintenance notifications (a round trip, and during a hosted Redis's maintenance they
+        # relax every timeout to 10 s, past CACHE_SOCKET_TIMEOUT).
         client = redis.Redis.from_url(
             config["REDIS_URL"],
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
             retry=Retry(NoBackoff(), 0),
+            protocol=2,
             driver_info=None,
+            maint_notifications_config=MaintNotificationsConfig(enabled=False),
         )
         return cls._signed(client, config, kwargs)
 
