@@ -14,6 +14,7 @@ requests keeps the connection alive and honours https_proxy/HTTPS_PROXY, as Pyth
 
 import base64
 import binascii
+import http.client
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -35,6 +36,29 @@ class UpstashConnectionLost(UpstashError):
 class UpstashCommandError(Exception):
     """Upstash answered the command with an error (a wrong type, a bad argument; its quota used
     up, which backends.Upstash.refusals() names): its message is Upstash's own."""
+
+
+# What a connection closed or reset under a request raises, however urllib3 wraps it (through a
+# proxy's tunnel it is a ProxyError around a RemoteDisconnected); a refused or timed-out
+# connection is none of these.
+_LOST = (
+    urllib3.exceptions.ProtocolError,
+    http.client.RemoteDisconnected,
+    ConnectionResetError,
+    BrokenPipeError,
+)
+
+
+def _lost(error: BaseException) -> bool:
+    """Whether ``error`` (a requests one) says its connection was closed or reset under it."""
+    found: list[BaseException] = [error]
+    for cause in found:
+        if isinstance(cause, _LOST):
+            return True
+        for inner in (*cause.args, getattr(cause, "reason", None)):
+            if isinstance(inner, BaseException) and len(found) < 10:
+                found.append(inner)
+    return False
 
 
 def encode(value: Any) -> Any:
@@ -86,12 +110,7 @@ class UpstashRedis:
         try:
             response = self.session.post(self.url + path, json=body, timeout=self.timeout)
         except requests.RequestException as error:
-            # urllib3's "Connection aborted.": the connection failed under the request, not
-            # while connecting (a new connection's failure comes as MaxRetryError).
-            lost = isinstance(error, requests.ConnectionError) and isinstance(
-                error.args[0] if error.args else None, urllib3.exceptions.ProtocolError
-            )
-            kind = UpstashConnectionLost if lost else UpstashError
+            kind = UpstashConnectionLost if _lost(error) else UpstashError
             raise kind(f"{type(error).__name__}: {error}") from None
         if response.status_code == 401:
             raise UpstashError("Upstash refused the token (401): check UPSTASH_REDIS_REST_TOKEN")
