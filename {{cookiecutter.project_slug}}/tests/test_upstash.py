@@ -2,10 +2,13 @@
 stores into a real Redis (TEST_REDIS_URL). With HTTPS_PROXY set, every request goes through it."""
 
 import base64
+import socket
 from functools import partial
 
 import pytest
 from hypothesis import strategies as st
+
+from {{ cookiecutter.package_name }}.cache.upstash import UpstashRedis
 
 from .common import (
     PLANTED,
@@ -19,6 +22,7 @@ from .common import (
 )
 from .conftest import make_app
 from .test_redis import RawRedis
+from .upstash_server import TOKEN
 
 pytestmark = pytest.mark.redis
 
@@ -89,3 +93,16 @@ class TestUpstash(
         )
         assert cache.set("key", 1) and cache.get("key") == 1
         assert cache.status()["active"] == "simple"
+
+
+def test_every_connection_sends_at_once_through_a_proxy_too():
+    """urllib3 writes a request's headers, then its body; requests opens a proxy's connection
+    without TCP_NODELAY, so there the body waited for the proxy's delayed ACK: 44 ms a command
+    through tinyproxy, 0.7 ms with it (free accounts reach Upstash through a proxy). Pins
+    requests' HTTPAdapter points that cache/upstash.py passes the option through."""
+    session = UpstashRedis("https://example.upstash.io", TOKEN, 1).session
+    adapter = session.get_adapter("https://example.upstash.io")
+    nodelay = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    proxied = adapter.proxy_manager_for("http://127.0.0.1:3128")
+    assert nodelay in proxied.connection_pool_kw["socket_options"], "through a proxy"
+    assert nodelay in adapter.poolmanager.connection_pool_kw["socket_options"], "direct"

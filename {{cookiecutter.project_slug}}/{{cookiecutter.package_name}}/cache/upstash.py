@@ -15,6 +15,7 @@ requests keeps the connection alive and honours https_proxy/HTTPS_PROXY, as Pyth
 import base64
 import binascii
 import http.client
+import socket
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -98,6 +99,8 @@ class UpstashRedis:
 
     def _session(self) -> requests.Session:
         session = requests.Session()  # no retries: requests' adapters default to none
+        session.mount("https://", _NoDelayAdapter())
+        session.mount("http://", _NoDelayAdapter())
         session.headers["Authorization"] = f"Bearer {self._token}"
         return session
 
@@ -165,6 +168,25 @@ class UpstashRedis:
 
     def pipeline(self, transaction: bool = False) -> "Pipeline":
         return Pipeline(self)
+
+
+# urllib3 writes a request's headers, then its body. It turns Nagle off (TCP_NODELAY) on the
+# connections it opens itself, but requests opens a proxy's with no socket options: there the
+# body waits for the proxy to ACK the headers, which a delayed ACK puts off 40 ms. Measured
+# through tinyproxy: 44 ms a command, 0.7 ms without it. Free PythonAnywhere accounts reach
+# Upstash through a proxy.
+NO_DELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+
+
+class _NoDelayAdapter(requests.adapters.HTTPAdapter):
+    """requests' adapter, TCP_NODELAY on every connection, through a proxy too (both methods are
+    requests' documented points to pass pool options)."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **{**kwargs, "socket_options": NO_DELAY})
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        return super().proxy_manager_for(proxy, **{**proxy_kwargs, "socket_options": NO_DELAY})
 
 
 class Pipeline:
