@@ -182,11 +182,14 @@ class _NoDelayAdapter(requests.adapters.HTTPAdapter):
     """requests' adapter, TCP_NODELAY on every connection, through a proxy too (both methods are
     requests' documented points to pass pool options)."""
 
+    # types-requests before 2.32 leaves both untyped: ignored there, checked after.
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **{**kwargs, "socket_options": NO_DELAY})
+        options = {**kwargs, "socket_options": NO_DELAY}
+        super().init_poolmanager(*args, **options)  # type: ignore[no-untyped-call, unused-ignore]
 
     def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
-        return super().proxy_manager_for(proxy, **{**proxy_kwargs, "socket_options": NO_DELAY})
+        options = {**proxy_kwargs, "socket_options": NO_DELAY}
+        return super().proxy_manager_for(proxy, **options)  # type: ignore[no-untyped-call, unused-ignore]
 
 
 class Pipeline:
