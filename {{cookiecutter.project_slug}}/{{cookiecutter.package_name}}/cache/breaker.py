@@ -172,8 +172,19 @@ class Breaker(BaseCache):
         return found
 
     def get(self, key: Any) -> Any:
-        name = self._names.get(key) if type(key) is str else None  # key_name(), inlined: a hit
-        return self._call("get", self.key_name(key) if name is None else name)
+        # A hit's path: key_name() and, closed and in this process, _call() inlined.
+        name = self._names.get(key) if type(key) is str else None
+        if name is None:
+            name = self.key_name(key)
+        if self.open_until is not None or self._pid != _getpid():
+            return self._call("get", name)
+        try:
+            return self.backend.get(name)
+        except Exception as error:
+            try:
+                return self._failed("get", (name,), (), False, error)
+            except Exception as failure:
+                return self._tripped(failure, "get", (name,), (), False)
 
     def get_many(self, *keys: Any) -> list[Any]:
         return self._call("get_many", *map(self.key_name, keys))  # type: ignore[no-any-return]
@@ -239,9 +250,21 @@ class Breaker(BaseCache):
         try:
             return self._attempt(method, args, writes, clears)
         except Exception as error:
-            if not self.cannot_serve(error):
-                raise
-            return self._trip(error, method, args, writes, clears)
+            return self._tripped(error, method, args, writes, clears)
+
+    def _tripped(
+        self,
+        error: Exception,
+        method: str,
+        args: tuple[Any, ...],
+        writes: tuple[str, ...],
+        clears: bool,
+    ) -> Any:
+        """What _attempt raised: an outage trips the breaker, and the call is served from the
+        fallback; anything else is raised again."""
+        if not self.cannot_serve(error):
+            raise error
+        return self._trip(error, method, args, writes, clears)
 
     def _forked(self) -> None:
         """In a new process, before its first call (one thread: the one that forked)."""
@@ -263,28 +286,40 @@ class Breaker(BaseCache):
     def _attempt(
         self, method: str, args: tuple[Any, ...], writes: tuple[str, ...], clears: bool
     ) -> Any:
-        """The call on the backend. Raises an error it cannot serve with (cannot_serve), or
-        Unapplied when what it refused must be replayed; any other failure is a miss for this
-        call."""
-        call = getattr(self.backend, method)
+        """The call on the backend, and _failed() if it fails."""
         try:
-            try:
-                return call(*args)
-            except self.closed:  # the client has dropped that connection: a new one, once
-                return call(*args)
+            return getattr(self.backend, method)(*args)
         except Exception as error:
-            if self.cannot_serve(error):
-                raise
-            if clears or method in DELETES:
+            return self._failed(method, args, writes, clears, error)
+
+    def _failed(
+        self,
+        method: str,
+        args: tuple[Any, ...],
+        writes: tuple[str, ...],
+        clears: bool,
+        error: Exception,
+    ) -> Any:
+        """The call failed with ``error``. Raises an error it cannot serve with (cannot_serve),
+        or Unapplied when what it refused must be replayed; any other failure is a miss for this
+        call. A connection the client kept, closed meanwhile, is tried once more on a new one."""
+        if isinstance(error, self.closed):
+            try:
+                return getattr(self.backend, method)(*args)
+            except Exception as again:
+                error = again
+        if self.cannot_serve(error):
+            raise error
+        if clears or method in DELETES:
+            raise Unapplied(method) from error
+        if writes and method not in BUILD_ON_THE_SERVER:
+            # A set failed, maybe part-way: the key must not keep serving its old value.
+            try:
+                self.backend.unlink(*writes)
+            except Exception:
                 raise Unapplied(method) from error
-            if writes and method not in BUILD_ON_THE_SERVER:
-                # A set failed, maybe part-way: the key must not keep serving its old value.
-                try:
-                    self.backend.unlink(*writes)
-                except Exception:
-                    raise Unapplied(method) from error
-            self._warn_quietly(f"cache: {method}(...) failed on {self.name}, a miss: %s", error)
-            return _MISS[method](args)
+        self._warn_quietly(f"cache: {method}(...) failed on {self.name}, a miss: %s", error)
+        return _MISS[method](args)
 
     def _probe(
         self, method: str, args: tuple[Any, ...], writes: tuple[str, ...], clears: bool
