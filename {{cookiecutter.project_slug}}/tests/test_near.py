@@ -484,10 +484,9 @@ def test_after_a_swapdb_memory_serves_the_old_value(swappable, make_cache, clock
         assert [cache.get("page") for _ in range(3)] == ["old"] * 3
         assert cache.status()["near"]["mode"] == "tracking", "nothing tells it"
         clock.advance(3600)  # a quiet spell: the next read goes to Redis while it PINGs
-        after_the_pong = [cache.get("page")]
-        assert seen_within(lambda: cache.status()["near"]["mode"], "tracking", 2.0)
-        after_the_pong.append(cache.get("page"))
-        assert after_the_pong == ["new", "old"], "memory serves again once the PONG is in"
+        assert cache.get("page") == "new"
+        # Reads go to Redis until the PONG is in; then memory serves what it held.
+        assert seen_within(lambda: cache.get("page"), "old", 2.0), "memory serves again"
         assert make_cache(**settings, REDIS_URL=mine).get("page") == "new", "a reload does"
     finally:
         server.swapdb(int(urlsplit(mine).path[1:]), int(urlsplit(spare).path[1:]))
