@@ -125,11 +125,6 @@ class Tracking:
             self._pinged = now
         return now - self.verified < HEARTBEAT
 
-    @property
-    def on(self) -> bool:
-        """Whether this process has a tracking connection."""
-        return self.conn is not None
-
     def quiet(self) -> bool:
         """Whether poll() would find nothing to do: no data, no PING due (no lock needed)."""
         if self.conn is None or self.clock() - self.verified >= PING_AFTER:
@@ -347,16 +342,13 @@ class Near(BaseCache):
             if tracking.quiet() and not self._lock.locked():
                 return "tracking"
             with self._lock:
-                if tracking.poll():
-                    return "tracking"
-            if tracking.refused is None:  # not refused by the answer poll() just read
-                return "untracked"
+                return "tracking" if tracking.poll() else "untracked"
         return "ttl" if self.ttl > 0 else "off"
 
     def status(self) -> dict[str, str]:
         """{"mode": tracking, ttl or off, "why": ...}: as of the last call, touching no server."""
         tracking = self.tracking
-        if tracking is not None and tracking.on:
+        if tracking is not None and tracking.conn is not None:
             return {"mode": "tracking", "why": "the server reports every change (CLIENT TRACKING)"}
         if self.ttl > 0 and (tracking is None or tracking.refused):
             why = f"entries are served from memory for up to {self.ttl:g} s (CACHE_NEAR_TTL)"
