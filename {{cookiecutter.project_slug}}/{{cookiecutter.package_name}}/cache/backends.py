@@ -1003,10 +1003,13 @@ class Memcached(Backend, MemcachedCache):
     @classmethod
     def closed(cls) -> tuple[type[BaseException], ...]:
         # pymemcache reuses a socket the server closed while idle (memcached's -o idle_timeout,
-        # MemCachier's): the next command finds it closed, or reset.
+        # MemCachier's): the next command finds it closed, or reset (over TLS: an EOF).
         from pymemcache.exceptions import MemcacheUnexpectedCloseError
 
-        return (MemcacheUnexpectedCloseError, ConnectionResetError, BrokenPipeError)
+        return (
+            *(MemcacheUnexpectedCloseError, ConnectionResetError, BrokenPipeError),
+            ssl.SSLEOFError,
+        )
 
     @classmethod
     def describe(cls, config: Config) -> str:

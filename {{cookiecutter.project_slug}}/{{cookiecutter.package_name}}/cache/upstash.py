@@ -16,6 +16,7 @@ import base64
 import binascii
 import http.client
 import socket
+import ssl
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -47,6 +48,7 @@ _LOST = (
     http.client.RemoteDisconnected,
     ConnectionResetError,
     BrokenPipeError,
+    ssl.SSLEOFError,  # over TLS, a connection closed under the request
 )
 
 
