@@ -5,6 +5,7 @@ import logging
 import sys
 import threading
 import time
+from contextlib import contextmanager
 
 import pytest
 from cachelib import SimpleCache
@@ -201,11 +202,9 @@ def test_a_set_or_delete_after_an_inc_or_add_is_replayed(breaker):
     assert breaker.get_many("added, then set", "counted, then set", "released") == [None] * 3
 
 
-def test_an_inc_made_while_another_thread_probes_leaves_the_counter_alone(breaker):
-    breaker.set("hits", 1000)
-    trip(breaker)
-    breaker.backend.fault = None
-    breaker.clock.advance(RETRY_AFTER)
+@contextmanager
+def probe_held(breaker):
+    """A probe made by another thread, held inside the backend's get until the block ends."""
     probing, release = threading.Event(), threading.Event()
     original = breaker.backend.get
 
@@ -218,9 +217,20 @@ def test_an_inc_made_while_another_thread_probes_leaves_the_counter_alone(breake
     prober = threading.Thread(target=breaker.get, args=("key",))
     prober.start()
     assert probing.wait(5)
-    assert breaker.inc("hits") == 1, "from the fallback, while the probe runs"
-    release.set()
-    prober.join(5)
+    try:
+        yield
+    finally:
+        release.set()
+        prober.join(5)
+
+
+def test_an_inc_made_while_another_thread_probes_leaves_the_counter_alone(breaker):
+    breaker.set("hits", 1000)
+    trip(breaker)
+    breaker.backend.fault = None
+    breaker.clock.advance(RETRY_AFTER)
+    with probe_held(breaker):
+        assert breaker.inc("hits") == 1, "from the fallback, while the probe runs"
     assert breaker.status()["breaker"] == "closed"
     assert breaker.inc("hits") == 1001
 
@@ -469,23 +479,10 @@ def test_while_one_thread_probes_the_others_serve_from_the_fallback(breaker):
     trip(breaker)
     breaker.backend.fault = None
     breaker.clock.advance(RETRY_AFTER)
-    probing, release = threading.Event(), threading.Event()
-    original = breaker.backend.get
-
-    def slow_get(key):
-        probing.set()
-        release.wait(5)
-        return original(key)
-
-    breaker.backend.get = slow_get
-    prober = threading.Thread(target=breaker.get, args=("key",))
-    prober.start()
-    assert probing.wait(5)
-    calls = len(breaker.backend.calls)
-    assert breaker.set("other", 1) and breaker.get("other") == 1  # the fallback, no waiting
-    assert len(breaker.backend.calls) == calls
-    release.set()
-    prober.join(5)
+    with probe_held(breaker):
+        calls = len(breaker.backend.calls)
+        assert breaker.set("other", 1) and breaker.get("other") == 1  # the fallback, no waiting
+        assert len(breaker.backend.calls) == calls
     assert breaker.status()["breaker"] == "closed"
 
 

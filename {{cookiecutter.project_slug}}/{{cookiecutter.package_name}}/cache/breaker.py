@@ -184,7 +184,7 @@ class Breaker(BaseCache):
             try:
                 return self._failed("get", (name,), (), False, error)
             except Exception as failure:
-                return self._tripped(failure, "get", (name,), (), False)
+                return self._trip(failure, "get", (name,), (), False)
 
     def get_many(self, *keys: Any) -> list[Any]:
         return self._call("get_many", *map(self.key_name, keys))  # type: ignore[no-any-return]
@@ -250,21 +250,7 @@ class Breaker(BaseCache):
         try:
             return self._attempt(method, args, writes, clears)
         except Exception as error:
-            return self._tripped(error, method, args, writes, clears)
-
-    def _tripped(
-        self,
-        error: Exception,
-        method: str,
-        args: tuple[Any, ...],
-        writes: tuple[str, ...],
-        clears: bool,
-    ) -> Any:
-        """What _attempt raised: an outage trips the breaker, and the call is served from the
-        fallback; anything else is raised again."""
-        if not self.cannot_serve(error):
-            raise error
-        return self._trip(error, method, args, writes, clears)
+            return self._trip(error, method, args, writes, clears)
 
     def _forked(self) -> None:
         """In a new process, before its first call (one thread: the one that forked)."""
@@ -382,12 +368,16 @@ class Breaker(BaseCache):
 
     def _trip(
         self,
-        error: BaseException,
+        error: Exception,
         method: str,
         args: tuple[Any, ...],
         writes: tuple[str, ...],
         clears: bool,
     ) -> Any:
+        """What _attempt raised: an outage opens the breaker, and the call is served from the
+        fallback; anything else is raised again."""
+        if not self.cannot_serve(error):
+            raise error
         with self._lock:
             opened = self.open_until is None  # not already opened by another thread
             if opened:

@@ -55,6 +55,10 @@ from flask_caching.backends.nullcache import NullCache
 
 from .errors import format_error
 
+if sys.platform != "win32":  # FIONREAD, read by _waiting() on each reply
+    import fcntl
+    import termios
+
 NAME = "near-cache"  # the tracking connection's, in CLIENT LIST
 RETRY_TRACKING = 1.0  # seconds between attempts to start tracking again after it failed
 # A server that keeps refusing the tracking connection (a hosted plan's connection limit:
@@ -218,9 +222,7 @@ class Tracking:
         self.verified, self._pinged = self.clock(), None
 
     def _refuse(self, error: BaseException) -> None:
-        conn, self.conn = self.conn, None
-        if conn is not None:
-            conn.disconnect()
+        """The server refused tracking (_start's): plain reads from now on, said once."""
         refusal = format_error(error, ())  # redis-py's errors quote no password
         self.refused = self.off = f"the server refused tracking ({refusal}){self.hint}"
         self.log.warning("cache: near cache without tracking: %s", self.refused)
@@ -228,9 +230,6 @@ class Tracking:
     def _failed(self, why: str) -> None:
         """A start failed: plain reads, asked again less and less often; said once until
         tracking runs."""
-        conn, self.conn = self.conn, None
-        if conn is not None:
-            conn.disconnect()
         self._failed_starts += 1
         longest = max(MAX_RETRY_TRACKING, self.retry_after)
         wait = min(self.retry_after * 2 ** (self._failed_starts - 1), longest)
@@ -272,9 +271,6 @@ def _waiting(sock: Any) -> int:
     """How many bytes have arrived on ``sock`` unread (FIONREAD); 0 where the system cannot say."""
     if sys.platform == "win32":
         return 0
-    import fcntl
-    import termios
-
     try:
         answer = fcntl.ioctl(sock.fileno(), termios.FIONREAD, bytes(4))
     except (OSError, ValueError):
