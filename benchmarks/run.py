@@ -469,8 +469,8 @@ def upstash_runs(env: dict[str, str], views: int, runs: int) -> list[list[dict]]
 def upstash_cost(bench: Bench, redis_url: str) -> None:
     print(f"\n== Upstash commands (issue 17): {UPSTASH_RUNS} runs; median and min-max of the runs")
     print("   The baked app in process (1 web worker, as a free account has), CACHE_TYPE=upstash, through")
-    print("   the project's stand-in for Upstash's REST API (tests/upstash_server.py), which counts every")
-    print(f"   command, in front of redis-server. {UPSTASH_VIEWS} views per row, one every `gap` seconds of")
+    print("   the project's stand-in for Upstash's REST API (tests/cache/upstash_server.py), which counts")
+    print(f"   every command, in front of redis-server. {UPSTASH_VIEWS} views per row, one every `gap` s of")
     print("   SIMULATED time: one clock drives the breaker, the near cache and the keys' expiry at the")
     print("   stand-in. /example is cached 60 s; /health writes and reads one key per call.")
     print(f"   A month (30 days) at that rate, and its share of the free {FREE_COMMANDS:,} commands.")

@@ -1,7 +1,7 @@
 """What a page costs in Upstash commands: the quota a free database counts (500K a month).
 
 The baked app with CACHE_TYPE=upstash, in this process (one web worker, as a free account has),
-through the project's own stand-in for Upstash's REST API (tests/upstash_server.py, which counts
+through the project's own stand-in for Upstash's REST API (tests/cache/upstash_server.py, which counts
 every command, a pipeline's one by one) in front of a real Redis (REDIS_URL). Views are Flask
 test-client requests of /example (cached 60 s) or /health.
 
@@ -39,7 +39,7 @@ HEALTH_GAP = 60.0
 
 
 def load_stand_in():
-    path = PROJECT / "tests" / "upstash_server.py"
+    path = PROJECT / "tests" / "cache" / "upstash_server.py"
     spec = importlib.util.spec_from_file_location("bench_upstash_server", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -39,8 +39,8 @@ def app_env(project: Path | None, **settings: str) -> dict[str, str]:
 
 def upstash_settings(project: Path, redis_url: str) -> dict[str, str]:
     """UPSTASH_REDIS_REST_URL and _TOKEN of the baked project's own stand-in for Upstash's REST
-    API (its tests/upstash_server.py), started in this process in front of ``redis_url``."""
-    path = project / "tests" / "upstash_server.py"
+    API (its tests/cache/upstash_server.py), started in this process in front of ``redis_url``."""
+    path = project / "tests" / "cache" / "upstash_server.py"
     spec = importlib.util.spec_from_file_location(f"upstash_server_{abs(hash(path))}", path)
     module = sys.modules.get(spec.name)
     if module is None:  # loaded by file: the baked tests package would clash with ours

@@ -24,7 +24,8 @@ from .conftest import BACKEND_CASES, CASES, CHOICES, TEMPLATE, answers, case_id
 # A leftover of cookiecutter's own syntax; Flask's Jinja templates may use {% and {{ themselves.
 COOKIECUTTER_LEFTOVER = re.compile(r"\{\{-?\s*cookiecutter|\{%-?\s*(raw|endraw)|cookiecutter\.")
 JINJA_STATEMENT = re.compile(r"\{%|\{#")
-FLASK_TEMPLATES = TEMPLATE / "{{cookiecutter.project_slug}}" / "{{cookiecutter.package_name}}" / "templates"
+# Flask's own templates: the app's, the cache package's error pages, the tests' sample page.
+FLASK_TEMPLATES = sorted((TEMPLATE / "{{cookiecutter.project_slug}}").rglob("templates/*.html"))
 
 SERVE_HEALTH = """
 import json, os, runpy, sys
@@ -105,8 +106,10 @@ def test_no_template_syntax_is_left(bake, case):
         if path.parent.name != "templates":
             assert not JINJA_STATEMENT.search(text), f"unrendered Jinja statement in {path}"
     # Flask's own templates reach the project byte for byte.
-    for source in FLASK_TEMPLATES.iterdir():
-        baked = project / project.name / "templates" / source.name
+    assert len(FLASK_TEMPLATES) >= 6, FLASK_TEMPLATES
+    for source in FLASK_TEMPLATES:
+        where = source.relative_to(TEMPLATE / "{{cookiecutter.project_slug}}")
+        baked = project / str(where).replace("{{cookiecutter.package_name}}", project.name)
         assert baked.read_bytes() == source.read_bytes()
 
 
@@ -227,7 +230,7 @@ def test_the_docs_say_what_pythonanywhere_and_the_hosted_redis_services_do(bake)
 def test_without_servers_the_upstash_tests_skip_saying_no_account_is_needed(bake):
     env = {k: v for k, v in servers.app_env(None).items() if not k.startswith(("TEST_", "CI"))}
     command = [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "-n", "0"]
-    result = run([*command, "tests/test_upstash.py"], cwd=bake(), env=env)
+    result = run([*command, "tests/cache/test_upstash.py"], cwd=bake(), env=env)
     reasons = [line for line in result.stdout.splitlines() if line.startswith("SKIPPED")]
     assert reasons, result.stdout[-2000:]
     for reason in reasons:
@@ -249,9 +252,69 @@ def test_env_example_starts_with_the_baked_backend(bake, case):
         assert re.findall(r"^CACHE_NEAR_TTL=(.*)$", text, flags=re.M) == [near_ttl]
 
 
-@every_backend
+# The redis bake's suite runs in test_the_template_owns_what_holds_when_the_demo_is_replaced,
+# with the demo replaced (the demo's own tests run in every other case).
+@pytest.mark.parametrize("case", [c for c in BACKEND_CASES if c["cache_backend"] != "redis"], ids=case_id)
 def test_baked_tests_pass_with_real_servers(bake, case, server_env):
     baked_suite(bake(**case), server_env)
+
+
+# A user's own site in place of the demo: one blueprint (a page, and a page with a bug), an index
+# in the site's layout, the demo's other template and its tests gone.
+OWN_VIEWS = """from flask import Blueprint, render_template
+
+bp = Blueprint("main", __name__)
+
+
+@bp.get("/")
+def index() -> str:
+    return render_template("index.html")
+
+
+@bp.get("/bug")
+def bug() -> str:
+    raise RuntimeError("a bug in my own view")
+"""
+OWN_INDEX = """{% extends "base.html" %}
+{% block content %}<h1>My own home page</h1>{% endblock %}
+"""
+SERVE_OWN_SITE = """
+import json, sys
+from dotenv import load_dotenv
+from werkzeug.test import Client
+sys.path.insert(0, ".")
+load_dotenv(".env")  # as the WSGI file does
+from my_flask_app import create_app
+app = create_app({"PROPAGATE_EXCEPTIONS": False})
+client = Client(app)
+pages = {path: client.get(path) for path in ("/", "/health", "/no-such-page", "/bug")}
+print(json.dumps({p: [r.status_code, r.get_data(as_text=True)] for p, r in pages.items()}))
+"""
+
+
+def test_the_template_owns_what_holds_when_the_demo_is_replaced(bake, server_env, tmp_path):
+    """views.py, index.html and example.html are the user's: with a site of their own in their
+    place, /health, the styled 404 and 500 pages and the footer's cache report still work, and the
+    template's own tests (tests/cache) pass against the real servers, none skipped."""
+    project = tmp_path / "my_flask_app"
+    shutil.copytree(bake(cache_backend="redis"), project, ignore=shutil.ignore_patterns(*TOOL_CACHES))
+    package = project / "my_flask_app"
+    (package / "views.py").write_text(OWN_VIEWS)
+    (package / "templates" / "index.html").write_text(OWN_INDEX)
+    (package / "templates" / "example.html").unlink()
+    (project / "tests" / "test_demo.py").unlink()
+    env = servers.app_env(project, REDIS_URL=server_env["TEST_REDIS_URL"])
+    served = json.loads(run([sys.executable, "-c", SERVE_OWN_SITE], cwd=project, env=env, check=True).stdout)
+    assert served["/"][0] == 200 and "<h1>My own home page</h1>" in served["/"][1]
+    assert "Cache: <code>redis</code>" in served["/"][1], "the footer's cache report"
+    assert served["/health"][0] == 200
+    health = json.loads(served["/health"][1])["cache"]
+    assert (health["backend"], health["active"], health["breaker"]) == ("redis", "redis", "closed")
+    assert served["/no-such-page"][0] == 404 and "<title>Page not found · " in served["/no-such-page"][1]
+    assert served["/bug"][0] == 500 and "<title>Something went wrong · " in served["/bug"][1]
+    for _, page in served.values():
+        assert '<a class="brand" href="/">' in page or page.startswith("{"), "in the site's layout"
+    baked_suite(project, server_env, "tests/cache")
 
 
 def test_baked_redis_tests_pass_over_tls_on_a_machine_up_for_40_days(bake, server_env, redis_tls_url):

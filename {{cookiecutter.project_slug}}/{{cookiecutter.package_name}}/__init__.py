@@ -1,4 +1,4 @@
-"""The app factory: settings from the environment, the cache, the pages."""
+"""The app factory: settings from the environment, the cache, your pages."""
 
 import os
 from collections.abc import Mapping
@@ -17,9 +17,13 @@ def create_app(
     loads. ``test_config`` wins over it and is checked the same way (tests use it)."""
     app = Flask(__name__, instance_relative_config=True)
     overrides = dict(test_config or {})
+    given: dict[str, object] = {**environ, **overrides}
     app.config.from_mapping(overrides)  # as given, for anything no parser reads
-    app.config.from_mapping(settings.from_env({**environ, **overrides}, debug=app.debug))
+    app.config.from_mapping(settings.from_env(given, debug=app.debug))
     app.config["PROJECT_NAME"] = PROJECT_NAME
-    cache.init_app(app)
-    app.register_blueprint(views.bp)
+    if app.debug and not app.testing and settings.missing_env_file():
+        app.logger.warning("%s", settings.missing_env_file())
+    # The cache reads its own settings, and adds /health, the error pages and `flask cache`.
+    cache.init_app(app, given)
+    app.register_blueprint(views.bp)  # the demo: delete it, and this line
     return app

@@ -13,13 +13,16 @@ every change by the server; elsewhere, for CACHE_NEAR_TTL seconds if that is set
 
 This folder comes from the project template and is kept up to date by it: in a project made with
 `cruft create`, `cruft update` brings the template's fixes here (see the README), and never
-touches .env. Your code lives beside it: views.py, templates/, static/, settings.py.
+touches .env. Your code lives beside it: views.py, templates/, static/, settings.py; none of
+it is needed here, so the demo pages can go.
 
-The public face, all that views.py, settings.py and deploy.py use:
+The public face, all that your code and deploy.py use:
 - ``cache``: the Flask-Caching object (extension.py);
-- ``init_app(app)``: connects it to the backend that app.config names, and adds `flask cache`;
+- ``init_app(app, environ)``: reads the cache's settings from ``environ`` (.env), connects
+  ``cache`` to that backend, and adds the template's pages (pages.py: /health, the error pages,
+  the footer's cache report) and `flask cache`;
 - ``from_env(env, debug=...)``: the cache's settings from the environment, parsed and checked;
-- ``status()``: which backend serves now, for pages and /health (no URL, no secret);
+- ``status()``: which backend serves now, as /health reports it (no URL, no secret);
 - ``cli``: the `flask cache status|clear|bench` commands;
 - ``Env`` and ``ConfigError``: checked reads of settings, for settings.py's own;
 - ``BACKENDS``: the backend classes by CACHE_TYPE name.
@@ -27,17 +30,18 @@ The public face, all that views.py, settings.py and deploy.py use:
 
 import importlib.util
 import os
-from typing import Any
+from collections.abc import Mapping
 
 import click
-from flask import Flask, current_app
+from flask import Flask
 
 from .backends import BACKENDS, Backend, Simple
 from .breaker import Breaker
 from .cli import cli
 from .config import ConfigError, Env, NotSet
 from .extension import cache
-from .near import MAX_TTL, unshared
+from .near import MAX_TTL
+from .pages import bp, status
 
 __all__ = ["BACKENDS", "ConfigError", "Env", "cache", "cli", "from_env", "init_app", "status"]
 
@@ -96,9 +100,11 @@ def from_env(env: Env, *, debug: bool = False) -> dict[str, object]:
     }
 
 
-def init_app(app: Flask) -> None:
-    """Connect ``cache`` to the backend app.config names (from from_env); open no connection."""
+def init_app(app: Flask, environ: Mapping[str, object] = os.environ) -> None:
+    """Read the cache's settings from ``environ``, connect ``cache`` to that backend (opening no
+    connection), and add the template's pages and `flask cache` to ``app``."""
     config = app.config
+    config.from_mapping(from_env(Env(environ), debug=app.debug))
     config["CACHE_KEY_PREFIX"] = config.get("CACHE_KEY_PREFIX") or f"{app.import_name}:"
     config["CACHE_DIR"] = config.get("CACHE_DIR") or os.path.join(app.instance_path, "cache")
     backend: type[Backend] = BACKENDS[config["CACHE_TYPE"]]
@@ -128,6 +134,7 @@ def init_app(app: Flask) -> None:
             "CACHE_NO_NULL_WARNING": True,
         },
     )
+    app.register_blueprint(bp)
     app.cli.add_command(cli)
 
 
@@ -139,19 +146,3 @@ def _reloader_parent(app: Flask) -> bool:
         return False
     reload = context.params.get("reload")
     return bool(app.debug if reload is None else reload)  # flask run's own default
-
-
-def status() -> dict[str, Any]:
-    """Which backend .env asks for, which one serves, and the breaker's state: no URL, no secret."""
-    backend = cache.cache
-    if isinstance(backend, Breaker):
-        state = backend.status()
-    else:
-        active = backend.name if isinstance(backend, Backend) else type(backend).__name__
-        state = {
-            "active": active,
-            "breaker": "closed",
-            "last_error": None,
-            "near": unshared(backend),
-        }
-    return {"backend": current_app.config["CACHE_TYPE"], **state}

@@ -17,9 +17,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from {{ cookiecutter.package_name }}.views import square
-
 from .conftest import cache_of, make_app
+from .sample_pages import square
 from .upstash_server import TOKEN
 
 # cachelib's sample values, and some that are hard for a backend that stores text: bytes that
@@ -193,14 +192,14 @@ class SignedTests:
     def test_a_page_planted_under_a_views_key_is_computed_again(self, raw, settings_for, tmp_path):
         app = make_app(tmp_path, **settings_for(self.backend))
         client = app.test_client()
-        first = client.get("/example").get_data(as_text=True)
+        first = client.get("/sample").get_data(as_text=True)
         marker = tmp_path / "planted-code-ran"
-        raw.set(cache_of(app), "view//example", raw.frame + pickle.dumps(Planted(marker)))
+        raw.set(cache_of(app), "view//sample", raw.frame + pickle.dumps(Planted(marker)))
 
-        second = client.get("/example").get_data(as_text=True)
+        second = client.get("/sample").get_data(as_text=True)
         assert not marker.exists(), "the planted pickle was unpickled"
         assert second != first, "the planted entry is a miss: the page is computed again"
-        assert client.get("/example").get_data(as_text=True) == second, "and cached again"
+        assert client.get("/sample").get_data(as_text=True) == second, "and cached again"
 
     def test_one_flipped_byte_is_a_miss(self, cache_factory, raw):
         cache = cache_factory()
@@ -266,14 +265,14 @@ class SignedTests:
         app, cache = attacked
         planted = data.draw(raw.planted(), label="planted")
         client = app.test_client()
-        client.get("/example")
-        raw.plant(cache, "view//example", planted)
+        client.get("/sample")
+        raw.plant(cache, "view//sample", planted)
 
-        response = client.get("/example")
+        response = client.get("/sample")
         assert response.status_code == 200
         page = response.get_data(as_text=True)
-        assert "<h1>Cached example</h1>" in page
-        assert client.get("/example").get_data(as_text=True) == page, "and cached again"
+        assert "<h1>Cached page</h1>" in page
+        assert client.get("/sample").get_data(as_text=True) == page, "and cached again"
 
     @ATTACK
     @given(data=st.data())
@@ -284,12 +283,12 @@ class SignedTests:
         n = data.draw(st.integers(0, 10**6), label="n")
         planted = data.draw(raw.planted(), label="planted")
         client = app.test_client()
-        assert client.get(f"/example/square/{n}").get_json() == {"n": n, "square": n * n}
+        assert client.get(f"/sample/square/{n}").get_json() == {"n": n, "square": n * n}
         with app.app_context():
             key = square.make_cache_key(square.uncached, n)
         raw.plant(cache, key, planted)
 
-        response = client.get(f"/example/square/{n}")
+        response = client.get(f"/sample/square/{n}")
         assert response.status_code == 200
         assert response.get_json() == {"n": n, "square": n * n}
 
@@ -301,18 +300,18 @@ class SignedTests:
         assume(m != n)
         app, cache = patient
         client = app.test_client()
-        for path in (f"/example/square/{m}", f"/example/square/{n}", "/example"):
+        for path in (f"/sample/square/{m}", f"/sample/square/{n}", "/sample"):
             assert client.get(path).status_code == 200
         with app.app_context():
             number = raw.get(cache, square.make_cache_key(square.uncached, m))
             assert number, "the app's own entry is on the server"
             raw.set(cache, square.make_cache_key(square.uncached, n), number)
-        raw.set(cache, "view//example", number)
+        raw.set(cache, "view//sample", number)
 
-        page = client.get("/example")
+        page = client.get("/sample")
         assert page.status_code == 200
-        assert "<h1>Cached example</h1>" in page.get_data(as_text=True)
-        assert client.get(f"/example/square/{n}").get_json() == {"n": n, "square": n * n}
+        assert "<h1>Cached page</h1>" in page.get_data(as_text=True)
+        assert client.get(f"/sample/square/{n}").get_json() == {"n": n, "square": n * n}
 
     @ATTACK
     @given(data=st.data(), deltas=st.lists(st.integers(-(2**40), 2**40), max_size=4))
@@ -571,7 +570,7 @@ class QuotaTests:
 
     RETRY_AFTER = 30
     WORKERS = 2
-    PAGES = ("/example", "/example/square/3", "/", "/health")
+    PAGES = ("/sample", "/sample/square/3", "/sample/plain", "/health")
 
     @pytest.fixture
     def workers(self, over_quota, tmp_path, clock):
@@ -683,7 +682,7 @@ class QuotaTests:
         for client in clients:
             cache = client.get("/health").get_json()["cache"]
             assert (cache["breaker"], cache["active"]) == ("closed", cache["backend"])
-        pages = {client.get("/example").get_data(as_text=True) for client in clients}
+        pages = {client.get("/sample").get_data(as_text=True) for client in clients}
         assert len(pages) == 1, "every worker serves the page from the shared cache"
         assert len([r for r in caplog.records if "is back" in r.getMessage()]) == self.WORKERS
 

@@ -78,7 +78,7 @@ class TestUpstash(
         )
         app.debug = debug  # Flask-Caching's decorators re-raise backend errors in debug mode
         client = app.test_client()
-        for path in ("/example", "/example", "/example/square/3", "/"):
+        for path in ("/sample", "/sample", "/sample/square/3", "/sample/plain"):
             assert client.get(path).status_code == 200
         health = client.get("/health").get_json()["cache"]
         assert (health["active"], health["breaker"]) == ("simple", "open")

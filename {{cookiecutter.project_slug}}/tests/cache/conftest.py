@@ -18,7 +18,7 @@ import pytest
 from {{ cookiecutter.package_name }} import create_app
 from {{ cookiecutter.package_name }}.cache import cache
 
-from . import upstash_redis, upstash_server
+from . import sample_pages, upstash_redis, upstash_server
 from .relay import Relay
 
 # Each backend with a server: the setting that names it, the fixture that gives its test value,
@@ -63,7 +63,8 @@ def upstash_url(redis_url) -> str:
 
 
 def make_app(tmp_path, **settings):
-    return create_app(
+    """The project's app, with the tests' own pages (sample_pages.py) added."""
+    app = create_app(
         {
             "TESTING": True,
             "SECRET_KEY": "test",
@@ -75,6 +76,8 @@ def make_app(tmp_path, **settings):
         },
         environ={},  # only what the test says, not the developer's shell or .env
     )
+    app.register_blueprint(sample_pages.bp)
+    return app
 
 
 def cache_of(app):

@@ -381,7 +381,7 @@ TYPED = st.text(alphabet=st.characters(blacklist_categories=["Cs"], blacklist_ch
 def flask_command(tmp_path: Path, *args: str, **settings: str) -> subprocess.CompletedProcess:
     """`flask --app <package> <args>` as a user runs it, with ``settings`` as in .env."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CACHE_", "SECRET_KEY"))}
-    root = str(Path(__file__).resolve().parents[1])
+    root = str(Path(__file__).resolve().parents[2])
     env.update(SECRET_KEY="k" * 32, FLASK_SKIP_DOTENV="1", PYTHONPATH=root)
     command = [sys.executable, "-m", "flask", "--app", create_app.__module__, *args]
     return subprocess.run(

@@ -97,14 +97,14 @@ def test_on_upstash_plain_reads_unless_near_ttl(tmp_path, redis_url, clock, near
         cache_of(app).backend.clock = clock  # the near cache's: no entry ages while the test runs
         client = app.test_client()
         for _ in range(2):  # a miss, then a hit read from the server (tracking is tried, refused)
-            assert client.get("/example").status_code == 200
+            assert client.get("/sample").status_code == 200
         near = client.get("/health").get_json()["cache"]["near"]
         assert near["mode"] == mode, near
         if mode == "off":
             assert near["why"].startswith("the server refused tracking"), near
         sent = server.commands
         for _ in range(10):
-            assert client.get("/example").status_code == 200
+            assert client.get("/sample").status_code == 200
         assert server.commands - sent == (10 if mode == "off" else 0)
     finally:
         server.close()

@@ -219,7 +219,7 @@ def test_a_wrong_password_is_an_outage_that_never_shows_it(
     client = app.test_client()
     caplog.set_level(logging.WARNING)
 
-    for path in ("/", "/example", "/example/square/7"):
+    for path in ("/sample/plain", "/sample", "/sample/square/7"):
         assert client.get(path).status_code == 200, path
     health = client.get("/health")
     assert health.status_code == 200

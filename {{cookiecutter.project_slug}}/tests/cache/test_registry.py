@@ -6,7 +6,7 @@ import pytest
 
 from {{ cookiecutter.package_name }}.cache import BACKENDS
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("name", list(BACKENDS))

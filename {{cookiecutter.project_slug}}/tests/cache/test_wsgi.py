@@ -5,7 +5,7 @@ from pathlib import Path
 
 import {{ cookiecutter.package_name }} as package
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 SERVE_HEALTH = """
 import runpy

@@ -1,0 +1,73 @@
+"""The pages every baked site has, whatever you do to views.py and templates/: /health, the 404
+and 500 pages, and the footer's cache report. init_app registers them.
+
+Restyle the error pages by putting your own 404.html or 500.html in templates/: Flask looks
+there first. They extend your base.html, as these do.
+"""
+
+import os
+from typing import Any
+
+from flask import Blueprint, Response, current_app, render_template
+from werkzeug.exceptions import HTTPException
+
+from .backends import Backend
+from .breaker import Breaker
+from .extension import cache
+from .near import unshared
+
+bp = Blueprint("cache", __name__, template_folder="templates")
+
+HEALTH_KEY = "health"  # one entry, rewritten by every /health
+HEALTH_TIMEOUT = 60
+
+
+def status() -> dict[str, Any]:
+    """Which backend .env asks for, which one serves, and the breaker's state: no URL, no secret."""
+    backend = cache.cache
+    if isinstance(backend, Breaker):
+        state = backend.status()
+    else:
+        active = backend.name if isinstance(backend, Backend) else type(backend).__name__
+        state = {
+            "active": active,
+            "breaker": "closed",
+            "last_error": None,
+            "near": unshared(backend),
+        }
+    return {"backend": current_app.config["CACHE_TYPE"], **state}
+
+
+@bp.app_context_processor
+def cache_report() -> dict[str, object]:
+    # base.html's footer names the backend that serves.
+    return {"cache_status": status()}
+
+
+@bp.get("/health")
+def health() -> dict[str, object]:
+    # One round trip through the breaker, so that "active" and "breaker" say what the cache does
+    # now, not at the last cached view. Each call waits at most CACHE_SOCKET_TIMEOUT; while the
+    # breaker is open it touches no server (one probe per CACHE_RETRY_AFTER), and never fails.
+    cache.set(HEALTH_KEY, os.getpid(), timeout=HEALTH_TIMEOUT)
+    cache.get(HEALTH_KEY)
+    # worker: the process that answered; each web worker has its own breaker and simple cache.
+    return {"status": "ok", "worker": os.getpid(), "cache": status()}
+
+
+@bp.get("/favicon.ico")
+def favicon() -> Response:
+    # Browsers ask for /favicon.ico on pages with no <link rel="icon"> (/health's JSON).
+    return current_app.send_static_file("favicon.svg")
+
+
+@bp.app_errorhandler(404)
+def not_found(error: HTTPException) -> tuple[str, int]:
+    return render_template("404.html"), 404
+
+
+@bp.app_errorhandler(500)
+def server_error(error: HTTPException) -> tuple[str, int]:
+    # Rendered without the context processors (the footer's cache report): this page must not
+    # depend on the cache, which may be what failed.
+    return current_app.jinja_env.get_template("500.html").render(), 500
