@@ -41,6 +41,17 @@ def needed_server(variable: str, what: str) -> str:
     return address
 
 
+def pytest_terminal_summary(terminalreporter):
+    """Tests skipped for want of a server, counted per reason: a line each, not one per test
+    (pyproject.toml's -r lists failures and errors only)."""
+    reasons: dict[str, int] = {}
+    for report in terminalreporter.stats.get("skipped", []):
+        reason = str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else ""
+        reasons[reason] = reasons.get(reason, 0) + 1
+    for reason, count in sorted(reasons.items()):
+        terminalreporter.write_line(f"{count} skipped: {reason.removeprefix('Skipped: ')}")
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> str:
     # The upstash tests need it too: they run against a local stand-in for Upstash's REST API.
@@ -53,6 +64,15 @@ def redis_url() -> str:
 @pytest.fixture(scope="session")
 def memcached_servers() -> str:
     return needed_server("TEST_MEMCACHED_SERVERS", "memcached server")
+
+
+@pytest.fixture(autouse=True)
+def server_of_the_mark(request):
+    """A test marked redis or memcached is skipped (or fails, under CI) before it starts when its
+    server is not set: once, not once per Hypothesis example inside it."""
+    for mark, fixture in (("redis", "redis_url"), ("memcached", "memcached_servers")):
+        if request.node.get_closest_marker(mark):
+            request.getfixturevalue(fixture)
 
 
 @pytest.fixture(scope="session")

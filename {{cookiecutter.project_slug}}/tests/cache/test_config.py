@@ -185,7 +185,7 @@ def test_numeric_settings_work_or_stop_start_up(tmp_path, settings_for, backend,
     start(tmp_path, variable, value, **settings_for(backend))
 
 
-@pytest.mark.parametrize("backend", ["redis", "memcached", "upstash"])
+@pytest.mark.parametrize("backend", [pytest.param(n, marks=SERVERS[n][2:]) for n in SERVERS])
 @PROPERTY
 @given(prefix=st.text(max_size=300))
 @example(prefix="my app:")
