@@ -148,7 +148,7 @@ def main(answers: dict, project: Path) -> str:
             backend["next_steps"],
             "Next steps:",
             f"  cd {answers['project_slug']}",
-            "  python -m venv .venv && . .venv/bin/activate && pip install -r requirements-dev.txt",
+            "  python3 -m venv .venv && . .venv/bin/activate && pip install -r requirements-dev.txt",
             "  pytest",
             f"  flask --app {answers['package_name']} run --debug",
             f"Deploy: upload it to PythonAnywhere, then `python3 deploy.py` in a Bash console there "
