@@ -159,4 +159,8 @@ def main(answers: dict, project: Path) -> str:
 
 
 if __name__ == "__main__":
-    print(main(json.loads(r"""{{ cookiecutter | tojson }}"""), Path.cwd()))
+    next_steps = main(json.loads(r"""{{ cookiecutter | tojson }}"""), Path.cwd())
+    # `cruft update` renders the old and the new template into temporary directories to diff them:
+    # those are not the user's project, so no banner (it would show twice in an update).
+    if "{{ for_cruft_diff() }}" != "True":
+        print(next_steps)
