@@ -10,6 +10,7 @@ the pre-gen hook refuses those in answers anyway). Cookiecutter and cruft load t
 """
 
 import inspect
+import logging
 import unicodedata
 
 from jinja2.ext import Extension
@@ -61,6 +62,15 @@ def for_cruft_diff() -> bool:
     return False
 
 
+def without_traceback(record: logging.LogRecord) -> bool:
+    """Drop the traceback cookiecutter logs when a hook fails: it shows only cookiecutter's own
+    calls, after the hook has said why it refused (cookiecutter then prints the exception's line)."""
+    if record.exc_info and type(record.exc_info[1]).__name__ == "FailedHookException":
+        record.exc_info = None
+        record.exc_text = None
+    return True
+
+
 class StringLiterals(Extension):
     """``{{ answer | python_string }}`` and ``{{ answer | toml_string }}`` in the template, and
     ``{{ for_cruft_diff() }}`` for the post-gen hook."""
@@ -69,3 +79,5 @@ class StringLiterals(Extension):
         super().__init__(environment)
         environment.filters.update(python_string=python_string, toml_string=toml_string)
         environment.globals.update(for_cruft_diff=for_cruft_diff)
+        # cookiecutter loads this before any hook runs, in its own process; addFilter adds it once.
+        logging.getLogger("cookiecutter.hooks").addFilter(without_traceback)

@@ -252,3 +252,19 @@ def test_every_command_a_newcomer_copies_says_python3(tmp_path):
     bare = {where: BARE_PYTHON.findall(text) for where, text in said.items() if BARE_PYTHON.search(text)}
     assert bare == {}
     assert "python3 -m venv .venv" in said["post-gen's next steps"]
+
+
+def test_a_refusal_points_at_the_replay_only_when_it_holds_these_answers(tmp_path, monkeypatch):
+    monkeypatch.setattr(pre_gen, "replay_dir", lambda: tmp_path)
+    where = {"_repo_dir": "/t/tmpl", "_template": "gh:o/tmpl", "_output_dir": "/o", "_checkout": "v2"}
+    answers = {**GOOD, **where}
+    assert pre_gen.replay_of(answers) is None  # none written (cruft, the Python API)
+    (tmp_path / "tmpl.json").write_text(json.dumps({"cookiecutter": {**GOOD, "project_slug": "other"}}))
+    assert pre_gen.replay_of(answers) is None  # an earlier bake's answers
+    (tmp_path / "tmpl.json").write_text(json.dumps({"cookiecutter": {**GOOD, "_template": "x"}}))
+    assert pre_gen.replay_of(answers) == tmp_path / "tmpl.json"
+    again = pre_gen.bake_again(answers, tmp_path / "tmpl.json").splitlines()[-1].split()
+    assert again == [
+        "cookiecutter", "--replay-file", str(tmp_path / "tmpl.json"), "gh:o/tmpl",
+        "--checkout", "v2", "--output-dir", "/o",
+    ]  # fmt: skip
