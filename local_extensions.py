@@ -1,4 +1,5 @@
-"""Jinja filters that write an answer into the baked code as a string literal that reads back exactly.
+"""Jinja filters that write an answer into the baked code as a string literal that reads back exactly,
+and a global that tells the post-gen hook whether cruft is rendering for a diff.
 
 Jinja's ``tojson`` writes every non-ASCII character as ``\\uXXXX`` and one outside the BMP (an
 emoji) as a surrogate pair, which Python reads as two lone surrogates (the page then cannot be
@@ -8,6 +9,8 @@ the pre-gen hook refuses those in answers anyway). Cookiecutter and cruft load t
 ``_extensions`` in cookiecutter.json (the template's root is on sys.path while they bake).
 """
 
+import inspect
+import logging
 import unicodedata
 
 from jinja2.ext import Extension
@@ -42,9 +45,39 @@ def toml_string(value: str) -> str:
     )
 
 
+# The module of cruft whose cookiecutter_template() renders the template into a temporary directory
+# for `cruft update` (the old and the new template, to diff them) and `cruft diff`.
+CRUFT_DIFF_RENDER = "cruft._commands.utils.generate"
+
+
+def for_cruft_diff() -> bool:
+    """Whether this render is one of cruft's own, in a temporary directory, to diff templates
+    (not a bake the user sees): cruft calls cookiecutter in-process, so its frame is on the stack
+    (pinned by tests/test_cruft.py)."""
+    frame = inspect.currentframe()
+    while frame is not None:
+        if frame.f_globals.get("__name__") == CRUFT_DIFF_RENDER:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def without_traceback(record: logging.LogRecord) -> bool:
+    """Drop the traceback cookiecutter logs when a hook fails: it shows only cookiecutter's own
+    calls, after the hook has said why it refused (cookiecutter then prints the exception's line)."""
+    if record.exc_info and type(record.exc_info[1]).__name__ == "FailedHookException":
+        record.exc_info = None
+        record.exc_text = None
+    return True
+
+
 class StringLiterals(Extension):
-    """``{{ answer | python_string }}`` and ``{{ answer | toml_string }}`` in the template."""
+    """``{{ answer | python_string }}`` and ``{{ answer | toml_string }}`` in the template, and
+    ``{{ for_cruft_diff() }}`` for the post-gen hook."""
 
     def __init__(self, environment):
         super().__init__(environment)
         environment.filters.update(python_string=python_string, toml_string=toml_string)
+        environment.globals.update(for_cruft_diff=for_cruft_diff)
+        # cookiecutter loads this before any hook runs, in its own process; addFilter adds it once.
+        logging.getLogger("cookiecutter.hooks").addFilter(without_traceback)

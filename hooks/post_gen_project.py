@@ -148,7 +148,7 @@ def main(answers: dict, project: Path) -> str:
             backend["next_steps"],
             "Next steps:",
             f"  cd {answers['project_slug']}",
-            "  python -m venv .venv && . .venv/bin/activate && pip install -r requirements-dev.txt",
+            "  python3 -m venv .venv && . .venv/bin/activate && pip install -r requirements-dev.txt",
             "  pytest",
             f"  flask --app {answers['package_name']} run --debug",
             f"Deploy: upload it to PythonAnywhere, then `python3 deploy.py` in a Bash console there "
@@ -159,4 +159,8 @@ def main(answers: dict, project: Path) -> str:
 
 
 if __name__ == "__main__":
-    print(main(json.loads(r"""{{ cookiecutter | tojson }}"""), Path.cwd()))
+    next_steps = main(json.loads(r"""{{ cookiecutter | tojson }}"""), Path.cwd())
+    # `cruft update` renders the old and the new template into temporary directories to diff them:
+    # those are not the user's project, so no banner (it would show twice in an update).
+    if "{{ for_cruft_diff() }}" != "True":
+        print(next_steps)

@@ -7,8 +7,10 @@ cookiecutter, with the answers passed through tojson so that no quote in an answ
 import json
 import keyword
 import re
+import shlex
 import sys
 import unicodedata
+from pathlib import Path
 
 # Top-level modules the baked app or its tests import: a package of the same name would shadow one.
 APP_IMPORTS = {
@@ -108,10 +110,49 @@ def problems(answers: dict) -> list[str]:
     return found
 
 
+def replay_dir() -> Path:
+    """Where cookiecutter writes its replay files, as its user config says (the hook runs with
+    cookiecutter's own Python); its default without one."""
+    try:
+        from cookiecutter.config import get_user_config
+
+        return Path(get_user_config()["replay_dir"])
+    except Exception:  # noqa: BLE001 - an unreadable config: its default, checked below anyway
+        return Path.home() / ".cookiecutter_replay"
+
+
+def replay_of(answers: dict) -> Path | None:
+    """The replay file cookiecutter wrote with these very answers before running this hook (it
+    names it after the template's folder), or None (cruft, the Python API, another config)."""
+    if not all(answers.get(key) for key in ("_repo_dir", "_template", "_output_dir")):
+        return None
+    path = replay_dir() / f"{Path(str(answers['_repo_dir'])).name}.json"
+    try:
+        kept = json.loads(path.read_text())["cookiecutter"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    given = {key: value for key, value in answers.items() if not key.startswith("_")}
+    return path if {k: v for k, v in kept.items() if not k.startswith("_")} == given else None
+
+
+def bake_again(answers: dict, replay: Path) -> str:
+    """The command that bakes again with the answers kept in ``replay``, once corrected there."""
+    command = ["cookiecutter", "--replay-file", str(replay), str(answers["_template"])]
+    if answers.get("_checkout"):
+        command += ["--checkout", str(answers["_checkout"])]
+    command += ["--output-dir", str(answers["_output_dir"])]
+    return (
+        f"Your answers are kept in {replay}: correct the ones named above there, then bake "
+        f"again with them:\n  {shlex.join(command)}"
+    )
+
+
 def main(answers: dict) -> None:
     found = problems(answers)
     if found:
-        sys.exit("Cannot bake this project:\n  " + "\n  ".join(found))
+        replay = replay_of(answers)
+        again = f"\n{bake_again(answers, replay)}" if replay else ""
+        sys.exit("Cannot bake this project:\n  " + "\n  ".join(found) + again)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,8 @@ from . import servers, where_users_run
 from .conftest import BACKEND_CASES, CASES, CHOICES, TEMPLATE, answers, case_id
 
 # A leftover of cookiecutter's own syntax; Flask's Jinja templates may use {% and {{ themselves.
-COOKIECUTTER_LEFTOVER = re.compile(r"\{\{-?\s*cookiecutter|\{%-?\s*(raw|endraw)|cookiecutter\.")
+# (.cookiecutter.json, the answers file deploy.py reads, is a name, not syntax.)
+COOKIECUTTER_LEFTOVER = re.compile(r"\{\{-?\s*cookiecutter|\{%-?\s*(raw|endraw)|(?<!\.)cookiecutter\.")
 JINJA_STATEMENT = re.compile(r"\{%|\{#")
 # Flask's own templates: the app's, the cache package's error pages, the tests' sample page.
 FLASK_TEMPLATES = sorted((TEMPLATE / "{{cookiecutter.project_slug}}").rglob("templates/*.html"))
@@ -93,6 +94,12 @@ def baked_suite(
     summary = result.stdout.splitlines()[-1]
     assert re.match(rf"{count} passed", summary) and "skipped" not in summary, summary
     assert count >= 20, collected  # a selection that still selects the tests it is for
+
+
+def test_the_leftover_pattern_finds_syntax_not_the_answers_file_name():
+    for leftover in ("{{ cookiecutter.package_name }}", "{{cookiecutter.project_slug}}", "cookiecutter.x"):
+        assert COOKIECUTTER_LEFTOVER.search(leftover), leftover
+    assert not COOKIECUTTER_LEFTOVER.search('json.loads((PROJECT / ".cookiecutter.json").read_text())')
 
 
 @every_case

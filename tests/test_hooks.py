@@ -235,3 +235,36 @@ def test_the_placeholder_username_is_warned_at_bake_time(tmp_path):
     warned = [line for line in post_gen.main(answers, copy_of_baked_inputs(tmp_path)).splitlines()
               if line.startswith("Warning: ")]  # fmt: skip
     assert len(warned) == 1 and "pythonanywhere_username" in warned[0]
+
+
+# `python` followed by an argument, as a command a newcomer copies: stock Debian and Ubuntu have
+# only `python3` until a virtualenv is active. (.venv/bin/python, python3 and python3.13 differ.)
+BARE_PYTHON = re.compile(r"(?<![\w./{-])python(?= +[-\w])")
+# settings.py's SECRET_KEY message is being rewritten elsewhere (issue 19); it joins when it lands.
+NOT_YET = {BAKED / "{{cookiecutter.package_name}}" / "settings.py"}
+
+
+def test_every_command_a_newcomer_copies_says_python3(tmp_path):
+    said = {"post-gen's next steps": post_gen.main(GOOD, copy_of_baked_inputs(tmp_path))}
+    for path in [TEMPLATE / "README.md", *(TEMPLATE / "hooks").iterdir(), *BAKED.rglob("*")]:
+        if path.is_file() and path not in NOT_YET and path.suffix != ".pyc":
+            said[str(path.relative_to(TEMPLATE))] = path.read_text(errors="replace")
+    bare = {where: BARE_PYTHON.findall(text) for where, text in said.items() if BARE_PYTHON.search(text)}
+    assert bare == {}
+    assert "python3 -m venv .venv" in said["post-gen's next steps"]
+
+
+def test_a_refusal_points_at_the_replay_only_when_it_holds_these_answers(tmp_path, monkeypatch):
+    monkeypatch.setattr(pre_gen, "replay_dir", lambda: tmp_path)
+    where = {"_repo_dir": "/t/tmpl", "_template": "gh:o/tmpl", "_output_dir": "/o", "_checkout": "v2"}
+    answers = {**GOOD, **where}
+    assert pre_gen.replay_of(answers) is None  # none written (cruft, the Python API)
+    (tmp_path / "tmpl.json").write_text(json.dumps({"cookiecutter": {**GOOD, "project_slug": "other"}}))
+    assert pre_gen.replay_of(answers) is None  # an earlier bake's answers
+    (tmp_path / "tmpl.json").write_text(json.dumps({"cookiecutter": {**GOOD, "_template": "x"}}))
+    assert pre_gen.replay_of(answers) == tmp_path / "tmpl.json"
+    again = pre_gen.bake_again(answers, tmp_path / "tmpl.json").splitlines()[-1].split()
+    assert again == [
+        "cookiecutter", "--replay-file", str(tmp_path / "tmpl.json"), "gh:o/tmpl",
+        "--checkout", "v2", "--output-dir", "/o",
+    ]  # fmt: skip

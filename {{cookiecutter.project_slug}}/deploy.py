@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import List, Optional
 
 # The answers this project was baked with.
 PROJECT_SLUG = {{ cookiecutter.project_slug | tojson }}
@@ -56,13 +56,55 @@ MAPPING_FIELDS = {"id": (int,), "url": (str,), "path": (str,)}
 HEALTH_FIELDS = {"status": (str,), "cache": (dict,)}
 
 
+HELP = """\
+API_TOKEN: your PythonAnywhere API token, read from the environment (not from .env). Bash
+consoles on PythonAnywhere have it once the token exists: create it on the Account page (API
+Token tab), then open a new Bash console.
+
+--dry-run checks everything a deployment checks and prints its whole plan; each failed check is
+a line starting with "deploy.py:", and the dry run then exits with status 1. See docs/deploy.md."""
+
+
 class DeployError(Exception):
     """A problem the user can fix; its message says what to do."""
 
 
+class Checks:
+    """A deployment stops at its first failed check; a dry run prints each one (as the line a
+    deployment would stop with) and goes on with its plan, to fail at the end."""
+
+    def __init__(self, dry_run: bool):
+        self.dry_run = dry_run
+        self.failed = 0
+
+    def run(self, check, *args):
+        """check(*args); None if it failed in a dry run."""
+        try:
+            return check(*args)
+        except DeployError as error:
+            if not self.dry_run:
+                raise
+            print(f"deploy.py: {error}", file=sys.stderr, flush=True)
+            self.failed += 1
+            return None
+
+    def verdict(self) -> int:
+        if not self.failed:
+            return 0
+        print(f"\nDry run: {self.failed} failed check(s), each on a line starting with "
+              '"deploy.py:"; fix them, then run this again', flush=True)  # fmt: skip
+        return 1
+
+
 def main(argv: List[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        epilog=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="check everything, print the plan, change nothing"
+    )
     parser.add_argument(
         "--force", action="store_true", help="take over a web app that serves another folder"
     )
@@ -75,8 +117,7 @@ def main(argv: List[str]) -> int:
     args = parser.parse_args(argv)
     try:
         if os.environ.get(IN_VIRTUALENV):
-            deploy(args)
-            return 0
+            return deploy(args)
         return bootstrap(args, argv)
     except DeployError as error:
         print(f"deploy.py: {error}", file=sys.stderr)
@@ -106,34 +147,25 @@ def say(text: str) -> None:
 
 
 def bootstrap(args: argparse.Namespace, argv: List[str]) -> int:
+    checks = Checks(args.dry_run)
     step("Checking this console")
-    if not os.environ.get("API_TOKEN"):
-        raise DeployError(
-            "API_TOKEN is not set: create a token on the Account page (API Token tab), "
-            "then open a new Bash console and run this again"
-        )
-    say(f"API host {api_host()}, user {username()}")
-    warn_if_not_the_baked_user(username())
-    python = shutil.which(f"python{PYTHON_VERSION}")
-    if not python:
-        raise DeployError(
-            f"python{PYTHON_VERSION} is not in this console: PythonAnywhere offers the Pythons of "
-            "your account's system image (Account page, System image tab); pick one that has "
-            f"{PYTHON_VERSION}, or re-bake the project with another python_version"
-        )
-    running = f"{sys.version_info[0]}.{sys.version_info[1]}"
-    if sys.version_info[:2] < version_tuple(PYTHON_VERSION):
-        # The dry run plans with this Python, and pythonanywhere-core needs the project's.
-        raise DeployError(
-            f"this is Python {running}, older than the project's {PYTHON_VERSION}: "
-            f"run python{PYTHON_VERSION} deploy.py"
-        )
+    checks.run(check_token)
+    host, name = checks.run(api_host), checks.run(username)
+    if host and name:
+        say(f"API host {host}, user {name}")
+        warn_if_not_the_baked_user(name)
+    python = checks.run(console_python)
+    checks.run(check_running_python)
     venv = virtualenv()
     requirements = PROJECT / "requirements-deploy.txt"
     if args.dry_run:
         step(f"Virtualenv {venv}")
-        doing = "update it" if venv.exists() else f"create it with {python}, then"
+        doing = "update it" if venv.exists() else f"create it with {python or 'it'}, then"
         say(f"would {doing}: pip install -r {requirements.name}")
+        if checks.failed:  # the rest asks the API, as this console's user, with this Python
+            step("Then .env, the web app, its WSGI file, /static/, the reload and /health")
+            say("planned in detail (each API call) once the checks above pass")
+            return checks.verdict()
         with tempfile.TemporaryDirectory() as tools:
             say("installing the deploy tools into a temporary folder, to plan the rest")
             pip = [sys.executable, "-m", "pip", "install", "-q", "--target", tools]
@@ -149,8 +181,32 @@ def bootstrap(args: argparse.Namespace, argv: List[str]) -> int:
     return stage_two(str(venv / "bin" / "python"), argv)
 
 
-def version_tuple(version: str) -> Tuple[int, ...]:
-    return tuple(int(part) for part in version.split("."))
+def check_token() -> None:
+    if not os.environ.get("API_TOKEN"):
+        raise DeployError(
+            "API_TOKEN is not set: create a token on the Account page (API Token tab), "
+            "then open a new Bash console and run this again"
+        )
+
+
+def console_python() -> str:
+    python = shutil.which(f"python{PYTHON_VERSION}")
+    if not python:
+        raise DeployError(
+            f"python{PYTHON_VERSION} is not in this console: PythonAnywhere offers the Pythons of "
+            "your account's system image (Account page, System image tab); pick one that has "
+            f"{PYTHON_VERSION}, or re-bake the project with another python_version"
+        )
+    return python
+
+
+def check_running_python() -> None:
+    # The dry run plans with this Python, and pythonanywhere-core needs the project's.
+    if sys.version_info[:2] < tuple(int(part) for part in PYTHON_VERSION.split(".")):
+        raise DeployError(
+            f"this is Python {sys.version_info[0]}.{sys.version_info[1]}, older than the "
+            f"project's {PYTHON_VERSION}: run python{PYTHON_VERSION} deploy.py"
+        )
 
 
 def stage_two(python: str, argv: List[str], **env: str) -> int:
@@ -250,10 +306,11 @@ def wsgi_source() -> str:
 # Stage 2: the virtualenv's Python (or, for --dry-run, the console's with a temporary folder).
 
 
-def deploy(args: argparse.Namespace) -> None:
+def deploy(args: argparse.Namespace) -> int:
+    checks = Checks(args.dry_run)
     os.environ.setdefault("PYTHONANYWHERE_SITE", api_host())  # before pythonanywhere-core reads it
     step("Checking .env")
-    check_env()
+    checks.run(check_env)
     api = Api(dry_run=args.dry_run)
     site = domain()
     venv = virtualenv()
@@ -266,15 +323,15 @@ def deploy(args: argparse.Namespace) -> None:
     settings = {"source_directory": str(PROJECT), "virtualenv_path": str(venv), "force_https": True}
     # Whether it exists, from the documented list: a GET of a missing web app answered 403, not
     # 404, in a recorded session of the real API.
-    listed = api.get(api.webapps, [LISTED_FIELDS])
+    listed = checks.run(api.get, api.webapps, [LISTED_FIELDS])
     existing = None
-    if any(item["domain_name"].lower() == site for item in listed):
-        existing = api.get(webapp, WEBAPP_FIELDS)
+    if any(item["domain_name"].lower() == site for item in listed or []):
+        existing = checks.run(api.get, webapp, WEBAPP_FIELDS)
     if existing is None:
-        say("does not exist yet")
+        say("does not exist yet" if listed is not None else "unknown: planned as a new one")
         api.send("POST", api.webapps, data={"domain_name": site, "python_version": python})
     else:
-        check_takeover(existing, site, args.force)
+        checks.run(check_takeover, existing, site, args.force)
         if python_of(existing["python_version"]) != PYTHON_VERSION:
             settings["python_version"] = python  # the virtualenv is built for it anyway
     api.send("PATCH", webapp, data=settings)
@@ -284,8 +341,8 @@ def deploy(args: argparse.Namespace) -> None:
 
     step("Static files: /static/")
     static = {"url": "/static/", "path": str(PROJECT / PACKAGE / "static")}
-    mappings = api.get(f"{webapp}static_files/", [MAPPING_FIELDS]) if existing else []
-    current = next((m for m in mappings if m["url"] == static["url"]), None)
+    mappings = checks.run(api.get, f"{webapp}static_files/", [MAPPING_FIELDS]) if existing else []
+    current = next((m for m in mappings or [] if m["url"] == static["url"]), None)
     if current is None:
         api.send("POST", f"{webapp}static_files/", json=static)
     elif current["path"] != static["path"]:
@@ -299,6 +356,7 @@ def deploy(args: argparse.Namespace) -> None:
     except DeployError as error:  # a reload pings the app (~20 s) and fails if it does not answer
         raise DeployError(f"the reload failed: {error}\n{log_tail(error_log(args.root))}") from None
     check_health(site, args)
+    return checks.verdict()
 
 
 def check_env() -> None:
@@ -361,8 +419,7 @@ def baked_answers() -> dict:
     """The answers kept at bake time (the answers file; the .py files are the same for every
     cache backend), or {} when the file is gone or unreadable."""
     try:
-        # (Spelled in two halves: the template's tests take the whole name for leftover syntax.)
-        answers = json.loads((PROJECT / (".cookiecutter" + ".json")).read_text(encoding="utf-8"))
+        answers = json.loads((PROJECT / ".cookiecutter.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     return answers if isinstance(answers, dict) else {}
@@ -426,8 +483,8 @@ def check_health(site: str, args: argparse.Namespace) -> None:
             response = requests.get(url, timeout=15)
             problem = f"answered {response.status_code}"
             if response.status_code == 200:
-                health = shaped(response, HEALTH_FIELDS)
-                if health is not None:
+                health = parse_json(response.content)
+                if fits(health, HEALTH_FIELDS):
                     break
                 problem = "answered 200 but not with this app's health report: " + excerpt(
                     response.content
@@ -509,13 +566,13 @@ class Api:
         self.webapps = get_api_endpoint(username=username(), flavor="webapps")
 
     def get(self, url: str, shape):
-        """The answer's JSON, which must have ``shape``: a dict of field types for an object,
-        or a list holding one such dict for a list of objects."""
-        response = self.call("GET", url)
-        self.check(response, "GET", url)
-        body = shaped(response, shape)
-        if body is None:
-            raise unexpected("GET", url, response, f"not {describe(shape)}")
+        """The answer's JSON, which must have ``shape`` (see fits)."""
+        response, body = self.call("GET", url)
+        self.check(response, body, "GET", url)
+        if not fits(body, shape):
+            fields = ", ".join(shape[0] if isinstance(shape, list) else shape)
+            kind = "list of objects" if isinstance(shape, list) else "object"
+            raise unexpected("GET", url, response, f"not a JSON {kind} with {fields}")
         return body
 
     def send(self, method: str, url: str, **payload) -> None:
@@ -525,13 +582,14 @@ class Api:
         if self.dry_run:
             say(f"would {shown}")
             return
-        response = self.call(method, url, **payload)
-        self.check(response, method, url)
-        if response.content.strip() and shaped(response, {}) is None:
+        response, body = self.call(method, url, **payload)
+        self.check(response, body, method, url)
+        if response.content.strip() and not isinstance(body, dict):
             raise unexpected(method, url, response, "not a JSON object")
         say(f"{shown} -> {response.status_code}")
 
     def call(self, method: str, url: str, **payload):
+        """The response and its JSON body (None if it has none), read once."""
         import requests
         from pythonanywhere_core.base import call_api
         from pythonanywhere_core.exceptions import AuthenticationError
@@ -558,7 +616,7 @@ class Api:
                     "which PythonAnywhere's API does not answer (a proxy or a changed API?)"
                 ) from None
             if response.status_code != 429:
-                return response
+                return response, parse_json(response.content)
             wait = retry_after(response)
             if attempt == RATE_LIMIT_TRIES or wait > MAX_WAIT:
                 raise DeployError(
@@ -569,15 +627,16 @@ class Api:
             time.sleep(wait)
         raise AssertionError("unreachable")
 
-    def check(self, response, method: str, url: str) -> None:
+    def check(self, response, body, method: str, url: str) -> None:
         status = response.status_code
         if 300 <= status < 400:
             where = excerpt(response.headers.get("Location", ""))
             raise unexpected(method, url, response, f"a redirect to {where}")
-        if 200 <= status < 300 and not is_error_status(response):
+        fields = body if isinstance(body, dict) else {}
+        if 200 <= status < 300 and fields.get("status") != "ERROR":
             return
-        detail = error_detail(response)
-        if status == 400 and "python_version" in json_body(response):
+        detail = error_detail(body, response.content)
+        if status == 400 and "python_version" in fields:
             raise DeployError(
                 f"PythonAnywhere refused Python {PYTHON_VERSION} for the web app ({detail}): "
                 "your account's system image may not offer it (Account page, System image "
@@ -593,61 +652,37 @@ def unexpected(method: str, url: str, response, what: str) -> DeployError:
     )
 
 
-def parse_json(response):
+def parse_json(content: bytes):
     """The body as JSON, or None: the API's JSON is UTF-8; nesting too deep is not JSON to us."""
     try:
-        return json.loads(response.content.decode("utf-8"))
+        return json.loads(content.decode("utf-8"))
     except (ValueError, RecursionError):
         return None
 
 
-def shaped(response, shape):
-    """The body if it is JSON of ``shape`` (see Api.get), else None."""
-    body = parse_json(response)
+def fits(body, shape) -> bool:
+    """Whether JSON ``body`` has ``shape``: a dict of field types for an object, or a list
+    holding one such dict for a list of objects."""
     if isinstance(shape, list):
-        fits = isinstance(body, list) and all(has_fields(item, shape[0]) for item in body)
-    else:
-        fits = has_fields(body, shape)
-    return body if fits else None
+        return isinstance(body, list) and all(fits(item, shape[0]) for item in body)
+    return isinstance(body, dict) and all(
+        name in body
+        and isinstance(body[name], types)
+        and (bool in types or not isinstance(body[name], bool))  # an int to Python, not to JSON
+        for name, types in shape.items()
+    )
 
 
-def has_fields(body, fields: dict) -> bool:
-    if not isinstance(body, dict):
-        return False
-    for name, types in fields.items():
-        if name not in body or not isinstance(body[name], types):
-            return False
-        if isinstance(body[name], bool) and bool not in types:
-            return False  # an int to Python, never to JSON
-    return True
-
-
-def describe(shape) -> str:
-    if isinstance(shape, list):
-        return "a JSON list of objects with " + ", ".join(shape[0])
-    return "a JSON object with " + ", ".join(shape) if shape else "a JSON object"
-
-
-def json_body(response) -> dict:
-    body = parse_json(response)
-    return body if isinstance(body, dict) else {}
-
-
-def is_error_status(response) -> bool:
-    return json_body(response).get("status") == "ERROR"
-
-
-def error_detail(response) -> str:
+def error_detail(body, content: bytes) -> str:
     """The API's error message, {"detail"}, {"error_message"} or {"field": ["message"]}, or the
     start of whatever else came back."""
-    body = parse_json(response)
     if isinstance(body, dict) and ("detail" in body or "error_message" in body):
         body = body.get("error_message") or body.get("detail")
     elif isinstance(body, dict) and body:
         body = "; ".join(f"{key}: {plain(value)}" for key, value in body.items())
     if isinstance(body, str) and body.strip():
         return excerpt(body)
-    return excerpt(response.content)
+    return excerpt(content)
 
 
 def plain(value) -> str:

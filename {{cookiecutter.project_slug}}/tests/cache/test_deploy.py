@@ -54,6 +54,34 @@ def test_an_unknown_api_host_is_named(monkeypatch, capsys):
     )
 
 
+def test_help_says_where_api_token_comes_from(capsys):
+    with pytest.raises(SystemExit):
+        deploy.main(["--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "API_TOKEN: your PythonAnywhere API token, read from the environment" in shown
+    assert "(not from .env)" in shown
+    assert "create it on the Account page (API Token tab), then open a new Bash console" in shown
+
+
+def test_a_dry_run_marks_each_failed_console_check_and_still_shows_the_plan(monkeypatch, capsys):
+    monkeypatch.delenv("API_TOKEN", raising=False)
+    monkeypatch.setenv("PYTHONANYWHERE_USERNAME", "alice")
+    monkeypatch.delenv("PYTHONANYWHERE_SITE", raising=False)
+    monkeypatch.delenv(deploy.IN_VIRTUALENV, raising=False)
+    monkeypatch.setattr(deploy.shutil, "which", lambda name: None)
+    monkeypatch.setattr(deploy, "PYTHON_VERSION", f"{sys.version_info[0]}.{sys.version_info[1]}")
+    assert deploy.main(["--dry-run"]) == 1
+    out, err = capsys.readouterr()
+    assert [line.split(":")[1].strip() for line in err.splitlines()] == [
+        "API_TOKEN is not set",
+        f"python{deploy.PYTHON_VERSION} is not in this console",
+    ]
+    assert "==> Virtualenv" in out and "would create it" in out
+    assert "==> Then .env, the web app, its WSGI file, /static/, the reload and /health" in out
+    assert out.endswith('Dry run: 2 failed check(s), each on a line starting with "deploy.py:"; '
+                        "fix them, then run this again\n")  # fmt: skip
+
+
 def test_no_test_only_option_is_advertised(capsys):
     with pytest.raises(SystemExit):
         deploy.main(["--help"])
@@ -202,7 +230,7 @@ def test_any_answer_deploys_or_stops_with_one_clear_line(
         assert (url if url.endswith("/health") else f"{method} {url}") in first, first
 
 
-def run_stage_two(tmp_path_factory, send) -> tuple[int, str, str]:
+def run_stage_two(tmp_path_factory, send, *args, check_env=lambda: None) -> tuple[int, str, str]:
     """deploy.py's stage 2 with ``send`` in place of requests' HTTP adapter: (exit, out, err)."""
     root = tmp_path_factory.mktemp("root")
     (root / "var" / "www").mkdir(parents=True)
@@ -214,11 +242,45 @@ def run_stage_two(tmp_path_factory, send) -> tuple[int, str, str]:
         for name, value in environ.items():
             patch.setenv(name, value)
         patch.setattr(requests.adapters.HTTPAdapter, "send", send)
-        patch.setattr(deploy, "check_env", lambda: None)  # .env has its own tests
+        patch.setattr(deploy, "check_env", check_env)  # .env has its own tests
         patch.setattr(deploy.time, "sleep", sleep)
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = deploy.main(["--root", str(root), "--wait", "0"])
+            code = deploy.main(["--root", str(root), "--wait", "0", *args])
     return code, out.getvalue(), err.getvalue()
+
+
+def test_a_dry_run_marks_each_failed_check_and_plans_every_step(tmp_path_factory):
+    """A .env the app refuses and a web app serving another folder: both marked, and the plan
+    goes on to its last step; nothing but GETs reaches the API."""
+    calls: list[tuple[str, str]] = []
+
+    def send(adapter, request, **kwargs):
+        calls.append((request.method, request.url))
+        if (request.method, request.url) == ("GET", f"{API}{SITE}/"):
+            blog = {**WEBAPP, "source_directory": "/home/alice/blog"}
+            return response_to(request, 200, JSON, json.dumps(blog).encode())
+        return response_to(request, *honest(request.method, request.url, exists=True))
+
+    def check_env():
+        raise deploy.DeployError(".env has no real SECRET_KEY")
+
+    code, out, err = run_stage_two(tmp_path_factory, send, "--dry-run", check_env=check_env)
+    assert code == 1
+    assert err.splitlines() == [
+        "deploy.py: .env has no real SECRET_KEY",
+        f"deploy.py: {SITE} already serves another app (source directory /home/alice/blog): run "
+        f"again with --force to point it at {deploy.PROJECT} (its WSGI file is backed up)",
+    ]
+    for planned in (
+        f"would PATCH {API}{SITE}/ ",
+        "would write it",
+        f"would PATCH {API}{SITE}/static_files/7/",
+        f"would POST {API}{SITE}/reload/",
+        "would request it until it answers 200",
+    ):
+        assert planned in out, planned
+    assert "Dry run: 2 failed check(s)" in out
+    assert {method for method, _ in calls} == {"GET"}
 
 
 PYTHON_CODE = "python" + deploy.PYTHON_VERSION.replace(".", "")  # as the create and PATCH take it
@@ -502,7 +564,7 @@ STARTS = {
 def test_a_cache_type_other_than_the_baked_one_is_one_warning(checked_env, in_env, baked):
     """A redis bake whose .env says simple (e.g. a .env.example copied before the fix) deploys,
     with one line saying so; a .env that agrees gets no such line."""
-    (deploy.PROJECT / (".cookiecutter" + ".json")).write_text(json.dumps({"cache_backend": baked}))
+    (deploy.PROJECT / ".cookiecutter.json").write_text(json.dumps({"cache_backend": baked}))
     status, out, err = checked_env({"CACHE_TYPE": in_env, **STARTS[in_env]})
     assert err == "deploy.py: stopped where the API would be called\n"  # the deploy went on
     warnings = [line for line in out.splitlines() if "warning:" in line]
