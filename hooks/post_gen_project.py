@@ -161,6 +161,8 @@ def main(answers: dict, project: Path) -> str:
 if __name__ == "__main__":
     next_steps = main(json.loads(r"""{{ cookiecutter | tojson }}"""), Path.cwd())
     # `cruft update` renders the old and the new template into temporary directories to diff them:
-    # those are not the user's project, so no banner (it would show twice in an update).
-    if "{{ for_cruft_diff() }}" != "True":
+    # those are not the user's project, so no banner (it would show twice in an update). cruft
+    # renders both in one process, which imports local_extensions.py once, from the old template:
+    # in an update from a release without for_cruft_diff, it is not defined.
+    if "{{ for_cruft_diff is defined and for_cruft_diff() }}" != "True":
         print(next_steps)
