@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from {{ cookiecutter.package_name }}.cache import ConfigError
-from {{ cookiecutter.package_name }}.cache.backends import Filesystem
+from {{ cookiecutter.package_name }}.cache.backends.filesystem import Filesystem
 
 try:
     import resource

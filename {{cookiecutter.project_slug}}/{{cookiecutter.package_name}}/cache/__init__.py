@@ -32,7 +32,8 @@ from typing import Any
 import click
 from flask import Flask, current_app
 
-from .backends import BACKENDS, Backend, Simple
+from .backends import BACKENDS, Backend
+from .backends.simple import Simple
 from .breaker import Breaker
 from .cli import cli
 from .config import ConfigError, Env, NotSet

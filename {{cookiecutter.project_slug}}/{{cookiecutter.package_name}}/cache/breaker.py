@@ -88,7 +88,7 @@ class Breaker(BaseCache):
         storable: Callable[[Any], str] = str,
     ):
         super().__init__(default_timeout)  # type: ignore[no-untyped-call, unused-ignore]
-        # A cache/backends.py class, or the near cache in front of one (near.py): BaseCache's
+        # A cache/backends/ class, or the near cache in front of one (near.py): BaseCache's
         # API, and unlink().
         self.backend: Any = backend
         self.near_off = near_off  # why there is no near cache in front of it, if there is none
@@ -120,7 +120,7 @@ class Breaker(BaseCache):
     def factory(
         cls, app: Flask, config: dict[str, Any], args: list[Any], kwargs: dict[str, Any]
     ) -> "Breaker":
-        """Build the backend class in CACHE_BACKEND (cache/backends.py), with its near cache in
+        """Build the backend class in CACHE_BACKEND (cache/backends/), with its near cache in
         front when it has one, and guard them."""
         backend = config["CACHE_BACKEND"]
         own = backend.factory(app, config, args, kwargs)

@@ -20,7 +20,8 @@ from flask import current_app
 from flask.cli import AppGroup
 from flask_caching.backends.base import BaseCache
 
-from .backends import Backend, Null
+from .backends import Backend
+from .backends.simple import Null
 from .breaker import Breaker
 from .errors import format_error
 from .extension import cache

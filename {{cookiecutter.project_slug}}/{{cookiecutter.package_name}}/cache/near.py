@@ -1,7 +1,7 @@
 """The near cache: what each worker read from a shared backend, kept in its own memory, so that a
 hit costs a dictionary lookup instead of a network round trip.
 
-It sits between the breaker and the backend (breaker.py -> Near -> backends.py), holds at most
+It sits between the breaker and the backend (breaker.py -> Near -> backends/), holds at most
 CACHE_THRESHOLD entries per worker, and serves from memory in one of two modes:
 
 - tracking (redis): the server says which keys changed. A connection of each worker's own asks

@@ -9,7 +9,7 @@ is computed again and overwrites it. Changing the key turns old entries into mis
 Integers are signed too: plain digits (cachelib's format for Redis INCR) or memcached's integer
 flag would let anyone who can write to the cache choose a counter's value, a memoized result, or
 put an int where a page is expected (a 500 for every visitor). So every value the app reads back
-went through the MAC, and inc()/dec() read, add and write a signed value (backends.py says how
+went through the MAC, and inc()/dec() read, add and write a signed value (backends/ says how
 each backend keeps that atomic). Anything else (digits, other flags, a bad MAC) is a miss.
 
 The MAC also covers the name the entry is stored under (the full Redis or memcached key, or the
