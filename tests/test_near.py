@@ -40,7 +40,7 @@ from pythonanywhere_wsgi import application
 from {PACKAGE}.cache import cache
 
 def memory():
-    return getattr(cache.cache.backend, "entries", {{}})  # the breaker's backend: the near cache
+    return getattr(cache.cache.guarded, "entries", {{}})  # what the breaker guards: the near cache
 
 @application.get("/t/near")
 def read():

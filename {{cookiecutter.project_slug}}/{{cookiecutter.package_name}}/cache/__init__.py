@@ -34,11 +34,10 @@ from flask import Flask, current_app
 
 from .backends import BACKENDS, Backend
 from .backends.simple import Simple
-from .breaker import Breaker
 from .cli import cli
 from .config import ConfigError, Env, NotSet
 from .extension import cache
-from .near import MAX_TTL, unshared
+from .near import MAX_TTL
 
 __all__ = ["BACKENDS", "ConfigError", "Env", "cache", "cli", "from_env", "init_app", "status"]
 
@@ -116,19 +115,8 @@ def init_app(app: Flask) -> None:
             app.logger.warning("%s", fallback)
         config["CACHE_FALLBACK"] = fallback  # `flask cache` says it, and exits 1
         backend = Simple
-    # Flask-Caching builds the class CACHE_TYPE names with its factory(); a shared backend is
-    # built by the breaker's, around it.
-    built: type = Breaker
-    if not backend.shared:
-        built = backend
-    cache.init_app(
-        app,
-        config={
-            "CACHE_TYPE": f"{built.__module__}.{built.__qualname__}",
-            "CACHE_BACKEND": backend,
-            "CACHE_NO_NULL_WARNING": True,
-        },
-    )
+    # Our Cache builds the chain (chain.py) in place of a class CACHE_TYPE would name.
+    cache.init_app(app, config={"CACHE_BACKEND": backend, "CACHE_NO_NULL_WARNING": True})
     app.cli.add_command(cli)
 
 
@@ -144,15 +132,5 @@ def _reloader_parent(app: Flask) -> bool:
 
 def status() -> dict[str, Any]:
     """Which backend .env asks for, which one serves, and the breaker's state: no URL, no secret."""
-    backend = cache.cache
-    if isinstance(backend, Breaker):
-        state = backend.status()
-    else:
-        active = backend.name if isinstance(backend, Backend) else type(backend).__name__
-        state = {
-            "active": active,
-            "breaker": "closed",
-            "last_error": None,
-            "near": unshared(backend),
-        }
-    return {"backend": current_app.config["CACHE_TYPE"], **state}
+    serving: Any = cache.cache  # a backend, or the breaker in front of one (chain.py)
+    return {"backend": current_app.config["CACHE_TYPE"], **serving.status()}

@@ -127,6 +127,15 @@ class Backend:
         """Its passwords and tokens: errors.format_error replaces them by *** in any error."""
         return []
 
+    #: why no near cache is in front of it (near.near_cache() says why for a shared one)
+    why_no_near_cache = "no near cache in front of it"
+
+    def status(self) -> dict[str, Any]:
+        """This backend serving, as /health and `flask cache status` show it (the near cache and
+        the breaker in front of it replace their parts)."""
+        near = {"mode": "off", "why": self.why_no_near_cache}
+        return {"active": self.name, "breaker": "closed", "last_error": None, "near": near}
+
     def storable(self, key: Any) -> str:
         """``key`` as this backend stores it (keys.py): the breaker maps every key with it."""
         return keys.storable(key, self.fits)

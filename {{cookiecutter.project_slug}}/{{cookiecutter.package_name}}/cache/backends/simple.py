@@ -13,6 +13,7 @@ class Simple(Backend, SimpleCache):
     """Each worker's own memory (Flask-Caching's factory reads CACHE_THRESHOLD)."""
 
     name = "simple"
+    why_no_near_cache = "the cache is in each worker's memory already"
 
     def delete_many(self, *keys: str) -> list[Any]:
         return cachelib.SimpleCache.delete_many(self, *keys)  # the comment in Backend says why
@@ -22,4 +23,5 @@ class Null(Backend, NullCache):
     """No caching at all: to compare, or to debug."""
 
     name = "null"
+    why_no_near_cache = "caching is off"
     offered = False
