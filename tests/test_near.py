@@ -132,10 +132,10 @@ def baked_module(project, name: str):
 
 
 def signed_serializer(project, key: str):
-    """The baked package's SignedSerializer, keyed as the app is: what it writes, the app reads
-    as its own."""
+    """The baked package's SignedRedisSerializer, keyed as the app is: what it writes, the app
+    reads as its own."""
     module = baked_module(project, "signing")
-    return module.SignedSerializer(module.Signer(key))
+    return module.SignedRedisSerializer(module.Signer(key))
 
 
 def query(keys, values=(), **extra) -> str:

@@ -19,7 +19,7 @@ from flask import Flask
 from flask_caching.backends.filesystemcache import FileSystemCache
 
 from ..config import Env
-from ..signing import SignedSerializer, signer
+from ..signing import SignedFileSerializer, signer
 from .base import Backend, Config
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ class Filesystem(Backend, FileSystemCache):
     name = "filesystem"
     shared = True
     variables = ("CACHE_DIR",)
-    serializer: SignedSerializer  # set by factory()
+    serializer: SignedFileSerializer  # set by factory()
     # Entry files are named by the sha256 hex digest of their key; other files are left alone.
     _ENTRY = re.compile(r"[0-9a-f]{64}\Z")
     # Temp files: ours, and those cachelib's mkstemp ("tmp" prefix) left behind on failed writes.
@@ -103,7 +103,7 @@ class Filesystem(Backend, FileSystemCache):
         cls, app: Flask, config: dict[str, Any], args: list[Any], kwargs: dict[str, Any]
     ) -> "Filesystem":
         cache = cls(config["CACHE_DIR"], limit=config["CACHE_THRESHOLD"], **kwargs)
-        cache.serializer = SignedSerializer(signer(config))
+        cache.serializer = SignedFileSerializer(signer(config))
         return cache
 
     @classmethod

@@ -12,7 +12,7 @@ from flask_caching.backends.rediscache import RedisCache
 
 from ..config import ConfigError, Env, redact_url
 from ..near import Tracking
-from ..signing import SignedSerializer, signer
+from ..signing import SignedRedisSerializer, signer
 from .base import Backend, Config, added, attempts, readable_file
 
 CLEAR_BATCH = 500  # keys per SCAN page and per UNLINK
@@ -96,7 +96,7 @@ class Redis(Backend, RedisCache):
     requires = "redis"
     shared = needs_paid_account = tracks = True
     variables: ClassVar[tuple[str, ...]] = ("REDIS_URL",)
-    serializer: SignedSerializer  # set by _signed()
+    serializer: SignedRedisSerializer  # set by _signed()
 
     def __init__(self, client: Any, **kwargs: Any):
         super().__init__(host=client, **kwargs)  # type: ignore[no-untyped-call, unused-ignore]
@@ -136,7 +136,7 @@ class Redis(Backend, RedisCache):
     @classmethod
     def _signed(cls, client: Any, config: Config, kwargs: dict[str, Any]) -> "Redis":
         cache = cls(client, key_prefix=config["CACHE_KEY_PREFIX"], **kwargs)
-        cache.serializer = SignedSerializer(signer(config))
+        cache.serializer = SignedRedisSerializer(signer(config))
         return cache
 
     @classmethod
