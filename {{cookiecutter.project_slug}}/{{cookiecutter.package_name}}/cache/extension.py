@@ -35,6 +35,9 @@ KEY_OPTIONS = ("make_cache_key", "query_string", "source_check", "hash_method")
 
 class Cache(flask_caching.Cache):
     def _set_cache(self, app: Flask, config: dict[str, Any]) -> None:
+        if "CACHE_BACKEND" not in config:  # not set up by cache.init_app: as Flask-Caching does
+            super()._set_cache(app, config)  # type: ignore[no-untyped-call, unused-ignore]
+            return
         app.extensions.setdefault("cache", {})[self] = build(app, config)
         self.app = app
 
