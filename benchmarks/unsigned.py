@@ -25,8 +25,7 @@ class UnsignedFiles(FileSystemSerializer):
 
 def unsign(app, cache, backend: str) -> None:
     with app.app_context():
-        store = cache.cache.backend  # the backend behind the breaker, or the near cache
-    store = store.__dict__.get("backend", store)  # the backend behind the near cache (near.py)
+        store = cache.cache.server  # the backend behind the breaker (and the near cache)
     if backend == "memcached":
         for client in store.client.clients.values():
             client.serde = serde.pickle_serde

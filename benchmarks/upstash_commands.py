@@ -119,8 +119,8 @@ def views(server: SimulatedExpiry, page: str, near_ttl: float, gap: float, count
     with app.app_context():  # the clock in before the first cache call
         breaker = cache_package.cache.cache
         breaker.clock = clock
-        if isinstance(breaker.backend, near.Near):
-            breaker.backend.clock = clock
+        if isinstance(breaker.guarded, near.Near):
+            breaker.guarded.clock = clock
         mode = cache_package.status()["near"]["mode"]
     client = app.test_client()
     before = server.commands

@@ -40,7 +40,7 @@ from pythonanywhere_wsgi import application
 from {PACKAGE}.cache import cache
 
 def memory():
-    return getattr(cache.cache.backend, "entries", {{}})  # the breaker's backend: the near cache
+    return getattr(cache.cache.guarded, "entries", {{}})  # what the breaker guards: the near cache
 
 @application.get("/t/near")
 def read():
@@ -132,10 +132,10 @@ def baked_module(project, name: str):
 
 
 def signed_serializer(project, key: str):
-    """The baked package's SignedSerializer, keyed as the app is: what it writes, the app reads
-    as its own."""
+    """The baked package's SignedRedisSerializer, keyed as the app is: what it writes, the app
+    reads as its own."""
     module = baked_module(project, "signing")
-    return module.SignedSerializer(module.Signer(key))
+    return module.SignedRedisSerializer(module.Signer(key))
 
 
 def query(keys, values=(), **extra) -> str:

@@ -308,7 +308,7 @@ def get_keys():
 def get_each():
     # One get() per key, which fills the near cache (get_many reads past it), and how many came
     # from it: the entry (expires, pickle) was fresh before the read and is the same object after.
-    memory = getattr(cache.cache.backend, "entries", {{}})
+    memory = getattr(cache.cache.guarded, "entries", {{}})
     values, hits = [], 0
     for key in keys():
         before = memory.get(key)

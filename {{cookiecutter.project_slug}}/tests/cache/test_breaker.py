@@ -12,6 +12,7 @@ from cachelib import SimpleCache
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from {{ cookiecutter.package_name }}.cache.backends import Backend
 from {{ cookiecutter.package_name }}.cache.breaker import MAX_PENDING_KEYS, Breaker
 from {{ cookiecutter.package_name }}.cache.errors import MAX_MESSAGE, error_message
 
@@ -26,9 +27,11 @@ class Down(ConnectionError):
     """What the stub raises while it is down: one of the breaker's "unreachable" errors."""
 
 
-class Stub(SimpleCache):
+class Stub(Backend, SimpleCache):
     """A working cache that raises ``fault`` on every call while one is set, or ``faults[name]``
     on the calls so named, and logs its calls."""
+
+    name = "stub"
 
     def __init__(self):
         super().__init__()
@@ -64,7 +67,7 @@ def make_breaker(clock, **options):
     guarded = Breaker(
         Stub(),
         name="stub",
-        where="stub://example",
+        location="stub://example",
         unreachable=(Down,),
         retry_after=RETRY_AFTER,
         threshold=100,
@@ -82,7 +85,7 @@ def breaker(clock):
 
 
 def trip(breaker):
-    breaker.backend.fault = Down("refused")
+    breaker.guarded.fault = Down("refused")
     breaker.get("trip")
 
 
@@ -92,7 +95,7 @@ def records(caplog, text):
 
 def test_while_the_backend_works_every_call_goes_to_it(breaker):
     assert breaker.set("key", 1) and breaker.get("key") == 1
-    assert breaker.backend.calls == ["set", "get"]
+    assert breaker.guarded.calls == ["set", "get"]
     assert breaker.status() == {
         "active": "stub",
         "breaker": "closed",
@@ -103,7 +106,7 @@ def test_while_the_backend_works_every_call_goes_to_it(breaker):
 
 def test_the_first_unreachable_error_opens_it_and_logs_once(breaker, caplog):
     breaker.set("key", "from the backend")
-    breaker.backend.fault = Down("refused")
+    breaker.guarded.fault = Down("refused")
     assert breaker.get("key") is None  # from the fallback, which starts empty
     assert breaker.set("key", "local") and breaker.get("key") == "local"
     status = breaker.status()
@@ -126,21 +129,21 @@ def test_no_call_fails_while_open(breaker, method):
 
 def test_no_call_reaches_the_backend_until_retry_after(breaker):
     trip(breaker)
-    calls = len(breaker.backend.calls)
+    calls = len(breaker.guarded.calls)
     clock = breaker.clock
     clock.advance(RETRY_AFTER - 0.001)
     for _ in range(10):
         breaker.get("key")
-    assert len(breaker.backend.calls) == calls
+    assert len(breaker.guarded.calls) == calls
 
 
 def test_one_call_probes_per_window_and_a_failed_probe_keeps_it_open(breaker, caplog):
     trip(breaker)
-    calls = len(breaker.backend.calls)
+    calls = len(breaker.guarded.calls)
     breaker.clock.advance(RETRY_AFTER)
     for _ in range(5):
         breaker.get("key")
-    assert len(breaker.backend.calls) == calls + 1, "exactly one probe"
+    assert len(breaker.guarded.calls) == calls + 1, "exactly one probe"
     assert breaker.status()["breaker"] == "open"
     assert len(records(caplog, "serving from the in-process simple cache")) == 1
 
@@ -148,21 +151,21 @@ def test_one_call_probes_per_window_and_a_failed_probe_keeps_it_open(breaker, ca
 def test_a_good_probe_closes_it_and_the_fallback_is_emptied(breaker, caplog):
     trip(breaker)
     breaker.set("key", "written during the outage")
-    breaker.backend.fault = None
+    breaker.guarded.fault = None
     breaker.clock.advance(RETRY_AFTER)
     assert breaker.get("other") is None  # the probe
     assert breaker.status()["breaker"] == "closed"
-    assert breaker.local.get("key") is None
+    assert breaker.fallback.get("key") is None
     assert len(records(caplog, "stub at stub://example is back")) == 1
 
 
 def test_writes_and_deletes_made_while_open_are_deleted_before_it_serves(breaker):
     breaker.set_many({"deleted": "old", "rewritten": "old", "kept": "old", "many": "old"})
-    breaker.backend.fault = Down("refused")
+    breaker.guarded.fault = Down("refused")
     breaker.delete("deleted")
     breaker.set("rewritten", "new, in this worker only")
     breaker.set_many({"many": "new"})
-    breaker.backend.fault = None
+    breaker.guarded.fault = None
     breaker.clock.advance(RETRY_AFTER)
     assert breaker.get("deleted") is None
     assert breaker.get_many("rewritten", "many", "kept") == [None, None, "old"]
@@ -178,11 +181,11 @@ def test_counters_and_locks_made_while_open_leave_the_servers_alone(breaker):
     assert breaker.dec("stock") == -1
     assert breaker.add("lock", "mine") and breaker.add("new lock", "mine")
     assert breaker.pending_deletes == set()
-    breaker.backend.fault = None
+    breaker.guarded.fault = None
     breaker.clock.advance(RETRY_AFTER)
     assert breaker.inc("hits") == 1001  # the probe: on the server, counting on from its value
     assert breaker.status()["breaker"] == "closed"
-    assert "unlink" not in breaker.backend.calls
+    assert "unlink" not in breaker.guarded.calls
     assert breaker.get_many("stock", "lock", "new lock") == [5, "another process's", None]
 
 
@@ -197,7 +200,7 @@ def test_a_set_or_delete_after_an_inc_or_add_is_replayed(breaker):
     breaker.set_many({"counted, then set": 10})
     assert breaker.add("released", "mine")
     breaker.delete("released")
-    breaker.backend.fault = None
+    breaker.guarded.fault = None
     breaker.clock.advance(RETRY_AFTER)
     assert breaker.get_many("added, then set", "counted, then set", "released") == [None] * 3
 
@@ -206,14 +209,14 @@ def test_a_set_or_delete_after_an_inc_or_add_is_replayed(breaker):
 def probe_held(breaker):
     """A probe made by another thread, held inside the backend's get until the block ends."""
     probing, release = threading.Event(), threading.Event()
-    original = breaker.backend.get
+    original = breaker.guarded.get
 
     def slow_get(key):
         probing.set()
         release.wait(5)
         return original(key)
 
-    breaker.backend.get = slow_get
+    breaker.guarded.get = slow_get
     prober = threading.Thread(target=breaker.get, args=("key",))
     prober.start()
     assert probing.wait(5)
@@ -227,7 +230,7 @@ def probe_held(breaker):
 def test_an_inc_made_while_another_thread_probes_leaves_the_counter_alone(breaker):
     breaker.set("hits", 1000)
     trip(breaker)
-    breaker.backend.fault = None
+    breaker.guarded.fault = None
     breaker.clock.advance(RETRY_AFTER)
     with probe_held(breaker):
         assert breaker.inc("hits") == 1, "from the fallback, while the probe runs"
@@ -250,7 +253,7 @@ def test_recovery_deletes_exactly_the_keys_set_or_deleted_while_open(changes):
     args |= {"add": lambda key: (key, 7)}
     for method, key in changes:
         getattr(breaker, method)(*args.get(method, lambda key: (key,))(key))
-    breaker.backend.fault = None
+    breaker.guarded.fault = None
     breaker.clock.advance(RETRY_AFTER)
     breaker.get("probe")
     assert breaker.status()["breaker"] == "closed"
@@ -260,12 +263,12 @@ def test_recovery_deletes_exactly_the_keys_set_or_deleted_while_open(changes):
 
 def test_a_clear_made_while_open_is_replayed_as_a_clear(breaker):
     breaker.set("key", "old")
-    breaker.backend.fault = Down("refused")
+    breaker.guarded.fault = Down("refused")
     breaker.clear()
-    breaker.backend.fault = None
+    breaker.guarded.fault = None
     breaker.clock.advance(RETRY_AFTER)
     assert breaker.get("key") is None
-    assert "clear" in breaker.backend.calls
+    assert "clear" in breaker.guarded.calls
 
 
 def test_too_many_pending_deletes_are_replayed_as_a_clear(breaker):
@@ -273,19 +276,19 @@ def test_too_many_pending_deletes_are_replayed_as_a_clear(breaker):
     trip(breaker)
     for i in range(MAX_PENDING_KEYS + 1):
         breaker.delete(f"k{i}")
-    breaker.backend.fault = None
+    breaker.guarded.fault = None
     breaker.clock.advance(RETRY_AFTER)
     assert breaker.get("untouched") is None
-    assert breaker.backend.calls.count("clear") == 1
+    assert breaker.guarded.calls.count("clear") == 1
 
 
 def test_other_errors_are_a_miss_for_that_call_only(breaker, caplog):
     breaker.set("key", 1)
-    breaker.backend.faults = {"get": ValueError("a wrong type")}
+    breaker.guarded.faults = {"get": ValueError("a wrong type")}
     assert breaker.get("key") is None
     assert breaker.status()["breaker"] == "closed"
     assert len(records(caplog, "get(...) failed on stub, a miss: ValueError: a wrong type")) == 1
-    breaker.backend.faults = {}
+    breaker.guarded.faults = {}
     assert breaker.get("key") == 1
 
 
@@ -293,7 +296,7 @@ def test_a_refused_write_leaves_no_old_value_behind(breaker):
     """A value the server refuses (memcached's 1 MiB limit, Redis OOM): a miss for that call,
     and the key's old value is deleted, since the caller meant to replace it."""
     breaker.set("key", "old")
-    breaker.backend.faults = {"set": ValueError("object too large for cache")}
+    breaker.guarded.faults = {"set": ValueError("object too large for cache")}
     assert breaker.set("key", "x" * 2_000_000) is False
     assert breaker.status()["breaker"] == "closed"
     assert breaker.get("key") is None
@@ -306,7 +309,7 @@ def test_a_change_the_server_refuses_is_replayed_once_it_accepts(breaker, caplog
     breaker.set_many({"key": "old", "other": "old"})
     readonly = ValueError("READONLY You can't write against a read only replica.")
     refused = ("set", "delete", "delete_many", "clear", "unlink")
-    breaker.backend.faults = dict.fromkeys(refused, readonly)
+    breaker.guarded.faults = dict.fromkeys(refused, readonly)
     args = {"set": ("key", "new"), "delete_many": ("key",), "clear": ()}
     getattr(breaker, call)(*args.get(call, ("key",)))
     assert breaker.status()["breaker"] == "open"
@@ -314,7 +317,7 @@ def test_a_change_the_server_refuses_is_replayed_once_it_accepts(breaker, caplog
     breaker.clock.advance(RETRY_AFTER)
     breaker.get("key")  # the probe: the replay is refused again
     assert breaker.status()["breaker"] == "open"
-    breaker.backend.faults = {}
+    breaker.guarded.faults = {}
     breaker.clock.advance(RETRY_AFTER)
     assert breaker.get("key") is None
     assert breaker.status()["breaker"] == "closed"
@@ -340,12 +343,12 @@ def test_a_refused_inc_dec_or_add_deletes_nothing(breaker, caplog, call, refusal
     """Nothing was written (each is one atomic write), so the key keeps its value: a value inc
     cannot count, another process's lock. A miss for that call; the breaker stays closed."""
     breaker.set("key", "another process's")
-    breaker.backend.faults = {call: refusal, "unlink": refusal}
+    breaker.guarded.faults = {call: refusal, "unlink": refusal}
     assert not getattr(breaker, call)(*{"add": ("key", "mine")}.get(call, ("key",)))
     assert breaker.status()["breaker"] == "closed"
-    assert "unlink" not in breaker.backend.calls
+    assert "unlink" not in breaker.guarded.calls
     assert len(records(caplog, f"cache: {call}(...) failed on stub, a miss")) == 1
-    breaker.backend.faults = {}
+    breaker.guarded.faults = {}
     assert breaker.get("key") == "another process's"
 
 
@@ -368,12 +371,12 @@ def test_a_refusal_opens_it_like_an_outage(clock, caplog, message):
     until the quota resets) is an outage: one probe per window, not a miss per call."""
     breaker = make_breaker(clock, refusals={Refused: ("max requests limit exceeded",)})
     breaker.set("key", "old")
-    breaker.backend.fault = Refused(message)
-    calls = len(breaker.backend.calls)
+    breaker.guarded.fault = Refused(message)
+    calls = len(breaker.guarded.calls)
     for _ in range(10):
         breaker.get("key")
         breaker.set("key", "new")
-    assert len(breaker.backend.calls) - calls == 1
+    assert len(breaker.guarded.calls) - calls == 1
     assert breaker.status()["last_error"] | {"at": None} == {
         "type": "Refused",
         "message": message,
@@ -383,8 +386,8 @@ def test_a_refusal_opens_it_like_an_outage(clock, caplog, message):
     assert f"failed (Refused: {message})" in logged.getMessage()
     breaker.clock.advance(RETRY_AFTER)
     breaker.get("key")
-    assert len(breaker.backend.calls) - calls == 2, "one probe"
-    breaker.backend.fault = None
+    assert len(breaker.guarded.calls) - calls == 2, "one probe"
+    breaker.guarded.fault = None
     breaker.clock.advance(RETRY_AFTER)
     assert breaker.get("key") is None, "the write made meanwhile was replayed"
     assert breaker.status()["breaker"] == "closed"
@@ -396,7 +399,7 @@ def test_a_refusal_opens_it_like_an_outage(clock, caplog, message):
 )
 def test_another_answer_of_that_type_is_a_miss_for_that_call(clock, message):
     breaker = make_breaker(clock, refusals={Refused: ("max requests limit exceeded",)})
-    breaker.backend.faults = {"get": Refused(message)}
+    breaker.guarded.faults = {"get": Refused(message)}
     assert breaker.get("key") is None
     assert breaker.status()["breaker"] == "closed"
 
@@ -406,7 +409,7 @@ def test_status_hides_secrets_and_hosts_the_log_hides_secrets(clock, caplog):
     it names the host, as it did before."""
     host = "eu1-example-12345.upstash.io"
     breaker = make_breaker(clock, secrets=["hunter2"], hosts=[host])
-    breaker.backend.fault = Down(f"AUTH hunter2 refused by {host}:6379\r\n\tsecond line \x1b[31m")
+    breaker.guarded.fault = Down(f"AUTH hunter2 refused by {host}:6379\r\n\tsecond line \x1b[31m")
     breaker.get("key")
     message = breaker.status()["last_error"]["message"]
     assert message == "AUTH *** refused by ***:6379 second line \\x1b[31m"
@@ -415,7 +418,7 @@ def test_status_hides_secrets_and_hosts_the_log_hides_secrets(clock, caplog):
 
 
 def test_per_call_errors_are_logged_at_most_once_a_minute(breaker, caplog):
-    breaker.backend.faults = {"get": ValueError("OOM command not allowed")}
+    breaker.guarded.faults = {"get": ValueError("OOM command not allowed")}
     for _ in range(1000):
         breaker.get("key")
     assert len(records(caplog, "OOM")) == 1
@@ -432,26 +435,26 @@ def test_the_replay_deletes_without_rechecking(breaker):
     trip(breaker)
     for i in range(1200):
         breaker.delete(f"k{i}")
-    breaker.backend.fault = None
-    breaker.backend.faults = {"delete_many": RuntimeError("Failed to delete keys")}
+    breaker.guarded.fault = None
+    breaker.guarded.faults = {"delete_many": RuntimeError("Failed to delete keys")}
     breaker.clock.advance(RETRY_AFTER)
     breaker.get("probe")
     assert breaker.status()["breaker"] == "closed"
     assert breaker.get_many(*(f"k{i}" for i in range(1200))) == [None] * 1200
-    assert breaker.backend.calls.count("unlink") == 3  # 1,200 keys in batches of 500
+    assert breaker.guarded.calls.count("unlink") == 3  # 1,200 keys in batches of 500
 
 
 def test_a_failed_replay_keeps_it_open_with_every_key_pending(breaker, caplog):
     breaker.set_many({"a": "old", "b": "old"})
     trip(breaker)
     breaker.delete_many("a", "b")
-    breaker.backend.fault = None
-    breaker.backend.faults = {"unlink": Down("reset by peer")}
+    breaker.guarded.fault = None
+    breaker.guarded.faults = {"unlink": Down("reset by peer")}
     breaker.clock.advance(RETRY_AFTER)
     breaker.get("probe")
     assert breaker.status()["breaker"] == "open"
     assert breaker.pending_deletes == {"a", "b"}
-    breaker.backend.faults = {}
+    breaker.guarded.faults = {}
     breaker.clock.advance(RETRY_AFTER)
     assert breaker.get_many("a", "b") == [None, None]
     assert breaker.status()["breaker"] == "closed"
@@ -464,11 +467,11 @@ def test_errors_are_logged_without_the_backends_secrets(clock, caplog):
     token = "AXr\u200bSecretToken123"
     secret_breaker = make_breaker(clock, secrets=[token, "hunter2"])
     header = f"Bearer {token}"
-    secret_breaker.backend.faults = {
+    secret_breaker.guarded.faults = {
         "get": UnicodeEncodeError("latin-1", header, 10, 11, "ordinal not in range(256)")
     }
     secret_breaker.get("key")
-    secret_breaker.backend.fault = Down(f"AUTH hunter2 refused for {header}")
+    secret_breaker.guarded.fault = Down(f"AUTH hunter2 refused for {header}")
     secret_breaker.get("key")
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert len(caplog.records) == 2
@@ -477,12 +480,12 @@ def test_errors_are_logged_without_the_backends_secrets(clock, caplog):
 
 def test_while_one_thread_probes_the_others_serve_from_the_fallback(breaker):
     trip(breaker)
-    breaker.backend.fault = None
+    breaker.guarded.fault = None
     breaker.clock.advance(RETRY_AFTER)
     with probe_held(breaker):
-        calls = len(breaker.backend.calls)
+        calls = len(breaker.guarded.calls)
         assert breaker.set("other", 1) and breaker.get("other") == 1  # the fallback, no waiting
-        assert len(breaker.backend.calls) == calls
+        assert len(breaker.guarded.calls) == calls
     assert breaker.status()["breaker"] == "closed"
 
 
@@ -490,11 +493,11 @@ def test_each_opening_and_closing_is_logged_once_under_threads(breaker, caplog):
     """Many threads fail at the same moment (a threaded server): one line when it opens, one
     when it closes."""
     threads = 8
-    breaker.backend.delay = 0.002  # each thread is inside its call when the others fail
+    breaker.guarded.delay = 0.002  # each thread is inside its call when the others fail
     for _ in range(30):
-        breaker.backend.fault = Down("refused")
+        breaker.guarded.fault = Down("refused")
         run_together(threads, lambda: breaker.get("key"))
-        breaker.backend.fault = None
+        breaker.guarded.fault = None
         breaker.clock.advance(RETRY_AFTER)
         run_together(threads, lambda: breaker.get("key"))
         assert breaker.status()["breaker"] == "closed"
@@ -506,20 +509,20 @@ def test_a_delete_made_during_the_probe_is_never_lost(breaker):
     """Another thread deletes while one probes: the delete goes to the fallback and must be
     replayed before the breaker closes. Rounds interleave the two at random."""
     sys.setswitchinterval(1e-6)
-    breaker.backend.delay = 0.001
+    breaker.guarded.delay = 0.001
     try:
         for round_ in range(200):
-            breaker.backend.fault = None
+            breaker.guarded.fault = None
             breaker.set(f"k{round_}", "old")
             trip(breaker)
-            breaker.backend.fault = None
+            breaker.guarded.fault = None
             breaker.clock.advance(RETRY_AFTER)
             key = f"k{round_}"
             run_together(2, lambda: breaker.get("probe"), lambda key=key: breaker.delete(key))
             if breaker.status()["breaker"] == "open":  # the delete came first and probed
                 breaker.clock.advance(RETRY_AFTER)
                 breaker.get("probe")
-            assert SimpleCache.get(breaker.backend, key) is None, f"round {round_}"
+            assert SimpleCache.get(breaker.guarded, key) is None, f"round {round_}"
     finally:
         sys.setswitchinterval(0.005)
 

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from {{ cookiecutter.package_name }}.cache import ConfigError
-from {{ cookiecutter.package_name }}.cache.backends import Filesystem
+from {{ cookiecutter.package_name }}.cache.backends.filesystem import Filesystem
 
 try:
     import resource
@@ -38,7 +38,7 @@ def cache_factory(make_cache, settings_for):
 
 def entry_file(cache, key: str) -> Path:
     # An entry is named by the sha256 of its key (the backend asks cachelib for it, relies on it).
-    return Path(cache.backend.directory) / hashlib.sha256(key.encode()).hexdigest()
+    return Path(cache.server.directory) / hashlib.sha256(key.encode()).hexdigest()
 
 
 class RawFiles:
@@ -207,7 +207,7 @@ def test_disk_trouble_is_one_outage_logged_once_that_heals_itself(
         CACHE_TYPE="filesystem", CACHE_DIR=tempfile.mkdtemp(dir=tmp_path), CACHE_RETRY_AFTER="30"
     )
     cache.clock = clock
-    folder = Path(cache.backend.directory)
+    folder = Path(cache.server.directory)
     outages, was_out = 0, False
     for kind, writes in steps:
         with fault(folder, kind):
@@ -246,7 +246,7 @@ def test_a_shared_counter_and_another_process_lock_survive_a_full_disk(make_cach
     cache.clock = clock
     assert other.inc("counter", 1000) == 1000
     assert other.add("lock", "held by another process")
-    with fault(Path(cache.backend.directory), "full"):
+    with fault(Path(cache.server.directory), "full"):
         assert cache.set("page", "a write the full disk refuses")
         assert cache.status()["breaker"] == "open"
         assert cache.inc("counter") == 1, "counted in this worker's memory"
@@ -309,7 +309,7 @@ def test_pruning_removes_unreadable_entries_first(truncated, folders, make_cache
     cache = make_cache(
         CACHE_TYPE="filesystem", CACHE_DIR=tempfile.mkdtemp(dir=tmp_path), CACHE_THRESHOLD="10"
     )
-    folder = Path(cache.backend.directory)
+    folder = Path(cache.server.directory)
     for i in range(9):
         cache.set(f"keep{i}", i, timeout=0)
     for name, data in truncated.items():
@@ -463,7 +463,7 @@ def test_something_planted_under_an_entry_name_is_a_miss_at_once(
 def test_a_full_cache_skips_and_removes_planted_entries(make_cache, tmp_path):
     """A write to a full cache reads every entry's expiry (pruning): a FIFO there hung it."""
     cache = make_cache(CACHE_TYPE="filesystem", CACHE_THRESHOLD="10")
-    folder = Path(cache.backend.directory)
+    folder = Path(cache.server.directory)
     for i in range(9):
         cache.set(f"keep{i}", i, timeout=0)
     fifo, zero = folder / ("0" * 64), folder / ("f" * 64)

@@ -42,11 +42,11 @@ class RawMemcached:
         self.server = Client(host_and_port(servers))
 
     def get(self, cache, key: str) -> bytes:
-        return self.server.get(cache.backend.key_prefix + key)  # with the current generation
+        return self.server.get(cache.server.key_prefix + key)  # with the current generation
 
     def set(self, cache, key: str, data: bytes) -> None:
         # flags=1: pymemcache's mark for a pickle; noreply=False: stored before we go on.
-        self.server.set(cache.backend.key_prefix + key, data, flags=1, noreply=False)
+        self.server.set(cache.server.key_prefix + key, data, flags=1, noreply=False)
 
     def planted(self):
         """Stored bytes and memcached flags: pymemcache's own (0 bytes, 1 pickle, 2 integer,
@@ -57,7 +57,7 @@ class RawMemcached:
 
     def plant(self, cache, key: str, planted: tuple[bytes, int]) -> None:
         data, flags = planted
-        self.server.set(cache.backend.key_prefix + key, data, flags=flags, noreply=False)
+        self.server.set(cache.server.key_prefix + key, data, flags=flags, noreply=False)
 
 
 @pytest.fixture
@@ -76,10 +76,10 @@ class TestMemcached(
         prefix = f"gen-test-{uuid.uuid4().hex[:8]}:"  # its own: runs share the server
         cache = cache_factory(CACHE_KEY_PREFIX=prefix)
         cache.set("key", "old")
-        before = cache.backend.key_prefix
+        before = cache.server.key_prefix
         assert raw.server.get(f"{before}key") is not None
         assert cache.clear()
-        after = cache.backend.key_prefix
+        after = cache.server.key_prefix
         assert before.startswith(prefix) and after.startswith(prefix)
         assert int(after.split(":")[1]) == int(before.split(":")[1]) + 1
         assert cache.get("key") is None
@@ -108,7 +108,7 @@ class TestMemcached(
 
         monkeypatch.setattr(Client, "delete_many", counted)
         keys = [*(f"k{i}" for i in range(300)), "not storable " * 30]
-        cache.backend.unlink(*map(cache.storable, keys))  # the breaker maps keys (keys.py)
+        cache.server.unlink(*map(cache.storable, keys))  # the breaker maps keys (keys.py)
         assert batches == [301]
         assert cache.get_many(*(f"k{i}" for i in range(300))) == [None] * 300
 
@@ -119,7 +119,7 @@ class TestMemcached(
     ):
         (stored, flags), value = data.draw(raw.planted(), label="planted"), data.draw(st.text())
         cache = cache_factory()
-        generation = f"{cache.backend._base_prefix}generation"
+        generation = f"{cache.server._base_prefix}generation"
         raw.server.set(generation, stored, flags=flags, noreply=False)
         assert cache.set("key", value) and cache.get("key") == value
         assert cache.inc("count") == 1

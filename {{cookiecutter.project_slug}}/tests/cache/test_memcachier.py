@@ -15,7 +15,8 @@ from hypothesis import assume, example, given
 from hypothesis import strategies as st
 from pymemcache.client.base import Client
 
-from {{ cookiecutter.package_name }}.cache import ConfigError, memcachier
+from {{ cookiecutter.package_name }}.cache import ConfigError
+from {{ cookiecutter.package_name }}.cache.backends import memcachier
 
 from .common import ClearTests, CommonTests, OutageTests, SignedTests
 from .conftest import cache_of, host_and_port, make_app

@@ -40,8 +40,8 @@ NOTICE = 0.05
 
 
 def near_of(cache) -> Near:
-    assert isinstance(cache.backend, Near), "the near cache is in front of the backend"
-    return cache.backend
+    assert isinstance(cache.guarded, Near), "the near cache is in front of the backend"
+    return cache.guarded
 
 
 def seen_within(read, expected, seconds: float = NOTICE) -> bool:
@@ -64,14 +64,14 @@ def count_reads(near: Near, monkeypatch) -> list[str]:
     """The reads that reach the backend past the near cache, by name."""
     calls: list[str] = []
     for name in ("get", "get_with_ttl", "get_many", "has"):
-        if hasattr(near.backend, name):
-            original = getattr(near.backend, name)
+        if hasattr(near.server, name):
+            original = getattr(near.server, name)
 
             def counted(*args, _original=original, _name=name):
                 calls.append(_name)
                 return _original(*args)
 
-            monkeypatch.setattr(near.backend, name, counted)
+            monkeypatch.setattr(near.server, name, counted)
     return calls
 
 
@@ -164,7 +164,7 @@ def other(make_cache, settings_for):
     """other(cache): another process writing the same keys (no near cache of its own)."""
     return lambda cache: make_cache(
         **settings_for("redis"),
-        CACHE_KEY_PREFIX=cache.backend.key_prefix,
+        CACHE_KEY_PREFIX=cache.server.key_prefix,
         CACHE_NEAR_TRACKING="off",
     )
 
@@ -221,7 +221,7 @@ def test_every_change_made_elsewhere_is_seen_at_the_next_read(redis_url, tmp_pat
 
     tmp = tmp_path_factory.mktemp("near")
     cache = cache_of(make_app(tmp, CACHE_TYPE="redis", REDIS_URL=redis_url))
-    prefix = cache.backend.key_prefix
+    prefix = cache.server.key_prefix
     writer = cache_of(
         make_app(
             tmp,
@@ -371,7 +371,7 @@ def test_a_silently_dropped_tracking_connection_costs_at_most_the_heartbeat(
         clock.advance(HEARTBEAT)
         assert cache.get("k") != "old"
         assert near.tracking.conn is None, "a PING unanswered for HEARTBEAT loses the link"
-        assert "no answer to a PING" in near.tracking.off
+        assert "no answer to a PING" in near.tracking.why_off
         relay.thaw()
         clock.advance(RETRY_TRACKING)
         assert seen_within(lambda: cache.get("k"), "new", 2.0)

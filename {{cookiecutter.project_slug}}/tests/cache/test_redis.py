@@ -36,17 +36,17 @@ class RawRedis:
         self.server = redis.Redis.from_url(url)
 
     def get(self, cache, key: str) -> bytes:
-        return self.server.get(cache.backend.key_prefix + key)
+        return self.server.get(cache.server.key_prefix + key)
 
     def set(self, cache, key: str, data: bytes) -> None:
-        self.server.set(cache.backend.key_prefix + key, data)
+        self.server.set(cache.server.key_prefix + key, data)
 
     def planted(self):
         """What an attacker can store under a key (the ``plant`` argument)."""
         return PLANTED
 
     def plant(self, cache, key: str, data: bytes) -> None:
-        self.server.set(cache.backend.key_prefix + key, data)
+        self.server.set(cache.server.key_prefix + key, data)
 
 
 @pytest.fixture
@@ -94,7 +94,7 @@ def test_on_upstash_plain_reads_unless_near_ttl(tmp_path, redis_url, clock, near
     server = UpstashRedis(redis_url)
     try:
         app = make_app(tmp_path, CACHE_TYPE="redis", REDIS_URL=server.url, CACHE_NEAR_TTL=near_ttl)
-        cache_of(app).backend.clock = clock  # the near cache's: no entry ages while the test runs
+        cache_of(app).guarded.clock = clock  # the near cache's: no entry ages while the test runs
         client = app.test_client()
         for _ in range(2):  # a miss, then a hit read from the server (tracking is tried, refused)
             assert client.get("/sample").status_code == 200

@@ -8,7 +8,7 @@ from functools import partial
 import pytest
 from hypothesis import strategies as st
 
-from {{ cookiecutter.package_name }}.cache.upstash import UpstashRedis
+from {{ cookiecutter.package_name }}.cache.backends.upstash_rest import UpstashRedis
 
 from .common import (
     PLANTED,
@@ -99,7 +99,7 @@ def test_every_connection_sends_at_once_through_a_proxy_too():
     """urllib3 writes a request's headers, then its body; requests opens a proxy's connection
     without TCP_NODELAY, so there the body waited for the proxy's delayed ACK: 44 ms a command
     through tinyproxy, 0.7 ms with it (free accounts reach Upstash through a proxy). Pins
-    requests' HTTPAdapter points that cache/upstash.py passes the option through."""
+    requests' HTTPAdapter points that cache/backends/upstash_rest.py passes the option through."""
     session = UpstashRedis("https://example.upstash.io", TOKEN, 1).session
     adapter = session.get_adapter("https://example.upstash.io")
     nodelay = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -35,8 +35,8 @@ from collections.abc import Mapping
 import click
 from flask import Flask
 
-from .backends import BACKENDS, Backend, Simple
-from .breaker import Breaker
+from .backends import BACKENDS, Backend
+from .backends.simple import Simple
 from .cli import cli
 from .config import ConfigError, Env, NotSet
 from .extension import cache
@@ -121,19 +121,8 @@ def init_app(app: Flask, environ: Mapping[str, object] = os.environ) -> None:
             app.logger.warning("%s", fallback)
         config["CACHE_FALLBACK"] = fallback  # `flask cache` says it, and exits 1
         backend = Simple
-    # Flask-Caching builds the class CACHE_TYPE names with its factory(); a shared backend is
-    # built by the breaker's, around it.
-    built: type = Breaker
-    if not backend.shared:
-        built = backend
-    cache.init_app(
-        app,
-        config={
-            "CACHE_TYPE": f"{built.__module__}.{built.__qualname__}",
-            "CACHE_BACKEND": backend,
-            "CACHE_NO_NULL_WARNING": True,
-        },
-    )
+    # Our Cache builds the chain (chain.py) in place of a class CACHE_TYPE would name.
+    cache.init_app(app, config={"CACHE_BACKEND": backend, "CACHE_NO_NULL_WARNING": True})
     app.register_blueprint(bp)
     app.cli.add_command(cli)
 

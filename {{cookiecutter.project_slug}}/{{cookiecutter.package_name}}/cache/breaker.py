@@ -1,12 +1,14 @@
 """A circuit breaker around a shared backend: a failing cache never fails a request.
 
-It is itself a Flask-Caching backend, whose factory builds the backend it guards. While that
-backend works, every call goes to it. When a call fails with one of the backend's "unreachable"
-errors, the breaker opens: for CACHE_RETRY_AFTER seconds calls go to an in-process SimpleCache,
-then the next call alone probes the backend. Each change of state is logged once. A server that
-answers but will refuse every command for a while (Upstash past its quota) is an outage too: the
-backend names such answers by error type and the start of their message (Backend.refusals()), so
-that each worker costs it one command per CACHE_RETRY_AFTER until it serves again.
+It is itself a Flask-Caching backend, in front of the backend it guards (chain.build() puts it
+there), and always in one of three states (State). CLOSED: every call goes to the backend. When a
+call fails with one of the backend's "unreachable" errors, it is OPEN: for CACHE_RETRY_AFTER
+seconds calls go to an in-process SimpleCache (the fallback); then the next call alone is
+PROBING the backend, and the others still use the fallback. Each change of state is logged once.
+A server that answers but will refuse every command for a while (Upstash past its quota) is an
+outage too: the backend names such answers by error type and the start of their message
+(Backend.refusals()), so that each worker costs it one command per CACHE_RETRY_AFTER until it
+serves again.
 
 No invalidation is lost. Keys set or deleted while open (set, set_many, delete, delete_many,
 clear) are remembered, and deleted from the backend (UNLINK, which does not re-check) before it
@@ -36,6 +38,7 @@ could store is hashed, a non-str key is its str(), so that no key fails at every
 the replay failing.
 """
 
+import enum
 import logging
 import os
 import threading
@@ -45,11 +48,10 @@ from datetime import datetime, timezone
 from typing import Any
 
 from cachelib import SimpleCache
-from flask import Flask
 from flask_caching.backends.base import BaseCache
 
-from . import near
 from .errors import error_message, format_error, says, scrub
+from .near import Near
 
 MAX_PENDING_KEYS = 10_000  # past this, recovery clears this app's keys instead of replaying
 REPLAY_BATCH = 500  # keys per UNLINK while replaying
@@ -63,18 +65,27 @@ BUILD_ON_THE_SERVER = frozenset({"inc", "dec", "add"})
 Refusals = Mapping[type[BaseException], tuple[str, ...]]
 
 
-class Unapplied(Exception):
+class ReplayLater(Exception):
     """The backend refused a delete, or a write that could not be undone: replay it later. Its
     __cause__ is the backend's own error, which the log line and status() show."""
+
+
+class State(enum.Enum):
+    CLOSED = "closed"  # the backend serves
+    OPEN = "open"  # the fallback serves, until retry_at
+    PROBING = "probing"  # one call tries the backend; the others use the fallback meanwhile
+
+
+CLOSED = State.CLOSED  # a global lookup on a hit's path, not an attribute of the enum
 
 
 class Breaker(BaseCache):
     def __init__(
         self,
-        backend: BaseCache,
+        guarded: BaseCache,
         *,
         name: str,
-        where: str,
+        location: str,
         unreachable: tuple[type[BaseException], ...],
         closed: tuple[type[BaseException], ...] = (),
         refusals: Refusals | None = None,
@@ -84,20 +95,20 @@ class Breaker(BaseCache):
         logger: logging.Logger,
         secrets: Iterable[str] = (),
         hosts: Iterable[str] = (),
-        near_off: str = "no near cache in front of it",
         storable: Callable[[Any], str] = str,
     ):
         super().__init__(default_timeout)  # type: ignore[no-untyped-call, unused-ignore]
-        # A cache/backends.py class, or the near cache in front of one (near.py): BaseCache's
+        # A backend (cache/backends/), or the near cache in front of one (near.py): BaseCache's
         # API, and unlink().
-        self.backend: Any = backend
-        self.near_off = near_off  # why there is no near cache in front of it, if there is none
+        self.guarded: Any = guarded
+        # The backend itself, past the near cache: `flask cache` talks to it.
+        self.server: Any = guarded.server if isinstance(guarded, Near) else guarded
         self.storable = storable  # a key as the backend stores it
         self._names: dict[str, str] = {}  # storable() of recent str keys: a hit maps in a lookup
         self.threshold = threshold
-        self.local = SimpleCache(threshold=threshold, default_timeout=default_timeout)
+        self.fallback = SimpleCache(threshold=threshold, default_timeout=default_timeout)
         self.name = name
-        self.unreachable: tuple[type[BaseException], ...] = (*unreachable, Unapplied)
+        self.unreachable: tuple[type[BaseException], ...] = (*unreachable, ReplayLater)
         self.closed = closed  # a kept connection closed meanwhile: tried once more (Backend)
         self.refusals: Refusals = refusals or {}
         self.retry_after = retry_after
@@ -105,56 +116,26 @@ class Breaker(BaseCache):
         self.log = logger
         self.secrets = list(secrets)
         self.hosts = [host for host in hosts if host]  # hidden in status() too: /health is public
-        self.where = scrub(where, self.secrets)
-        self.open_until: float | None = None  # None: the backend serves
+        self.location = scrub(location, self.secrets)
+        self.state = CLOSED
+        self.retry_at = 0.0  # while OPEN: when the next call probes the backend
         self.last_error: dict[str, str] | None = None
         self.pending_deletes: set[str] = set()
         self.pending_clear = False
         self._lock = threading.Lock()  # guards the state above and the fallback
         self._pid = os.getpid()
-        self._probing = False
         self._quiet_until = -float("inf")
         self._quieted = 0
 
-    @classmethod
-    def factory(
-        cls, app: Flask, config: dict[str, Any], args: list[Any], kwargs: dict[str, Any]
-    ) -> "Breaker":
-        """Build the backend class in CACHE_BACKEND (cache/backends.py), with its near cache in
-        front when it has one, and guard them."""
-        backend = config["CACHE_BACKEND"]
-        own = backend.factory(app, config, args, kwargs)
-        built, near_off = near.around(own, config, app.logger)
-        return cls(
-            built,
-            name=backend.name,
-            where=backend.describe(config),
-            unreachable=backend.unreachable(),
-            closed=backend.closed(),
-            refusals=backend.refusals(),
-            retry_after=config["CACHE_RETRY_AFTER"],
-            threshold=config["CACHE_THRESHOLD"],
-            default_timeout=kwargs["default_timeout"],
-            logger=app.logger,
-            secrets=backend.secrets(config),
-            hosts=backend.hosts(config),
-            near_off=near_off,
-            storable=own.storable,
-        )
-
     def status(self) -> dict[str, Any]:
-        is_open = self.open_until is not None
-        if is_open:
-            near_status = {"mode": "off", "why": "the breaker is open"}
-        elif isinstance(self.backend, near.Near):
-            near_status = self.backend.status()
-        else:
-            near_status = {"mode": "off", "why": self.near_off}
+        """What it guards says while it serves; while open, the fallback serves."""
+        if self.state is CLOSED:
+            return {**self.guarded.status(), "last_error": self.last_error}
         return {
-            "active": "simple" if is_open else self.name,
-            "breaker": "open" if is_open else "closed",
+            "active": "simple",
+            "breaker": "open",
             "last_error": self.last_error,
-            "near": near_status,
+            "near": {"mode": "off", "why": "the breaker is open"},
         }
 
     # The cache API: each call maps its keys, and names those it writes or deletes (or clears
@@ -176,10 +157,10 @@ class Breaker(BaseCache):
         name = self._names.get(key) if type(key) is str else None
         if name is None:
             name = self.key_name(key)
-        if self.open_until is not None or self._pid != _getpid():
+        if self.state is not CLOSED or self._pid != _getpid():
             return self._call("get", name)
         try:
-            return self.backend.get(name)
+            return self.guarded.get(name)
         except Exception as error:
             try:
                 return self._failed("get", (name,), (), False, error)
@@ -238,13 +219,13 @@ class Breaker(BaseCache):
     ) -> Any:
         if self._pid != _getpid():
             self._forked()
-        if self.open_until is not None:
+        if self.state is not CLOSED:
             with self._lock:
-                probe = self.open_until is not None
-                if probe and (self._probing or self.clock() < self.open_until):
-                    return self._fallback(method, args, writes, clears)
+                probe = self.state is State.OPEN and self.clock() >= self.retry_at
                 if probe:
-                    self._probing = True  # this call alone probes the backend
+                    self.state = State.PROBING  # this call alone probes the backend
+                elif self.state is not CLOSED:
+                    return self._fallback(method, args, writes, clears)
             if probe:
                 return self._probe(method, args, writes, clears)
         try:
@@ -254,13 +235,15 @@ class Breaker(BaseCache):
 
     def _forked(self) -> None:
         """In a new process, before its first call (one thread: the one that forked)."""
-        self._pid, self._lock, self._probing = os.getpid(), threading.Lock(), False
-        self.local = SimpleCache(threshold=self.threshold, default_timeout=self.default_timeout)
-        self.backend.forked()
+        self._pid, self._lock = os.getpid(), threading.Lock()
+        if self.state is State.PROBING:  # the probing thread is the parent's
+            self.state = State.OPEN
+        self.fallback = SimpleCache(threshold=self.threshold, default_timeout=self.default_timeout)
+        self.guarded.forked()
 
     def cannot_serve(self, error: BaseException) -> bool:
         """Whether ``error`` means the backend cannot serve now: one of its unreachable errors,
-        an Unapplied, or one of its refusals (the server answers, but will refuse every command
+        a ReplayLater, or one of its refusals (the server answers, but will refuse every command
         for a while). Any of them opens the breaker."""
         if isinstance(error, self.unreachable):
             return True
@@ -274,7 +257,7 @@ class Breaker(BaseCache):
     ) -> Any:
         """The call on the backend, and _failed() if it fails."""
         try:
-            return getattr(self.backend, method)(*args)
+            return getattr(self.guarded, method)(*args)
         except Exception as error:
             return self._failed(method, args, writes, clears, error)
 
@@ -287,23 +270,23 @@ class Breaker(BaseCache):
         error: Exception,
     ) -> Any:
         """The call failed with ``error``. Raises an error it cannot serve with (cannot_serve),
-        or Unapplied when what it refused must be replayed; any other failure is a miss for this
+        or ReplayLater when what it refused must be replayed; any other failure is a miss for this
         call. A connection the client kept, closed meanwhile, is tried once more on a new one."""
         if isinstance(error, self.closed):
             try:
-                return getattr(self.backend, method)(*args)
+                return getattr(self.guarded, method)(*args)
             except Exception as again:
                 error = again
         if self.cannot_serve(error):
             raise error
         if clears or method in DELETES:
-            raise Unapplied(method) from error
+            raise ReplayLater(method) from error
         if writes and method not in BUILD_ON_THE_SERVER:
             # A set failed, maybe part-way: the key must not keep serving its old value.
             try:
-                self.backend.unlink(*writes)
+                self.guarded.unlink(*writes)
             except Exception:
-                raise Unapplied(method) from error
+                raise ReplayLater(method) from error
         self._warn_quietly(f"cache: {method}(...) failed on {self.name}, a miss: %s", error)
         return _MISS[method](args)
 
@@ -318,14 +301,13 @@ class Breaker(BaseCache):
                 pass
         except Exception as error:  # anything, even a bug: the breaker must not stay half-open
             with self._lock:
-                self._probing = False
-                self.open_until = self.clock() + self.retry_after
+                self.state, self.retry_at = State.OPEN, self.clock() + self.retry_after
                 result = self._fallback(method, args, writes, clears)
-            self._note(error)
+            self._record_error(error)
             if not self.cannot_serve(error):
                 self._warn_quietly(f"cache: replaying onto {self.name} failed: %s", error)
             return result
-        self.log.warning("cache: %s at %s is back; serving from it again", self.name, self.where)
+        self.log.warning("cache: %s at %s is back; serving from it again", self.name, self.location)
         return result
 
     def _replay(self, close: bool = False) -> bool:
@@ -336,14 +318,14 @@ class Breaker(BaseCache):
             clear, keys = self.pending_clear, sorted(self.pending_deletes)
             self.pending_clear, self.pending_deletes = False, set()
             if close and not (clear or keys):
-                self.open_until, self._probing = None, False
-                self.local.clear()
+                self.state = CLOSED
+                self.fallback.clear()
                 return False
         try:
             if clear:
-                self.backend.clear()
+                self.guarded.clear()
             for start in range(0, 0 if clear else len(keys), REPLAY_BATCH):
-                self.backend.unlink(*keys[start : start + REPLAY_BATCH])
+                self.guarded.unlink(*keys[start : start + REPLAY_BATCH])
         except BaseException:
             with self._lock:
                 self._remember(keys, clear)
@@ -356,7 +338,7 @@ class Breaker(BaseCache):
         """The call on the in-process cache, the keys it sets or deletes remembered (with the
         lock held)."""
         self._remember(() if method in BUILD_ON_THE_SERVER else writes, clears)
-        return getattr(self.local, method)(*args)
+        return getattr(self.fallback, method)(*args)
 
     def _remember(self, writes: Iterable[str], clears: bool) -> None:
         if clears or self.pending_clear:
@@ -379,28 +361,28 @@ class Breaker(BaseCache):
         if not self.cannot_serve(error):
             raise error
         with self._lock:
-            opened = self.open_until is None  # not already opened by another thread
+            opened = self.state is CLOSED  # not already opened by another thread
             if opened:
-                self.open_until = self.clock() + self.retry_after
-                self.local.clear()  # nothing left over from an earlier outage
-                if isinstance(self.backend, near.Near):
+                self.state, self.retry_at = State.OPEN, self.clock() + self.retry_after
+                self.fallback.clear()  # nothing left over from an earlier outage
+                if isinstance(self.guarded, Near):
                     # Nothing it holds is served while open, and the probe must ask the server.
-                    self.backend.forget(None)
+                    self.guarded.forget(None)
             result = self._fallback(method, args, writes, clears)
-        self._note(error)
+        self._record_error(error)
         if opened:
             self.log.error(
                 "cache: %s at %s failed (%s); serving from the in-process simple cache, "
                 "next try in %ss",
                 self.name,
-                self.where,
+                self.location,
                 self.format(error),
                 self.retry_after,
             )
         return result
 
-    def _note(self, error: BaseException) -> None:
-        """What status() says of the error: the server's own (not Unapplied), type and message,
+    def _record_error(self, error: BaseException) -> None:
+        """What status() says of the error: the server's own (not ReplayLater), type and message,
         its secrets and host names replaced by ***."""
         cause = underlying(error)
         self.last_error = {
@@ -429,8 +411,8 @@ _getpid = os.getpid  # a call per cache call: no attribute lookup
 
 
 def underlying(error: BaseException) -> BaseException:
-    """The backend's own error behind an Unapplied."""
-    while isinstance(error, Unapplied) and error.__cause__ is not None:
+    """The backend's own error behind a ReplayLater."""
+    while isinstance(error, ReplayLater) and error.__cause__ is not None:
         error = error.__cause__
     return error
 

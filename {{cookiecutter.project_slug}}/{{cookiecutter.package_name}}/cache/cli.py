@@ -13,18 +13,19 @@ import statistics
 import sys
 import time
 import uuid
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
 from flask import current_app
 from flask.cli import AppGroup
 from flask_caching.backends.base import BaseCache
 
-from .backends import Backend, Null
+from .backends import Backend
+from .backends.simple import Null
 from .breaker import Breaker
 from .errors import format_error
 from .extension import cache
-from .near import Near, unshared
+from .near import Near
 
 BENCH_MAX = 10_000  # round trips: a minute at most over a slow network, never an endless run
 
@@ -61,23 +62,16 @@ cli = _CacheGroup("cache", help="See, clear and measure the cache backend.")
 
 def _backend() -> BaseCache:
     """The backend itself: past the breaker, and past the near cache (a console's own memory)."""
-    backend: BaseCache = cache.cache
-    if isinstance(backend, Breaker):
-        backend = backend.backend
-    if isinstance(backend, Near):
-        backend = backend.backend
-    return backend
+    serving: BaseCache = cache.cache
+    return serving.server if isinstance(serving, Breaker) else serving
 
 
 def _near() -> str:
     """Whether the web app's workers keep hits in memory, and why (redis: asks the server now)."""
-    breaker = cache.cache
-    if not isinstance(breaker, Breaker):
-        state = unshared(breaker)
-    else:
-        if isinstance(breaker.backend, Near):
-            breaker.backend.check()
-        state = breaker.status()["near"]
+    serving: Any = cache.cache
+    if isinstance(serving, Breaker) and isinstance(serving.guarded, Near):
+        serving.guarded.check()
+    state = serving.status()["near"]
     return f"{state['mode']}: {state['why']}"
 
 

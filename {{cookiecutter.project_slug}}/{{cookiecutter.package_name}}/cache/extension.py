@@ -7,13 +7,20 @@ changes the key), a request's key is the same "view/%s" % request.path, made dir
 call of view.make_cache_key goes to Flask-Caching's own function. So everything Flask-Caching
 documents holds: assigning view.make_cache_key replaces it, CACHE_SOURCE_CHECK, delete_cached()
 (2.5) and query strings work as before (tests/test_views.py compares the keys with its own).
+
+The object every cache call goes to is chain.build()'s, which _set_cache stores where
+Flask-Caching's own does. Flask-Caching has no public way to hand it an object (CACHE_TYPE names
+a class it imports); its init_app calls _set_cache last, and Cache.cache reads
+app.extensions["cache"][self], in 2.4 and 2.5 alike. tests/test_extension.py pins both.
 """
 
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 import flask_caching
-from flask import request
+from flask import Flask, request
+
+from .chain import build
 
 if TYPE_CHECKING:  # the type of a cached view, as Flask-Caching 2.5 annotates its own cached()
     # (2.4, the last release for Python 3.10, has none: Any there)
@@ -27,6 +34,13 @@ KEY_OPTIONS = ("make_cache_key", "query_string", "source_check", "hash_method")
 
 
 class Cache(flask_caching.Cache):
+    def _set_cache(self, app: Flask, config: dict[str, Any]) -> None:
+        if "CACHE_BACKEND" not in config:  # not set up by cache.init_app: as Flask-Caching does
+            super()._set_cache(app, config)  # type: ignore[no-untyped-call, unused-ignore]
+            return
+        app.extensions.setdefault("cache", {})[self] = build(app, config)
+        self.app = app
+
     def cached(
         self, timeout: Any = None, key_prefix: Any = "view/%s", *args: Any, **options: Any
     ) -> "Callable[[Callable[P, R]], _CachedFunction[P, R]]":

@@ -1,7 +1,7 @@
 """The near cache: what each worker read from a shared backend, kept in its own memory, so that a
 hit costs a dictionary lookup instead of a network round trip.
 
-It sits between the breaker and the backend (breaker.py -> Near -> backends.py), holds at most
+It sits between the breaker and the backend (breaker.py -> Near -> backends/), holds at most
 CACHE_THRESHOLD entries per worker, and serves from memory in one of two modes:
 
 - tracking (redis): the server says which keys changed. A connection of each worker's own asks
@@ -51,7 +51,6 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from flask_caching.backends.base import BaseCache
-from flask_caching.backends.nullcache import NullCache
 
 from .errors import format_error
 
@@ -81,7 +80,8 @@ MAX_TTL = 3600.0  # CACHE_NEAR_TTL's maximum: past an hour, stale is the rule, n
 # A larger value is read from the backend each time: memory holds up to CACHE_THRESHOLD entries
 # in every worker, and a few huge ones must not be what fills it.
 MAX_ENTRY_BYTES = 1024 * 1024
-PAST = ("off", "untracked")  # the modes in which reads go to the server, past memory
+# The modes in which memory does not serve: reads go to the server.
+FROM_SERVER = ("off", "untracked")
 Forget = Callable[[Iterable[str] | None], None]
 
 
@@ -101,11 +101,11 @@ class Tracking:
         self.connect, self.prefix, self.log = connect, prefix, log
         self.forget: Forget = lambda keys: None  # set by Near
         self.clock: Callable[[], float] = time.monotonic
-        self.retry_after = RETRY_TRACKING  # after a failed start (set by around())
+        self.retry_after = RETRY_TRACKING  # after a failed start (set by near_cache())
         self.conn: Any = None  # the tracking connection, while tracking is on
         self.refused: str | None = None  # why the server will never track: plain reads
-        self.off = "no cache call yet in this worker"  # why it does not track now
-        self.hint = ""  # what the user can do when the server will not track (set by around())
+        self.why_off = "no cache call yet in this worker"  # why it does not track now
+        self.hint = ""  # what the user can do when the server will not track (set by near_cache())
         self._next_try = -math.inf
         self._failed_starts = 0  # attempts to start that failed since tracking last ran
         self._ready: Callable[[], bool] = lambda: False
@@ -129,7 +129,7 @@ class Tracking:
             self._pinged = now
         return now - self.verified < HEARTBEAT
 
-    def quiet(self) -> bool:
+    def nothing_pending(self) -> bool:
         """Whether poll() would find nothing to do: no data, no PING due (no lock needed)."""
         if self.conn is None or self.clock() - self.verified >= PING_AFTER:
             return False
@@ -218,13 +218,13 @@ class Tracking:
             self.log.warning("cache: near cache tracking again")
         self._failed_starts = 0
         self.forget(None)  # read while untracked: nothing in memory can be trusted
-        self.conn, self._ready, self.off = conn, ready, ""
+        self.conn, self._ready, self.why_off = conn, ready, ""
         self.verified, self._pinged = self.clock(), None
 
     def _refuse(self, error: BaseException) -> None:
         """The server refused tracking (_start's): plain reads from now on, said once."""
         refusal = format_error(error, ())  # redis-py's errors quote no password
-        self.refused = self.off = f"the server refused tracking ({refusal}){self.hint}"
+        self.refused = self.why_off = f"the server refused tracking ({refusal}){self.hint}"
         self.log.warning("cache: near cache without tracking: %s", self.refused)
 
     def _failed(self, why: str) -> None:
@@ -234,7 +234,7 @@ class Tracking:
         longest = max(MAX_RETRY_TRACKING, self.retry_after)
         wait = min(self.retry_after * 2 ** (self._failed_starts - 1), longest)
         self._next_try = self.clock() + wait
-        self.off = f"{why}; retrying in {wait:g} s"
+        self.why_off = f"{why}; retrying in {wait:g} s"
         if self._failed_starts == 1:
             self.log.warning(
                 "cache: near cache without tracking for now, plain reads: %s (each worker "
@@ -254,7 +254,7 @@ class Tracking:
 
     def _lose(self, why: str) -> None:
         conn, self.conn = self.conn, None
-        self.off, self._next_try = f"{why}; retrying", self.clock() + RETRY_TRACKING
+        self.why_off, self._next_try = f"{why}; retrying", self.clock() + RETRY_TRACKING
         self.forget(None)
         self.log.info("cache: near cache off until tracking is back: %s", why)
         if conn is not None:
@@ -264,7 +264,7 @@ class Tracking:
         """In a new process: the socket is the parent's (dropped here, never shut down, which
         would cut the parent off); this process starts its own."""
         self.conn, self._next_try, self._pinged = None, -math.inf, None
-        self.off, self._failed_starts = "no cache call yet in this worker", 0
+        self.why_off, self._failed_starts = "no cache call yet in this worker", 0
 
 
 def _waiting(sock: Any) -> int:
@@ -296,23 +296,24 @@ def _readable(sock: Any) -> Callable[[], bool]:
 
 
 class Near(BaseCache):
-    """The near cache in front of ``backend``: the module's docstring says how it stays right.
+    """The near cache in front of ``server`` (a shared backend): the module's docstring says how
+    it stays right.
 
     Every call of BaseCache's API is its own (tests/test_near.py checks that none is inherited):
-    reads may be served from memory, and writes forget their keys after the backend's call,
-    whatever it did. Other attributes (key_prefix, client, ...) are the backend's.
+    reads may be served from memory, and writes forget their keys after the server's call,
+    whatever it did.
     """
 
     def __init__(
         self,
-        backend: Any,
+        server: Any,
         *,
         threshold: int,
         ttl: float,
         tracking: Tracking | None = None,
     ):
-        super().__init__(backend.default_timeout)  # type: ignore[no-untyped-call, unused-ignore]
-        self.backend = backend
+        super().__init__(server.default_timeout)  # type: ignore[no-untyped-call, unused-ignore]
+        self.server = server
         self.threshold, self.ttl, self.tracking = threshold, ttl, tracking
         self.clock: Callable[[], float] = time.monotonic
         self.entries: dict[str, tuple[float, bytes]] = {}  # key: (expires, pickle)
@@ -321,40 +322,39 @@ class Near(BaseCache):
         if tracking is not None:
             tracking.forget = self._forget_locked
 
-    def __getattr__(self, name: str) -> Any:
-        if name == "backend":  # not set yet: no recursion
-            raise AttributeError(name)
-        return getattr(self.backend, name)
-
     # When memory may serve, and for how long.
     def _mode(self) -> str:
         """tracking, untracked (tracking not started yet, lost, or not heard from lately: reads
-        go to the server, then start it when due, in _past), ttl or off."""
+        go to the server, then start it when due: _start_tracking_if_due), ttl or off."""
         tracking = self.tracking
         if tracking is not None and tracking.refused is None:
             # Nothing arrived, and no thread is applying what did (it may have drained the
             # socket): nothing to wait for. In this order: a thread that takes the lock after
             # the check finds only what arrived after this read began.
-            if tracking.quiet() and not self._lock.locked():
+            if tracking.nothing_pending() and not self._lock.locked():
                 return "tracking"
             with self._lock:
                 return "tracking" if tracking.poll() else "untracked"
         return "ttl" if self.ttl > 0 else "off"
 
-    def status(self) -> dict[str, str]:
-        """{"mode": tracking, ttl or off, "why": ...}: as of the last call, touching no server."""
+    def status(self) -> dict[str, Any]:
+        """The server's status, its "near" {"mode": tracking, ttl or off, "why": ...} this near
+        cache's: as of the last call, touching no server."""
+        return {**self.server.status(), "near": self._near_status()}
+
+    def _near_status(self) -> dict[str, str]:
         tracking = self.tracking
         if tracking is not None and tracking.conn is not None:
             return {"mode": "tracking", "why": "the server reports every change (CLIENT TRACKING)"}
         if self.ttl > 0 and (tracking is None or tracking.refused):
             why = f"entries are served from memory for up to {self.ttl:g} s (CACHE_NEAR_TTL)"
             return {"mode": "ttl", "why": why}
-        return {"mode": "off", "why": tracking.off if tracking else "CACHE_NEAR_TTL is 0"}
+        return {"mode": "off", "why": tracking.why_off if tracking else "CACHE_NEAR_TTL is 0"}
 
     def check(self) -> None:
         """Apply what has arrived, start tracking if it is due, and confirm it with a round trip
         on its connection: `flask cache status` asks the server now, before it shows status()."""
-        self._past(self._mode(), None)
+        self._start_tracking_if_due(self._mode())
         if self.tracking is not None:
             with self._lock:
                 self.tracking.confirm()
@@ -362,52 +362,57 @@ class Near(BaseCache):
     # Reads: from memory, or past it (off, or tracking not on: untracked).
     def get(self, key: str) -> Any:
         mode = self._mode()
-        if mode in PAST:
-            return self._past(mode, self.backend.get(key))
+        if mode in FROM_SERVER:
+            value = self.server.get(key)
+            self._start_tracking_if_due(mode)
+            return value
         now = self.clock()
-        entry = self.entries.get(key)  # _kept(), inlined: this is a hit's path
+        entry = self.entries.get(key)  # _pickle_in_memory(), inlined: this is a hit's path
         if entry is not None and now < entry[0]:
             return pickle.loads(entry[1])  # noqa: S301 - this process's own pickle
         version = self.version
         if mode == "tracking":
-            value, lifetime = self.backend.get_with_ttl(key)
+            value, lifetime = self.server.get_with_ttl(key)
         else:
-            value, lifetime = self.backend.get(key), self.ttl
+            value, lifetime = self.server.get(key), self.ttl
         if value is not None and lifetime > 0:
             self._keep(key, value, now + lifetime, version)
         return value
 
     def has(self, key: str) -> bool:
         mode = self._mode()
-        if mode in PAST:
-            return bool(self._past(mode, self.backend.has(key)))
-        return self._kept(key, self.clock()) is not None or bool(self.backend.has(key))
+        if mode in FROM_SERVER:
+            found = bool(self.server.has(key))
+            self._start_tracking_if_due(mode)
+            return found
+        return self._pickle_in_memory(key, self.clock()) is not None or bool(self.server.has(key))
 
     def get_many(self, *keys: str) -> list[Any]:
         mode = self._mode()
-        if mode in PAST:
-            return list(self._past(mode, self.backend.get_many(*keys)))
+        if mode in FROM_SERVER:
+            values = list(self.server.get_many(*keys))
+            self._start_tracking_if_due(mode)
+            return values
         now = self.clock()
-        kept = {key: self._kept(key, now) for key in keys}
+        kept = {key: self._pickle_in_memory(key, now) for key in keys}
         found = {key: pickle.loads(data) for key, data in kept.items() if data is not None}  # noqa: S301
         missing = [key for key in keys if key not in found]
         if missing:
-            found.update(zip(missing, self.backend.get_many(*missing), strict=True))
+            found.update(zip(missing, self.server.get_many(*missing), strict=True))
         return [found[key] for key in keys]
 
     def get_dict(self, *keys: str) -> dict[str, Any]:
         return dict(zip(keys, self.get_many(*keys), strict=True))
 
-    def _past(self, mode: str, result: Any) -> Any:
-        """``result``, read from the server past memory. Untracked, tracking then starts if it is
-        due: after a read that succeeded, so a server that hangs costs the breaker's probe one
-        timeout, not one for the data and one more for tracking."""
+    def _start_tracking_if_due(self, mode: str) -> None:
+        """Untracked, after a read from the server that succeeded: start tracking if it is due.
+        After the read, so a server that hangs costs the breaker's probe one timeout, not one
+        for the data and one more for tracking."""
         if mode == "untracked":
             with self._lock:
                 self.tracking.start_if_due()  # type: ignore[union-attr]
-        return result
 
-    def _kept(self, key: str, now: float) -> bytes | None:
+    def _pickle_in_memory(self, key: str, now: float) -> bytes | None:
         """The pickle memory holds for ``key``, unless there is none or it expired."""
         entry = self.entries.get(key)
         return entry[1] if entry is not None and now < entry[0] else None
@@ -435,60 +440,40 @@ class Near(BaseCache):
         for key in list(self.entries)[: max(excess, 0)]:
             del self.entries[key]
 
-    # Writes: the backend's call, then its keys are forgotten, whatever the call did.
+    # Writes: the server's call, then its keys are forgotten, whatever the call did.
     def set(self, key: str, value: Any, timeout: Any = None) -> Any:
-        try:
-            return self.backend.set(key, value, timeout)
-        finally:
-            self.forget([key])
+        return self._write([key], "set", key, value, timeout)
 
     def add(self, key: str, value: Any, timeout: Any = None) -> Any:
-        try:
-            return self.backend.add(key, value, timeout)
-        finally:
-            self.forget([key])
+        return self._write([key], "add", key, value, timeout)
 
     def set_many(self, mapping: dict[str, Any], timeout: Any = None) -> Any:
-        try:
-            return self.backend.set_many(mapping, timeout)
-        finally:
-            self.forget(mapping)
+        return self._write(mapping, "set_many", mapping, timeout)
 
     def delete(self, key: str) -> Any:
-        try:
-            return self.backend.delete(key)
-        finally:
-            self.forget([key])
+        return self._write([key], "delete", key)
 
     def delete_many(self, *keys: str) -> Any:
-        try:
-            return self.backend.delete_many(*keys)
-        finally:
-            self.forget(keys)
+        return self._write(keys, "delete_many", *keys)
 
     def unlink(self, *keys: str) -> Any:
-        try:
-            return self.backend.unlink(*keys)
-        finally:
-            self.forget(keys)
+        return self._write(keys, "unlink", *keys)
 
     def inc(self, key: str, delta: int = 1) -> Any:
-        try:
-            return self.backend.inc(key, delta)
-        finally:
-            self.forget([key])
+        return self._write([key], "inc", key, delta)
 
     def dec(self, key: str, delta: int = 1) -> Any:
-        try:
-            return self.backend.dec(key, delta)
-        finally:
-            self.forget([key])
+        return self._write([key], "dec", key, delta)
 
     def clear(self) -> Any:
+        return self._write(None, "clear")
+
+    def _write(self, keys: Iterable[str] | None, method: str, *args: Any) -> Any:
+        """The server's ``method``, then ``keys`` (None: all) are forgotten, whatever it did."""
         try:
-            return self.backend.clear()
+            return getattr(self.server, method)(*args)
         finally:
-            self.forget(None)
+            self.forget(keys)
 
     def forget(self, keys: Iterable[str] | None) -> None:
         """Drop ``keys`` from memory, or everything (None)."""
@@ -501,7 +486,7 @@ class Near(BaseCache):
         self._forget_locked(None)
         if self.tracking is not None:
             self.tracking.forked()
-        self.backend.forked()
+        self.server.forked()
 
     def _forget_locked(self, keys: Iterable[str] | None) -> None:
         self.version += 1
@@ -512,27 +497,20 @@ class Near(BaseCache):
             self.entries.pop(key, None)
 
 
-def around(backend: Any, config: dict[str, Any], log: logging.Logger) -> tuple[Any, str]:
-    """``backend`` with its near cache in front, or as it is with the reason it has none."""
+def near_cache(server: Any, config: dict[str, Any], log: logging.Logger) -> "Near | None":
+    """The near cache in front of ``server`` that CACHE_NEAR_TTL and CACHE_NEAR_TRACKING ask for;
+    None, with the reason in ``server.why_no_near_cache`` (its status() says it), if none."""
     ttl, tracked = config["CACHE_NEAR_TTL"], config["CACHE_NEAR_TRACKING"]  # from_env's
-    tracking = backend.tracking(log) if tracked and backend.tracks else None
+    tracking = server.tracking(log) if tracked and server.tracks else None
+    if tracking is None and ttl <= 0:
+        off = "" if tracked else " and CACHE_NEAR_TRACKING is off"
+        server.why_no_near_cache = f"CACHE_NEAR_TTL is 0{off}"
+        return None
     if tracking is not None:
         tracking.retry_after = max(config["CACHE_RETRY_AFTER"], RETRY_TRACKING)
-    if tracking is not None and ttl <= 0:
-        tracking.hint = (
-            "; set CACHE_NEAR_TTL to serve hits from memory for that many seconds instead "
-            "(docs/caching.md)"
-        )
-    if tracking is None and ttl <= 0:
-        return backend, "CACHE_NEAR_TTL is 0" + (
-            "" if tracked else " and CACHE_NEAR_TRACKING is off"
-        )
-    near = Near(backend, threshold=config["CACHE_THRESHOLD"], ttl=ttl, tracking=tracking)
-    return near, ""
-
-
-def unshared(backend: BaseCache) -> dict[str, str]:
-    """The near cache's status for a backend with no server (simple, null): none needed."""
-    if isinstance(backend, NullCache):
-        return {"mode": "off", "why": "caching is off"}
-    return {"mode": "off", "why": "the cache is in each worker's memory already"}
+        if ttl <= 0:
+            tracking.hint = (
+                "; set CACHE_NEAR_TTL to serve hits from memory for that many seconds instead "
+                "(docs/caching.md)"
+            )
+    return Near(server, threshold=config["CACHE_THRESHOLD"], ttl=ttl, tracking=tracking)

@@ -9,7 +9,7 @@ is computed again and overwrites it. Changing the key turns old entries into mis
 Integers are signed too: plain digits (cachelib's format for Redis INCR) or memcached's integer
 flag would let anyone who can write to the cache choose a counter's value, a memoized result, or
 put an int where a page is expected (a 500 for every visitor). So every value the app reads back
-went through the MAC, and inc()/dec() read, add and write a signed value (backends.py says how
+went through the MAC, and inc()/dec() read, add and write a signed value (backends/ says how
 each backend keeps that atomic). Anything else (digits, other flags, a bad MAC) is a miss.
 
 The MAC also covers the name the entry is stored under (the full Redis or memcached key, or the
@@ -81,9 +81,9 @@ class Signer:
             )
 
 
-class SignedSerializer(RedisSerializer, FileSystemSerializer):
-    """cachelib's serializers for Redis (dumps/loads) and for files (dump/load), signed: every
-    value, integers included (cachelib's would store those as digits)."""
+class SignedRedisSerializer(RedisSerializer):
+    """cachelib's serializer for Redis (and Upstash), signed: cachelib's "!" mark, then the
+    signed pickle of every value, integers included (cachelib's would store those as digits)."""
 
     def __init__(self, signer: Signer):
         self.signer = signer
@@ -100,13 +100,16 @@ class SignedSerializer(RedisSerializer, FileSystemSerializer):
             return self.signer.loads(value[len(PICKLED) :], name)
         return self.signer.reject()  # digits, or anything else this app did not write
 
+
+class SignedFileSerializer(FileSystemSerializer):
+    """cachelib's serializer for the filesystem cache, signed: the signed pickle after the
+    entry's expiry."""
+
+    def __init__(self, signer: Signer):
+        self.signer = signer
+
     def dump(
-        self,
-        value: Any,
-        f: IO[bytes],
-        protocol: int = pickle.HIGHEST_PROTOCOL,
-        *,
-        name: str = "",
+        self, value: Any, f: IO[bytes], protocol: int = pickle.HIGHEST_PROTOCOL, *, name: str = ""
     ) -> None:
         f.write(self.signer.dumps(value, name))
 

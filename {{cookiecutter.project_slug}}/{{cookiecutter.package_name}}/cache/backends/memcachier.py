@@ -13,7 +13,7 @@ login is not documented: anything but ``STORED``, or a closed connection, is a r
 The password crosses only a checked connection: with TLS, pymemcache's ``_connect`` wraps the
 socket before connecting, so the handshake, which checks the certificate and the host name, is
 over before the first byte of the login is sent. A check that fails raises ssl.SSLError, an
-OSError: an outage, like a refused login. (cache/backends.py refuses a password without TLS.)
+OSError: an outage, like a refused login. (memcached.py refuses a password without TLS.)
 tests/test_memcachier.py pins the private parts used here: ``Client._connect`` and ``sock``.
 """
 

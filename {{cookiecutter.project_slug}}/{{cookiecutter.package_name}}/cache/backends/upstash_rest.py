@@ -32,12 +32,12 @@ class UpstashError(Exception):
 
 class UpstashConnectionLost(UpstashError):
     """The connection the request went on was closed or reset under it: a kept-alive one that
-    the server or a firewall dropped while it was idle (backends.Upstash.closed())."""
+    the server or a firewall dropped while it was idle (upstash.Upstash.closed())."""
 
 
 class UpstashCommandError(Exception):
     """Upstash answered the command with an error (a wrong type, a bad argument; its quota used
-    up, which backends.Upstash.refusals() names): its message is Upstash's own."""
+    up, which upstash.Upstash.refusals() names): its message is Upstash's own."""
 
 
 # What a connection closed or reset under a request raises, however urllib3 wraps it (through a

@@ -1,0 +1,319 @@
+"""CACHE_TYPE=filesystem: files in CACHE_DIR, shared by the workers of the web app."""
+
+import contextlib
+import hashlib
+import logging
+import os
+import re
+import stat
+import struct
+import tempfile
+import time
+from collections.abc import Callable
+from functools import partial
+from io import BytesIO
+from typing import Any, BinaryIO
+
+import cachelib
+from flask import Flask
+from flask_caching.backends.filesystemcache import FileSystemCache
+
+from ..config import Env
+from ..signing import SignedFileSerializer, signer
+from .base import Backend, Config
+
+log = logging.getLogger(__name__)
+
+
+class NotAnEntry(OSError):
+    """A file under an entry's name that is not a regular file, or is too large to read."""
+
+
+class Filesystem(Backend, FileSystemCache):
+    """Files in CACHE_DIR, shared by the workers of the web app.
+
+    cachelib keeps its entry count in a counter file that concurrent workers overwrite, so its
+    threshold was not enforced; it is turned off (threshold=0, cachelib's documented "no
+    threshold"), and every write lists the directory instead (O(entries), bounded by the
+    threshold) and, when full, prunes to 90% of it: unreadable entries first, then expired ones,
+    then those that expire soonest. clear() removes entry files only, not everything in the
+    directory.
+
+    Disk trouble is an outage, never a flood. On a full disk or a read-only folder cachelib logs
+    a traceback and leaves its temp file behind on every write, and a deleted folder is never
+    made again. So the file calls are this class's own, in cachelib's format (a 4-byte expiry,
+    0 = never, then the serializer's bytes; tests/test_filesystem.py pins it): a failed write
+    removes its temp file and raises its OSError, which opens the breaker (one log line; each
+    worker's memory serves meanwhile); a deleted folder is made again. After a failed write, every
+    call first tests a write: a probe that only reads would find the disk fine and close the
+    breaker, and the next write would open it again, a pair of log lines per retry window. An
+    entry that cannot be read is a miss, and is removed.
+
+    Anyone who can write to CACHE_DIR can put something else under an entry's name: a FIFO (a
+    read waits for a writer, forever), a link to /dev/zero (endless bytes) or to any file, a
+    folder, a huge file. No timeout applies to a file, so entries are opened without following
+    a link and without blocking, and read only if they are regular files of at most MAX_ENTRY
+    bytes; anything else is a miss, and is removed. No call opens an entry any other way
+    (cachelib's add() and pruning included). A value that would make a larger entry is refused,
+    a miss for that call: it could never be read back.
+    """
+
+    name = "filesystem"
+    shared = True
+    variables = ("CACHE_DIR",)
+    serializer: SignedFileSerializer  # set by factory()
+    # Entry files are named by the sha256 hex digest of their key; other files are left alone.
+    _ENTRY = re.compile(r"[0-9a-f]{64}\Z")
+    # Temp files: ours, and those cachelib's mkstemp ("tmp" prefix) left behind on failed writes.
+    _TEMP_PREFIX, _TEMP_SUFFIX = "cache-write-", FileSystemCache._fs_transaction_suffix
+    _TEMP = re.compile(rf"(?:tmp|{_TEMP_PREFIX})\w+{re.escape(_TEMP_SUFFIX)}\Z")
+    STALE_TEMP = 60  # seconds: an older temp file belongs to no write in progress; it is removed
+    PROBE_SIZE = 4096  # bytes written to test a disk that failed: a page, more than most entries
+    MAX_ENTRY = 64 * 1024 * 1024  # bytes of an entry file: what one read may hold in memory
+    # How an entry is opened: not through a link, not waiting for a FIFO's writer, not inherited
+    # by a child process. Windows has neither O_NOFOLLOW nor O_NONBLOCK, and needs O_BINARY.
+    _OPEN_ENTRY: int = (
+        os.O_RDONLY
+        | getattr(os, "O_NOFOLLOW", 0)
+        | getattr(os, "O_NONBLOCK", 0)
+        | getattr(os, "O_CLOEXEC", 0)
+        | getattr(os, "O_BINARY", 0)
+    )
+
+    @classmethod
+    def settings(cls, env: Env) -> dict[str, object]:
+        return {"CACHE_DIR": env.directory("CACHE_DIR")}  # None: init_app's default
+
+    def __init__(self, directory: str, *, limit: int, **kwargs: Any):
+        # cachelib makes the folder last thing in __init__ (threshold=0: nothing after it) and
+        # raises if it cannot: a full disk must not stop the app. The first write makes it, or
+        # opens the breaker.
+        # Entry files are named by sha256 (_ENTRY), which Flask-Caching 2.4 (the last release
+        # for Python 3.10) does not default to: it hashes with md5.
+        with contextlib.suppress(OSError):
+            super().__init__(  # type: ignore[no-untyped-call, unused-ignore]
+                directory, threshold=0, hash_method=hashlib.sha256, **kwargs
+            )
+        self.directory, self.limit = directory, limit
+        self.failed_write: OSError | None = None  # set from a failed write until one succeeds
+        self._reported_stuck = False
+
+    @classmethod
+    def factory(
+        cls, app: Flask, config: dict[str, Any], args: list[Any], kwargs: dict[str, Any]
+    ) -> "Filesystem":
+        cache = cls(config["CACHE_DIR"], limit=config["CACHE_THRESHOLD"], **kwargs)
+        cache.serializer = SignedFileSerializer(signer(config))
+        return cache
+
+    @classmethod
+    def unreachable(cls) -> tuple[type[BaseException], ...]:
+        return (OSError,)
+
+    @classmethod
+    def describe(cls, config: Config) -> str:
+        return str(config["CACHE_DIR"])
+
+    # Reads. A missing file or folder is a miss; so is an entry that cannot be read or loaded,
+    # which is removed. Only if it cannot be removed either is it the folder's fault: raised.
+    def get(self, key: str) -> Any:
+        return self._read(key, partial(self.serializer.load, name=key))
+
+    def has(self, key: str) -> bool:
+        return self._read(key, None) is True
+
+    def _read(self, key: str, load: Callable[[BinaryIO], Any] | None) -> Any:
+        """The entry's value (``load`` reads it from the bytes after the expiry), or True for
+        a live entry if ``load`` is None; None for a miss."""
+        self._test_writes()
+        path = self._get_filename(key)
+        try:
+            data = self._read_entry(path, 4 if load is None else self.MAX_ENTRY)
+            (expires,) = struct.unpack("I", data[:4])
+            if expires != 0 and expires < time.time():
+                return None
+            if load is None:
+                return True
+            value = BytesIO(data)
+            value.seek(4)
+            return load(value)
+        except FileNotFoundError:
+            return None
+        except OSError:  # unreadable, or not an entry at all (a FIFO, a link, a folder ...)
+            with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+                os.remove(path)  # fails too when the folder is at fault: raised, an outage
+            return None
+        except Exception:  # a truncated file, or a pickle whose class is gone: a miss
+            with contextlib.suppress(OSError):
+                os.remove(path)
+            return None
+
+    def _read_entry(self, path: str, size: int) -> bytes:
+        """Up to ``size`` bytes of the entry file at ``path``; an OSError (NotAnEntry) if it is
+        anything but a regular file of at most MAX_ENTRY bytes (a link is not followed)."""
+        fd = os.open(path, self._OPEN_ENTRY)  # a FIFO opens at once: O_NONBLOCK
+        try:
+            found = os.fstat(fd)
+            if not stat.S_ISREG(found.st_mode) or found.st_size > self.MAX_ENTRY:
+                raise NotAnEntry(path)
+            chunks, left = [], min(size, found.st_size)  # a file growing meanwhile stops there
+            while left > 0 and (chunk := os.read(fd, left)):
+                chunks.append(chunk)
+                left -= len(chunk)
+            return b"".join(chunks)
+        finally:
+            os.close(fd)
+
+    # Writes: each raises its OSError, after removing its temp file.
+    def set(self, key: str, value: Any, timeout: Any = None, mgmt_element: bool = False) -> bool:
+        expires = struct.pack("I", self._normalize_timeout(timeout))
+        path = self._get_filename(key)
+
+        def write(file: BinaryIO) -> None:
+            file.write(expires)
+            self.serializer.dump(value, file, name=key)
+            if file.tell() > self.MAX_ENTRY:  # a miss for this call (the breaker logs it)
+                raise ValueError(f"the entry would be over {self.MAX_ENTRY} bytes")
+
+        try:
+            self._make_room()
+            temp = self._write_temp(write)
+            try:
+                os.chmod(temp, self._mode or 0o600)
+                try:
+                    os.replace(temp, path)
+                except IsADirectoryError:  # planted: a miss for this call, not a disk outage
+                    raise ValueError("a folder is in the place of its entry file") from None
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.remove(temp)
+                raise
+        except OSError as error:
+            self.failed_write = error
+            raise
+        self.failed_write = None
+        return True
+
+    def add(self, key: str, value: Any, timeout: Any = None) -> bool:
+        # Not cachelib's (any file under the name, even expired or planted, refused it forever).
+        return not self.has(key) and self.set(key, value, timeout)
+
+    def delete(self, key: str, mgmt_element: bool = False) -> bool:
+        self._test_writes()
+        self._delete_entry(self._get_filename(key))
+        return True
+
+    def delete_many(self, *keys: str) -> list[Any]:
+        return cachelib.FileSystemCache.delete_many(self, *keys)  # the comment in Backend says why
+
+    def unlink(self, *keys: str) -> None:
+        """The breaker's replay: delete each key, raising when a file cannot be removed."""
+        for key in keys:
+            self.delete(key)
+
+    def clear(self) -> bool:
+        self._test_writes()
+        try:
+            names = os.listdir(self.directory)
+        except FileNotFoundError:
+            return True
+        self._remove_stale_temps(names)
+        for name in names:
+            if self._ENTRY.match(name):
+                self._delete_entry(os.path.join(self.directory, name))
+        return True
+
+    def _delete_entry(self, path: str) -> None:
+        """Delete an entry file; gone already is fine, and so is a folder in its place (planted:
+        never read as an entry). Any other failure is the folder's (raised: an outage, where
+        _remove() below only reports it)."""
+        try:
+            os.remove(path)
+        except (FileNotFoundError, IsADirectoryError):
+            pass
+        except OSError as error:
+            self.failed_write = error
+            raise
+
+    def _write_temp(self, write: Callable[[BinaryIO], object]) -> str:
+        """A new temp file in the folder (made again if it was deleted), written and closed."""
+        try:
+            fd, temp = tempfile.mkstemp(self._TEMP_SUFFIX, self._TEMP_PREFIX, self.directory)
+        except FileNotFoundError:
+            os.makedirs(self.directory, exist_ok=True)
+            fd, temp = tempfile.mkstemp(self._TEMP_SUFFIX, self._TEMP_PREFIX, self.directory)
+        try:
+            with os.fdopen(fd, "wb") as file:  # closing flushes: a full disk may fail only here
+                write(file)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.remove(temp)
+            raise
+        return temp
+
+    def _test_writes(self) -> None:
+        """After a failed write: a test write, raising its error while the disk still fails."""
+        if self.failed_write is None:
+            return
+        try:
+            os.remove(self._write_temp(lambda file: file.write(bytes(self.PROBE_SIZE))))
+        except OSError as error:
+            self.failed_write = error
+            raise
+        self.failed_write = None
+
+    def _make_room(self) -> None:
+        try:
+            names = os.listdir(self.directory)
+        except FileNotFoundError:  # deleted: _write_temp makes it again
+            return
+        self._remove_stale_temps(names)
+        entries = [os.path.join(self.directory, n) for n in names if self._ENTRY.match(n)]
+        if len(entries) < self.limit:
+            return
+        now = time.time()
+        ranked = []
+        for path in entries:
+            # Checked against cachelib 0.14 to 0.17: an entry file starts with its expiry time, a
+            # 4-byte struct "I" (0 = never); tests/test_filesystem.py pins it.
+            try:
+                (expires,) = struct.unpack("I", self._read_entry(path, 4))
+            except FileNotFoundError:
+                continue  # removed meanwhile
+            except (OSError, struct.error):
+                ranked.append((0, 0.0, path))  # unreadable: it can never be served; first out
+                continue
+            # Expired next (0 = never expires, so it sorts last), then the soonest to expire.
+            if 0 < expires < now:
+                ranked.append((1, float(expires), path))
+            else:
+                ranked.append((2, float(expires) if expires else float("inf"), path))
+        ranked.sort()
+        for _, _, path in ranked[: max(len(ranked) - int(self.limit * 0.9), 0)]:
+            self._remove(path)
+
+    def _remove_stale_temps(self, names: list[str]) -> None:
+        cutoff = time.time() - self.STALE_TEMP
+        for name in names:
+            if self._TEMP.match(name):
+                path = os.path.join(self.directory, name)
+                with contextlib.suppress(FileNotFoundError):
+                    if os.stat(path).st_mtime < cutoff:
+                        self._remove(path)
+
+    def _remove(self, path: str) -> None:
+        """Remove a file the cache no longer wants; one that stays is reported once."""
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            pass
+        except OSError as error:
+            if not self._reported_stuck:
+                self._reported_stuck = True
+                log.warning(
+                    "cache: cannot remove %s (%s: %s); the cache folder may hold more than "
+                    "CACHE_THRESHOLD files. Later ones are not logged",
+                    path,
+                    type(error).__name__,
+                    error.strerror,
+                )

@@ -1,0 +1,44 @@
+"""The chain .env names, built in one place: backend, then near cache, then breaker.
+
+    Cache._set_cache (extension.py), called by Flask-Caching's init_app, stores build()'s
+    object as the app's cache: every cache call goes to it.
+
+A backend with no server (simple, null) serves as it is. A shared one gets the near cache in
+front of it when CACHE_NEAR_TTL or tracking ask for one (near.py), and the breaker around both
+(breaker.py), so that a hit is Breaker.get -> Near.get -> memory, and a failing server never
+fails a request.
+"""
+
+from typing import Any
+
+from flask import Flask
+from flask_caching.backends.base import BaseCache
+
+from .backends import Backend
+from .breaker import Breaker
+from .near import near_cache
+
+
+def build(app: Flask, config: dict[str, Any]) -> BaseCache:
+    """The cache for ``config`` (app.config, completed by init_app): CACHE_BACKEND is the
+    backend class to serve from."""
+    kind: type[Backend] = config["CACHE_BACKEND"]
+    options = {"default_timeout": config["CACHE_DEFAULT_TIMEOUT"]}
+    server: BaseCache = kind.factory(app, config, [], options)  # type: ignore[attr-defined]
+    if not kind.shared:
+        return server
+    return Breaker(
+        near_cache(server, config, app.logger) or server,
+        name=kind.name,
+        location=kind.describe(config),
+        unreachable=kind.unreachable(),
+        closed=kind.closed(),
+        refusals=kind.refusals(),
+        retry_after=config["CACHE_RETRY_AFTER"],
+        threshold=config["CACHE_THRESHOLD"],
+        default_timeout=options["default_timeout"],
+        logger=app.logger,
+        secrets=kind.secrets(config),
+        hosts=kind.hosts(config),
+        storable=server.storable,  # type: ignore[attr-defined]
+    )
