@@ -94,13 +94,6 @@ def problems(answers: dict) -> list[str]:
                 f"{key}={value!r} is the name of a module the app imports and would shadow it: "
                 f"choose another name (e.g. {value}_site)"
             )
-        elif key == "package_name" and "cachelib" in value:
-            # Flask-Caching builds a CACHE_TYPE whose dotted path contains "cachelib" as one of
-            # cachelib's own classes, so the cache package's classes could not be used.
-            found.append(
-                f"{key}={value!r} contains 'cachelib', which Flask-Caching reserves for "
-                "cachelib's own backends: choose another name"
-            )
     username = str(answers.get("pythonanywhere_username", ""))
     if not USERNAME.match(username):
         found.append(

@@ -23,7 +23,6 @@ REFUSED = [
     ({"package_name": "test"}, "package_name='test' is the name of a module the app imports"),
     ({"package_name": "json"}, "package_name='json' is the name of a module the app imports"),
     ({"package_name": "class"}, "package_name='class' is not allowed"),
-    ({"package_name": "my_cachelib"}, "package_name='my_cachelib' contains 'cachelib'"),
     ({"package_name": "my app"}, "package_name='my app' is not allowed"),
     ({"pythonanywhere_username": "bob.smith"}, "pythonanywhere_username='bob.smith' cannot be"),
     ({"pythonanywhere_username": "bob/../x"}, "pythonanywhere_username='bob/../x' cannot be"),

@@ -9,6 +9,7 @@ from urllib.parse import quote, urlsplit
 import pytest
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
+from redis.connection import parse_url
 
 from {{ cookiecutter.package_name }} import create_app
 from {{ cookiecutter.package_name }}.cache import BACKENDS, ConfigError, cache
@@ -459,3 +460,27 @@ def test_a_server_not_set_yet_falls_back_in_development_only(caplog, values):
     assert app.test_client().get("/health").get_json()["cache"]["active"] == "simple"
     with app.app_context():
         assert cache.set("key", 1) and cache.get("key") == 1
+
+
+# A password with a character that ends a URL's user part early, written into REDIS_URL as is;
+# MARK is in every one, so that a message showing the password shows it.
+MARK = "S3cr3tZ"
+PASSWORDS = st.builds(
+    lambda before, after: before + MARK + after,
+    *[st.text(st.sampled_from("aZ9-_.~!$&'()*+,;=:@/?#"), max_size=12)] * 2,
+)
+
+
+@MORE
+@given(password=PASSWORDS.filter(lambda p: any(c in p for c in "/?#")))
+def test_a_password_a_url_must_escape_is_refused_saying_how_and_works_escaped(password):
+    url = f"redis://default:{password}@cache.example.com:6379/0"
+    with pytest.raises(ConfigError) as refused:
+        create_app({"SECRET_KEY": "x", "CACHE_TYPE": "redis", "REDIS_URL": url}, environ={})
+    message = str(refused.value)
+    assert message.startswith("REDIS_URL=") and "holds" in message and "percent-encode" in message
+    assert all(f"{c} as {quote(c, safe='')}" in message for c in "/?#" if c in password)
+    assert MARK not in message
+    escaped = f"redis://default:{quote(password, safe='')}@cache.example.com:6379/0"
+    app = create_app({"SECRET_KEY": "x", "CACHE_TYPE": "redis", "REDIS_URL": escaped}, environ={})
+    assert parse_url(app.config["REDIS_URL"])["password"] == password  # as redis-py reads it

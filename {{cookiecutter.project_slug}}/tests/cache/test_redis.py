@@ -2,6 +2,7 @@
 
 import uuid
 from functools import partial
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
@@ -108,3 +109,17 @@ def test_on_upstash_plain_reads_unless_near_ttl(tmp_path, redis_url, clock, near
         assert server.commands - sent == (10 if mode == "off" else 0)
     finally:
         server.close()
+
+
+def test_a_refused_login_says_to_check_the_password_in_redis_url(tmp_path, redis_url, caplog):
+    """Redis refuses a user or password it does not know (WRONGPASS): /health, the error log and
+    `flask cache status` name the setting to check and how to write it, never the password."""
+    secret = f"wrong-{uuid.uuid4().hex}"
+    parts = urlsplit(redis_url)
+    url = urlunsplit(parts._replace(netloc=f"nobody:{secret}@{parts.hostname}:{parts.port}"))
+    app = make_app(tmp_path, CACHE_TYPE="redis", REDIS_URL=url)
+    said = app.test_client().get("/health").get_json()["cache"]["last_error"]["message"]
+    status = app.test_cli_runner().invoke(args=["cache", "status"]).output
+    for text in (said, caplog.text, status):
+        assert "check the password in REDIS_URL" in text and "percent-encoded" in text, text
+        assert secret not in text

@@ -50,7 +50,8 @@ from typing import Any
 from cachelib import SimpleCache
 from flask_caching.backends.base import BaseCache
 
-from .errors import error_message, format_error, says, scrub
+from .backends.base import Backend
+from .errors import advised, error_message, format_error, says, scrub
 from .near import Near
 
 MAX_PENDING_KEYS = 10_000  # past this, recovery clears this app's keys instead of replaying
@@ -385,14 +386,19 @@ class Breaker(BaseCache):
         """What status() says of the error: the server's own (not ReplayLater), type and message,
         its secrets and host names replaced by ***."""
         cause = underlying(error)
+        message = error_message(cause, [*self.secrets, *self.hosts])
         self.last_error = {
             "type": type(cause).__name__,
-            "message": error_message(cause, [*self.secrets, *self.hosts]),
+            "message": advised(message, self._advice(cause)),
             "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
 
     def format(self, error: BaseException) -> str:
-        return format_error(underlying(error), self.secrets)
+        cause = underlying(error)
+        return advised(format_error(cause, self.secrets), self._advice(cause))
+
+    def _advice(self, error: BaseException) -> str:
+        return self.server.advice(error) if isinstance(self.server, Backend) else ""
 
     def _warn_quietly(self, template: str, error: BaseException) -> None:
         """Log a per-call failure: the first, then at most one per QUIET_SECONDS."""

@@ -23,7 +23,7 @@ from flask_caching.backends.base import BaseCache
 from .backends import Backend
 from .backends.simple import Null
 from .breaker import Breaker
-from .errors import format_error
+from .errors import advised, format_error
 from .extension import cache
 from .near import Near
 
@@ -82,8 +82,9 @@ def _describe(backend: BaseCache) -> str:
 
 
 def _error(backend: BaseCache, error: BaseException) -> str:
-    secrets = backend.secrets(current_app.config) if isinstance(backend, Backend) else []
-    return format_error(error, secrets)
+    if not isinstance(backend, Backend):
+        return format_error(error, [])
+    return advised(format_error(error, backend.secrets(current_app.config)), backend.advice(error))
 
 
 def _fail(message: str) -> NoReturn:

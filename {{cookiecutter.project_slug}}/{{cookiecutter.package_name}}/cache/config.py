@@ -11,7 +11,7 @@ import math
 import os
 import re
 from collections.abc import Mapping
-from urllib.parse import SplitResult, unquote, urlsplit
+from urllib.parse import SplitResult, quote, unquote, urlsplit
 
 import click
 
@@ -126,8 +126,9 @@ class Env:
             ok = parts.scheme in schemes
         except ValueError:
             ok = False
-        if not ok:
-            raise ConfigError(f"{name}={redact_url(value)!r} is not valid: {accepted}")
+        problem = unescaped_userinfo(value) or ("" if ok else accepted)
+        if problem:
+            raise ConfigError(f"{name}={redact_url(value)!r} is not valid: {problem}")
         return value
 
 
@@ -189,6 +190,27 @@ def is_host(host: str) -> bool:
 
 # Query options that carry a secret (redis-py reads `password` from the query too).
 _SECRET_OPTION = re.compile(r"pass|pwd|secret|token|auth|key|cred", re.IGNORECASE)
+
+
+# What ends a URL's user and password early, where urllib (and so redis-py and requests) reads
+# them: "redis://default:pa#ss@host" is host "default", port... A password holding one of these
+# must be percent-encoded, and so must an @ after the host.
+URL_DELIMITERS = "/?#"
+
+
+def unescaped_userinfo(url: str) -> str:
+    """What is wrong when the text before ``url``'s last @ (its user and password) holds a
+    character that ends them early ("" when nothing is): a message for a URL whose masked form
+    looks right."""
+    userinfo = url.partition("://")[2].rpartition("@")[0]
+    found = [char for char in URL_DELIMITERS if char in userinfo]
+    if not found:
+        return ""
+    codes = ", ".join(f"{char} as {quote(char, safe='')}" for char in found)
+    return (
+        f"the part before its last @ (user:password) holds {' '.join(found)}, which a URL must "
+        f"percent-encode ({codes}; an @ after the host as %40)"
+    )
 
 
 def redact_url(url: str) -> str:

@@ -28,6 +28,11 @@ def format_error(error: BaseException, secrets: Iterable[str]) -> str:
     return f"{type(error).__name__}: {error_message(error, secrets)}"
 
 
+def advised(said: str, advice: str) -> str:
+    """An error as formatted, and what to do about it, if the backend knows (Backend.advice)."""
+    return f"{said.rstrip('.')}: {advice}" if advice else said
+
+
 def error_message(error: BaseException, hidden: Iterable[str]) -> str:
     """``error``'s message, each of ``hidden`` (secrets; for /health, host names too) replaced
     by ***: one line of printable ASCII, at most MAX_MESSAGE characters and "..."."""

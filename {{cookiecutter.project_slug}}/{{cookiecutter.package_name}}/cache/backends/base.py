@@ -123,6 +123,12 @@ class Backend:
         return []
 
     @classmethod
+    def advice(cls, error: BaseException) -> str:
+        """What to change in .env when ``error`` means a setting is wrong ("" when it does not):
+        the breaker's log line, status() and `flask cache` add it to the server's words."""
+        return ""
+
+    @classmethod
     def secrets(cls, config: Config) -> list[str]:
         """Its passwords and tokens: errors.format_error replaces them by *** in any error."""
         return []

@@ -11,6 +11,7 @@ from flask import Flask
 from flask_caching.backends.rediscache import RedisCache
 
 from ..config import ConfigError, Env, redact_url
+from ..errors import says
 from ..near import Tracking
 from ..signing import SignedRedisSerializer, signer
 from .base import Backend, Config, added, attempts, readable_file
@@ -34,6 +35,15 @@ REDIS_URL_OPTIONS = (
 )
 REDIS_DATABASES = 16  # a Redis server's default; hosted ones serve database 0 only
 HOSTED_REDIS = (".upstash.io", ".redis-cloud.com", ".redislabs.com")
+
+
+# What Redis answers a login it refuses: none given ("Authentication required."; HELLO's "must be
+# called with the client already authenticated" on RESP3), or a wrong one (WRONGPASS).
+LOGIN_REFUSED = ("Authentication required", "HELLO must be called", "invalid username-password")
+LOGIN_ADVICE = (
+    "check the password in REDIS_URL: redis://default:PASSWORD@HOST:PORT as your Redis provider "
+    "shows it, with any / ? # in the password percent-encoded (%2F %3F %23)"
+)
 
 
 def _redis_url(env: Env, needed_by: str) -> str:
@@ -153,6 +163,15 @@ class Redis(Backend, RedisCache):
         from redis.exceptions import ConnectionError
 
         return (ConnectionError,)
+
+    @classmethod
+    def advice(cls, error: BaseException) -> str:
+        from redis.exceptions import AuthenticationError, ResponseError
+
+        login = isinstance(error, AuthenticationError) or (
+            isinstance(error, ResponseError) and says(str(error), LOGIN_REFUSED)
+        )
+        return LOGIN_ADVICE if login else ""
 
     @classmethod
     def refusals(cls) -> dict[type[BaseException], tuple[str, ...]]:
