@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from .conftest import cache_of, make_app
+from .conftest import cache_behind, make_app
 from .sample_pages import square
 from .upstash_server import TOKEN
 
@@ -189,12 +189,14 @@ class SignedTests:
         pickle.loads(planted)  # noqa: S301 - the control: this payload does run when unpickled
         assert marker.exists()
 
-    def test_a_page_planted_under_a_views_key_is_computed_again(self, raw, settings_for, tmp_path):
-        app = make_app(tmp_path, **settings_for(self.backend))
+    def test_a_page_planted_under_a_views_key_is_computed_again(
+        self, raw, server_settings, tmp_path
+    ):
+        app = make_app(tmp_path, **server_settings(self.backend))
         client = app.test_client()
         first = client.get("/sample").get_data(as_text=True)
         marker = tmp_path / "planted-code-ran"
-        raw.set(cache_of(app), "view//sample", raw.frame + pickle.dumps(Planted(marker)))
+        raw.set(cache_behind(app), "view//sample", raw.frame + pickle.dumps(Planted(marker)))
 
         second = client.get("/sample").get_data(as_text=True)
         assert not marker.exists(), "the planted pickle was unpickled"
@@ -247,17 +249,17 @@ class SignedTests:
         assert cache.get("text") == "x", "a refused inc wrote nothing: the value is kept"
 
     @pytest.fixture
-    def attacked(self, tmp_path, settings_for):
+    def attacked(self, tmp_path, server_settings):
         """An app on this backend and its cache, built once for all of a test's examples."""
-        app = make_app(tmp_path, **settings_for(self.backend))
-        return app, cache_of(app)
+        app = make_app(tmp_path, **server_settings(self.backend))
+        return app, cache_behind(app)
 
     @pytest.fixture
-    def patient(self, tmp_path, settings_for):
+    def patient(self, tmp_path, server_settings):
         """As ``attacked``, with the longest socket timeout: the test needs the app's own entry
         on the server, which a slow answer on a loaded machine would send to the fallback."""
-        app = make_app(tmp_path, CACHE_SOCKET_TIMEOUT="5", **settings_for(self.backend))
-        return app, cache_of(app)
+        app = make_app(tmp_path, CACHE_SOCKET_TIMEOUT="5", **server_settings(self.backend))
+        return app, cache_behind(app)
 
     @ATTACK
     @given(data=st.data())
@@ -488,14 +490,16 @@ class OutageTests:
         assert cache.status()["breaker"] == "open", "the server is still away"
 
     def test_a_shared_counter_and_another_process_lock_survive_an_outage(
-        self, outage, outage_prefix, make_cache, settings_for
+        self, outage, outage_prefix, new_app_cache, server_settings
     ):
         """During an outage inc() counts and add() locks in this worker's memory only: once the
         server is back, it still holds its counter and another process's lock, and this worker
         counts on from the server's value (docs/caching.md, "When the server is down")."""
         cache, relay, clock = outage
-        other = make_cache(  # another process, on the same server and keys
-            **settings_for(self.backend), CACHE_KEY_PREFIX=outage_prefix, CACHE_NEAR_TRACKING="off"
+        other = new_app_cache(  # another process, on the same server and keys
+            **server_settings(self.backend),
+            CACHE_KEY_PREFIX=outage_prefix,
+            CACHE_NEAR_TRACKING="off",
         )
         assert other.inc("counter", 1000) == 1000
         assert other.add("lock", "held by another process")
@@ -529,21 +533,21 @@ class OutageTests:
         assert (len(failed), len(back)) == (1, 1)
         assert "127.0.0.1" in failed[0].message
 
-    def test_unreachable_from_the_start(self, make_cache, settings_for):
+    def test_unreachable_from_the_start(self, new_app_cache, server_settings):
         with socket.socket() as probe:  # a port nothing listens on
             probe.bind(("127.0.0.1", 0))
             closed = probe.getsockname()[1]
-        cache = make_cache(**settings_for(self.backend, port=closed))
+        cache = new_app_cache(**server_settings(self.backend, port=closed))
         assert cache.get("key") is None
         assert cache.set("key", 1) and cache.get("key") == 1
         assert cache.status()["active"] == "simple"
 
     def test_a_hung_server_costs_one_timeout_per_window(
-        self, make_cache, settings_for, hung_server, clock
+        self, new_app_cache, server_settings, hung_server, clock
     ):
         """Counted, not timed: each call that waits on the server is a connection it accepted."""
-        cache = make_cache(
-            **settings_for(self.backend, port=hung_server.port),
+        cache = new_app_cache(
+            **server_settings(self.backend, port=hung_server.port),
             CACHE_SOCKET_TIMEOUT="0.1",
             CACHE_RETRY_AFTER="30",
         )
@@ -585,7 +589,7 @@ class QuotaTests:
                 CACHE_KEY_PREFIX=prefix,
                 CACHE_RETRY_AFTER=str(self.RETRY_AFTER),
             )
-            cache_of(app).clock = clock
+            cache_behind(app).clock = clock
             clients.append(app.test_client())
         return clients, quota
 
@@ -643,7 +647,9 @@ class QuotaTests:
         """A worker that only reads (every page a hit) must not send a refused command per read,
         each one a miss, for the rest of the month: the first refusal opens the breaker."""
         settings, quota = over_quota
-        cache = cache_of(make_app(tmp_path, **settings, CACHE_RETRY_AFTER=str(self.RETRY_AFTER)))
+        cache = cache_behind(
+            make_app(tmp_path, **settings, CACHE_RETRY_AFTER=str(self.RETRY_AFTER))
+        )
         cache.clock = clock
         cache.set("page", "cached")
         quota.use_up()
@@ -660,7 +666,9 @@ class QuotaTests:
         """set_many() is one pipeline: the quota may run out inside it, its first SET done and
         the others refused. None of the old values may be served afterwards."""
         settings, quota = over_quota
-        cache = cache_of(make_app(tmp_path, **settings, CACHE_RETRY_AFTER=str(self.RETRY_AFTER)))
+        cache = cache_behind(
+            make_app(tmp_path, **settings, CACHE_RETRY_AFTER=str(self.RETRY_AFTER))
+        )
         cache.clock = clock
         cache.set_many({"a": "old", "b": "old", "c": "old"})
         quota.use_up(but=1)

@@ -100,8 +100,9 @@ def make_app(tmp_path, **settings):
     return app
 
 
-def cache_of(app):
-    """The backend the app's cache calls go to (behind the breaker on a shared backend)."""
+def cache_behind(app):
+    """What is behind the app's ``cache``: the breaker in front of a shared backend (and its near
+    cache), or the backend itself."""
     with app.app_context():
         return cache.cache
 
@@ -125,24 +126,25 @@ def host_and_port(address: str) -> tuple[str, int]:
 
 
 @pytest.fixture
-def settings_for(request):
-    """settings_for(backend, port=None): CACHE_TYPE=backend, pointed at its test server (or at
+def server_settings(request):
+    """server_settings(backend, port=None): CACHE_TYPE=backend, pointed at its test server (or at
     127.0.0.1:port, for a relay or a hung server in front of it)."""
 
-    def settings_for(backend: str, port: int | None = None) -> dict[str, str]:
+    def server_settings(backend: str, port: int | None = None) -> dict[str, str]:
         if backend not in SERVERS:
             return {"CACHE_TYPE": backend}
         setting, fixture, _ = SERVERS[backend]
         address = request.getfixturevalue(fixture)
         return {"CACHE_TYPE": backend, setting: address if port is None else moved(address, port)}
 
-    return settings_for
+    return server_settings
 
 
 @pytest.fixture
-def make_cache(tmp_path):
-    """make_cache(**settings): a new app's cache backend, as its views use it."""
-    return lambda **settings: cache_of(make_app(tmp_path, **settings))
+def new_app_cache(tmp_path):
+    """new_app_cache(**settings): cache_behind() a new app with ``settings``. Each backend's
+    test module makes its ``cache_factory`` (cachelib's name, for its common tests) from it."""
+    return lambda **settings: cache_behind(make_app(tmp_path, **settings))
 
 
 @pytest.fixture
@@ -196,14 +198,14 @@ def outage_prefix() -> str:
 
 
 @pytest.fixture
-def outage(request, make_cache, settings_for, clock, outage_prefix):
-    """(cache, relay, clock): a cache on the test class's backend, whose server (as settings_for
+def outage(request, new_app_cache, server_settings, clock, outage_prefix):
+    """(cache, relay, clock): a cache on the test class's backend, whose server (as server_settings
     names it) it reaches through a relay the test can cut and restore, with the test's clock in
     its breaker."""
     backend = request.cls.backend
-    relay = Relay(*host_and_port(settings_for(backend)[SERVERS[backend][0]]))
-    cache = make_cache(
-        **settings_for(backend, port=relay.port),
+    relay = Relay(*host_and_port(server_settings(backend)[SERVERS[backend][0]]))
+    cache = new_app_cache(
+        **server_settings(backend, port=relay.port),
         CACHE_RETRY_AFTER=str(request.cls.RETRY_AFTER),
         **getattr(request.cls, "settings", {}),  # the class's own, e.g. CACHE_NEAR_TTL
         CACHE_KEY_PREFIX=outage_prefix,

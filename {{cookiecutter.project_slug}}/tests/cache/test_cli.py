@@ -18,8 +18,8 @@ SHARED = [backend for backend in EVERY_BACKEND if BACKENDS[backend.values[0]].sh
 
 
 @pytest.fixture(params=STORING)
-def cli_app(request, tmp_path, settings_for):
-    return make_app(tmp_path, **settings_for(request.param))
+def cli_app(request, tmp_path, server_settings):
+    return make_app(tmp_path, **server_settings(request.param))
 
 
 def invoke(app, *args):
@@ -50,18 +50,18 @@ def test_cache_status_pings_the_backend(cli_app):
     ],
 )
 def test_cache_status_says_whether_workers_keep_hits_in_memory(
-    tmp_path, settings_for, backend, settings, said
+    tmp_path, server_settings, backend, settings, said
 ):
-    result = invoke(make_app(tmp_path, **settings_for(backend), **settings), "status")
+    result = invoke(make_app(tmp_path, **server_settings(backend), **settings), "status")
     assert result.exit_code == 0, result.output
     assert f"near cache: {said}" in result.output
 
 
 @pytest.mark.parametrize("backend", SHARED)
-def test_cache_clear_command(tmp_path, settings_for, backend):
+def test_cache_clear_command(tmp_path, server_settings, backend):
     from {{ cookiecutter.package_name }}.cache import cache
 
-    cli_app = make_app(tmp_path, **settings_for(backend))
+    cli_app = make_app(tmp_path, **server_settings(backend))
     with cli_app.app_context():
         cache.set("mine", 1)
     result = invoke(cli_app, "clear")

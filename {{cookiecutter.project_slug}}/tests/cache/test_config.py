@@ -182,8 +182,10 @@ NUMERIC = [
 @example(value="1e10")
 @example(value="99999999999")
 @example(value="١٢")
-def test_numeric_settings_work_or_stop_start_up(tmp_path, settings_for, backend, variable, value):
-    start(tmp_path, variable, value, **settings_for(backend))
+def test_numeric_settings_work_or_stop_start_up(
+    tmp_path, server_settings, backend, variable, value
+):
+    start(tmp_path, variable, value, **server_settings(backend))
 
 
 @pytest.mark.parametrize("backend", [pytest.param(n, marks=SERVERS[n][2:]) for n in SERVERS])
@@ -192,8 +194,8 @@ def test_numeric_settings_work_or_stop_start_up(tmp_path, settings_for, backend,
 @example(prefix="my app:")
 @example(prefix="x" * 251)
 @example(prefix="pre!fix:")
-def test_key_prefixes_work_or_stop_start_up(tmp_path, settings_for, backend, prefix):
-    start(tmp_path, "CACHE_KEY_PREFIX", prefix, **settings_for(backend))
+def test_key_prefixes_work_or_stop_start_up(tmp_path, server_settings, backend, prefix):
+    start(tmp_path, "CACHE_KEY_PREFIX", prefix, **server_settings(backend))
 
 
 @pytest.mark.redis

@@ -11,7 +11,7 @@ from flask import Flask
 from {{ cookiecutter.package_name }}.cache import BACKENDS, cache, status
 from {{ cookiecutter.package_name }}.cache.breaker import Breaker
 
-from .conftest import SERVERS, cache_of, make_app
+from .conftest import SERVERS, cache_behind, make_app
 
 
 def test_flask_caching_calls_set_cache_and_serves_what_it_stored():
@@ -39,13 +39,13 @@ def test_flask_caching_calls_set_cache_and_serves_what_it_stored():
     "backend",
     [pytest.param(name, marks=SERVERS[name][2:] if name in SERVERS else ()) for name in BACKENDS],
 )
-def test_no_class_is_imported_from_cache_type(backend, settings_for, tmp_path, monkeypatch):
+def test_no_class_is_imported_from_cache_type(backend, server_settings, tmp_path, monkeypatch):
     def refuse(name, *args, **kwargs):
         raise AssertionError(f"Flask-Caching imported {name!r}")
 
     monkeypatch.setattr(flask_caching, "import_string", refuse)
-    app = make_app(tmp_path, **settings_for(backend))
-    served = cache_of(app)
+    app = make_app(tmp_path, **server_settings(backend))
+    served = cache_behind(app)
     assert isinstance(served, Breaker) == BACKENDS[backend].shared
     with app.app_context():
         assert cache.set("key", "value")

@@ -32,8 +32,8 @@ from .conftest import make_app
 
 
 @pytest.fixture
-def cache_factory(make_cache, settings_for):
-    return partial(make_cache, **settings_for("filesystem"))
+def cache_factory(new_app_cache, server_settings):
+    return partial(new_app_cache, **server_settings("filesystem"))
 
 
 def entry_file(cache, key: str) -> Path:
@@ -199,11 +199,11 @@ SMALL = settings(
     )
 )
 def test_disk_trouble_is_one_outage_logged_once_that_heals_itself(
-    steps, make_cache, clock, caplog, tmp_path
+    steps, new_app_cache, clock, caplog, tmp_path
 ):
     caplog.clear()
     caplog.set_level(logging.WARNING)
-    cache = make_cache(
+    cache = new_app_cache(
         CACHE_TYPE="filesystem", CACHE_DIR=tempfile.mkdtemp(dir=tmp_path), CACHE_RETRY_AFTER="30"
     )
     cache.clock = clock
@@ -236,13 +236,15 @@ def test_disk_trouble_is_one_outage_logged_once_that_heals_itself(
 
 
 @pytest.mark.skipif(resource is None, reason="no RLIMIT_FSIZE on Windows")
-def test_a_shared_counter_and_another_process_lock_survive_a_full_disk(make_cache, clock, tmp_path):
+def test_a_shared_counter_and_another_process_lock_survive_a_full_disk(
+    new_app_cache, clock, tmp_path
+):
     """As OutageTests' test for servers: inc() and add() made while the disk is full count and
     lock in this worker's memory only; the counter and the other process's lock on disk stay
     (docs/caching.md, "When the server is down")."""
     shared = {"CACHE_TYPE": "filesystem", "CACHE_DIR": str(tmp_path / "shared")}
     shared |= {"CACHE_KEY_PREFIX": "shared:", "CACHE_RETRY_AFTER": "30"}
-    cache, other = make_cache(**shared), make_cache(**shared)
+    cache, other = new_app_cache(**shared), new_app_cache(**shared)
     cache.clock = clock
     assert other.inc("counter", 1000) == 1000
     assert other.add("lock", "held by another process")
@@ -257,13 +259,13 @@ def test_a_shared_counter_and_another_process_lock_survive_a_full_disk(make_cach
     assert other.get_many("counter", "lock") == [1001, "held by another process"]
 
 
-def test_a_folder_that_cannot_be_made_stops_start_up_in_one_line(make_cache, tmp_path):
+def test_a_folder_that_cannot_be_made_stops_start_up_in_one_line(new_app_cache, tmp_path):
     """A configuration error, not an outage: start-up says so (a folder deleted later is made
     again: test_disk_trouble_is_one_outage_logged_once_that_heals_itself)."""
     blocked = tmp_path / "blocked"
     blocked.write_text("a file where the cache's parent folder should be")
     with pytest.raises(ConfigError) as refused:
-        make_cache(CACHE_TYPE="filesystem", CACHE_DIR=str(blocked / "cache"))
+        new_app_cache(CACHE_TYPE="filesystem", CACHE_DIR=str(blocked / "cache"))
     assert str(refused.value).startswith("CACHE_DIR=") and "\n" not in str(refused.value)
 
 
@@ -304,9 +306,11 @@ ENTRY_NAMES = st.binary(min_size=32, max_size=32).map(bytes.hex)
     truncated=st.dictionaries(ENTRY_NAMES, st.binary(max_size=3), max_size=6),
     folders=st.sets(ENTRY_NAMES, max_size=2),
 )
-def test_pruning_removes_unreadable_entries_first(truncated, folders, make_cache, caplog, tmp_path):
+def test_pruning_removes_unreadable_entries_first(
+    truncated, folders, new_app_cache, caplog, tmp_path
+):
     caplog.clear()
-    cache = make_cache(
+    cache = new_app_cache(
         CACHE_TYPE="filesystem", CACHE_DIR=tempfile.mkdtemp(dir=tmp_path), CACHE_THRESHOLD="10"
     )
     folder = Path(cache.server.directory)
@@ -460,9 +464,9 @@ def test_something_planted_under_an_entry_name_is_a_miss_at_once(
 
 
 @needs_fifos
-def test_a_full_cache_skips_and_removes_planted_entries(make_cache, tmp_path):
+def test_a_full_cache_skips_and_removes_planted_entries(new_app_cache, tmp_path):
     """A write to a full cache reads every entry's expiry (pruning): a FIFO there hung it."""
-    cache = make_cache(CACHE_TYPE="filesystem", CACHE_THRESHOLD="10")
+    cache = new_app_cache(CACHE_TYPE="filesystem", CACHE_THRESHOLD="10")
     folder = Path(cache.server.directory)
     for i in range(9):
         cache.set(f"keep{i}", i, timeout=0)

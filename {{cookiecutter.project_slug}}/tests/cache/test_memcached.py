@@ -29,8 +29,8 @@ pytestmark = pytest.mark.memcached
 
 
 @pytest.fixture
-def cache_factory(make_cache, settings_for):
-    return partial(make_cache, **settings_for("memcached"))
+def cache_factory(new_app_cache, server_settings):
+    return partial(new_app_cache, **server_settings("memcached"))
 
 
 class RawMemcached:
@@ -146,10 +146,10 @@ class ClosingServer:
                 connection.recv(65536)  # read first: closing on unread bytes would reset
 
 
-def test_an_outage_is_logged_saying_what_happened(make_cache, caplog):
+def test_an_outage_is_logged_saying_what_happened(new_app_cache, caplog):
     server = ClosingServer()
     try:
-        cache = make_cache(CACHE_TYPE="memcached", MEMCACHED_SERVERS=f"127.0.0.1:{server.port}")
+        cache = new_app_cache(CACHE_TYPE="memcached", MEMCACHED_SERVERS=f"127.0.0.1:{server.port}")
         caplog.set_level(logging.WARNING)
         assert cache.get("key") is None
     finally:

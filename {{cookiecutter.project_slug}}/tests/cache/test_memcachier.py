@@ -19,7 +19,7 @@ from {{ cookiecutter.package_name }}.cache import ConfigError
 from {{ cookiecutter.package_name }}.cache.backends import memcachier
 
 from .common import ClearTests, CommonTests, OutageTests, SignedTests
-from .conftest import cache_of, host_and_port, make_app
+from .conftest import cache_behind, host_and_port, make_app
 from .hostile import PROPERTY, note, warnings_logged
 from .memcachier_server import (
     AUTH_FAILURE,
@@ -74,25 +74,25 @@ def login(certificates):
 
 
 @pytest.fixture
-def settings_for(stand_in, login):
+def server_settings(stand_in, login):
     """As conftest's, for memcached through the stand-in (or 127.0.0.1:port in front of it)."""
 
-    def settings_for(backend: str, port: int | None = None) -> dict[str, str]:
+    def server_settings(backend: str, port: int | None = None) -> dict[str, str]:
         assert backend == "memcached", backend
         servers = f"127.0.0.1:{port or stand_in.port}"
         return {"CACHE_TYPE": "memcached", "MEMCACHED_SERVERS": servers, **login}
 
-    return settings_for
+    return server_settings
 
 
 @pytest.fixture
-def cache_factory(make_cache, settings_for):
+def cache_factory(new_app_cache, server_settings):
     """As test_memcached.py's, and each cache it made must have been served by memcached through
     the stand-in: the in-process fallback would pass the common tests too."""
     made = []
 
     def cache_factory(**settings):
-        made.append(make_cache(**{**settings_for("memcached"), **settings}))
+        made.append(new_app_cache(**{**server_settings("memcached"), **settings}))
         return made[-1]
 
     yield cache_factory
@@ -195,9 +195,9 @@ def test_a_refused_login_is_an_error_that_never_quotes_the_password(stand_in, ce
 
 
 def test_after_the_server_drops_the_connection_the_next_one_logs_in_again(
-    stand_in, make_cache, settings_for, clock, caplog
+    stand_in, new_app_cache, server_settings, clock, caplog
 ):
-    cache = make_cache(**settings_for("memcached"))
+    cache = new_app_cache(**server_settings("memcached"))
     cache.clock = clock
     assert cache.set("key", "kept")
     before = stand_in.logins(USERNAME)
@@ -211,12 +211,12 @@ def test_after_the_server_drops_the_connection_the_next_one_logs_in_again(
 
 @pytest.mark.parametrize("refusal", ["error", "silent", "echo"])
 def test_a_wrong_password_is_an_outage_that_never_shows_it(
-    stand_in, tmp_path, settings_for, caplog, refusal
+    stand_in, tmp_path, server_settings, caplog, refusal
 ):
     stand_in.refusal = refusal
     password = secret_password()
     before = stand_in.logins(USERNAME)
-    app = make_app(tmp_path, **{**settings_for("memcached"), "MEMCACHED_PASSWORD": password})
+    app = make_app(tmp_path, **{**server_settings("memcached"), "MEMCACHED_PASSWORD": password})
     client = app.test_client()
     caplog.set_level(logging.WARNING)
 
@@ -247,11 +247,11 @@ def runner(app):
 
 @pytest.mark.parametrize("command", [["status"], ["clear"], ["bench", "-n", "5"]])
 def test_cache_commands_say_a_login_failed_in_one_line_without_the_password(
-    stand_in, tmp_path, settings_for, command
+    stand_in, tmp_path, server_settings, command
 ):
     stand_in.refusal = "echo"  # the server quotes the password back
     password = secret_password()
-    app = make_app(tmp_path, **{**settings_for("memcached"), "MEMCACHED_PASSWORD": password})
+    app = make_app(tmp_path, **{**server_settings("memcached"), "MEMCACHED_PASSWORD": password})
     result = runner(app).invoke(args=["cache", *command])
     assert result.exit_code == 1
     assert result.stderr.count("\n") == 1, result.stderr
@@ -260,7 +260,7 @@ def test_cache_commands_say_a_login_failed_in_one_line_without_the_password(
 
 
 def test_any_error_that_quotes_the_password_shows_it_as_stars(
-    tmp_path, settings_for, caplog, monkeypatch
+    tmp_path, server_settings, caplog, monkeypatch
 ):
     """The password is one of the backend's secrets: errors.format_error hides it."""
     password = secret_password()
@@ -269,7 +269,7 @@ def test_any_error_that_quotes_the_password_shows_it_as_stars(
         raise ConnectionRefusedError(f"no entry for password {password}")
 
     monkeypatch.setattr(memcachier.LoginClient, "_connect", refuse)
-    app = make_app(tmp_path, **{**settings_for("memcached"), "MEMCACHED_PASSWORD": password})
+    app = make_app(tmp_path, **{**server_settings("memcached"), "MEMCACHED_PASSWORD": password})
     caplog.set_level(logging.WARNING)
     health = app.test_client().get("/health")
     assert "ConnectionRefusedError: no entry for password ***" in caplog.text
@@ -281,8 +281,10 @@ def test_any_error_that_quotes_the_password_shows_it_as_stars(
     assert not any(shows(text, password) for text in shown)
 
 
-def test_cache_status_shows_who_logs_in_where_never_the_password(tmp_path, settings_for, stand_in):
-    app = make_app(tmp_path, **settings_for("memcached"))
+def test_cache_status_shows_who_logs_in_where_never_the_password(
+    tmp_path, server_settings, stand_in
+):
+    app = make_app(tmp_path, **server_settings("memcached"))
     result = app.test_cli_runner().invoke(args=["cache", "status"])
     assert result.exit_code == 0, result.output
     assert f"serving:    memcached ({USERNAME}@127.0.0.1:{stand_in.port} (TLS))" in result.output
@@ -291,9 +293,9 @@ def test_cache_status_shows_who_logs_in_where_never_the_password(tmp_path, setti
 
 @pytest.mark.parametrize("served", ["other_host", "stranger", "no CA: the system's store"])
 def test_no_password_crosses_a_connection_whose_certificate_failed(
-    stand_in, certificates, tmp_path, settings_for, monkeypatch, served
+    stand_in, certificates, tmp_path, server_settings, monkeypatch, served
 ):
-    settings = settings_for("memcached")
+    settings = server_settings("memcached")
     if served.startswith("no CA"):  # the test CA is in no system store
         for name in ("SSL_CERT_FILE", "SSL_CERT_DIR"):
             monkeypatch.delenv(name, raising=False)
@@ -301,7 +303,7 @@ def test_no_password_crosses_a_connection_whose_certificate_failed(
     else:
         stand_in.serve(getattr(certificates, served))
     mark = len(stand_in.connections)
-    cache = cache_of(make_app(tmp_path, **settings))
+    cache = cache_behind(make_app(tmp_path, **settings))
 
     assert cache.set("key", 1) and cache.get("key") == 1  # served from the fallback
     status = cache.status()
@@ -325,11 +327,13 @@ def test_the_stand_in_would_see_a_password_sent_in_clear(stand_in):
 
 
 def test_the_systems_store_is_used_and_honours_ssl_cert_file(
-    stand_in, certificates, tmp_path, settings_for, monkeypatch
+    stand_in, certificates, tmp_path, server_settings, monkeypatch
 ):
     monkeypatch.setenv("SSL_CERT_FILE", str(certificates.ca))  # before the app is built
     before = stand_in.logins(USERNAME)
-    cache = cache_of(make_app(tmp_path, **{**settings_for("memcached"), "MEMCACHED_TLS_CA": ""}))
+    cache = cache_behind(
+        make_app(tmp_path, **{**server_settings("memcached"), "MEMCACHED_TLS_CA": ""})
+    )
     assert cache.set("key", "value") and cache.get("key") == "value"
     assert cache.status()["breaker"] == "closed"
     assert stand_in.logins(USERNAME) == before + 1
@@ -409,12 +413,12 @@ PASSWORDS = st.builds(lambda a, b: f"{a}Zq9{b}", CREDENTIAL, CREDENTIAL)
 @example(username="u", password="pZq9\u200b")
 @example(username="u", password=" with spaces Zq9 inside\t")
 def test_any_login_either_works_or_stops_start_up_without_showing_the_password(
-    tmp_path, stand_in, settings_for, username, password
+    tmp_path, stand_in, server_settings, username, password
 ):
     # Env reads each value stripped of surrounding whitespace; the stand-in expects it so.
     assume(username.strip() and password.strip())
     stand_in.accounts = {username.strip(): password.strip()}
-    settings = {**settings_for("memcached"), "MEMCACHED_USERNAME": username}
+    settings = {**server_settings("memcached"), "MEMCACHED_USERNAME": username}
     with warnings_logged() as logged:
         try:
             app = make_app(tmp_path, **{**settings, "MEMCACHED_PASSWORD": password})
@@ -427,7 +431,7 @@ def test_any_login_either_works_or_stops_start_up_without_showing_the_password(
             return
         note("accepted")
         before = stand_in.logins(username.strip())
-        cache = cache_of(app)
+        cache = cache_behind(app)
         assert cache.set("key", [1, "x"]) and cache.get("key") == [1, "x"]
     assert not [r.getMessage() for r in logged]
     assert stand_in.logins(username.strip()) == before + 1

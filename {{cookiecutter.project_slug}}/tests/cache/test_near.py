@@ -84,22 +84,22 @@ class TestMemcachedNearTtl(CommonTests, ClearTests, OutageTests):
     backend, settings = "memcached", {"CACHE_NEAR_TTL": NEAR_TTL}
 
     @pytest.fixture
-    def cache_factory(self, make_cache, settings_for):
-        return partial(make_cache, **settings_for("memcached"), CACHE_NEAR_TTL=NEAR_TTL)
+    def cache_factory(self, new_app_cache, server_settings):
+        return partial(new_app_cache, **server_settings("memcached"), CACHE_NEAR_TTL=NEAR_TTL)
 
 
 class TestFilesystemNearTtl(CommonTests, ClearTests):
     @pytest.fixture
-    def cache_factory(self, make_cache, settings_for):
-        return partial(make_cache, **settings_for("filesystem"), CACHE_NEAR_TTL=NEAR_TTL)
+    def cache_factory(self, new_app_cache, server_settings):
+        return partial(new_app_cache, **server_settings("filesystem"), CACHE_NEAR_TTL=NEAR_TTL)
 
 
 class TestUpstashNearTtl(CommonTests, ClearTests):
     pytestmark = pytest.mark.redis
 
     @pytest.fixture
-    def cache_factory(self, make_cache, settings_for):
-        return partial(make_cache, **settings_for("upstash"), CACHE_NEAR_TTL=NEAR_TTL)
+    def cache_factory(self, new_app_cache, server_settings):
+        return partial(new_app_cache, **server_settings("upstash"), CACHE_NEAR_TTL=NEAR_TTL)
 
 
 # What the near cache is, whatever the backend.
@@ -134,10 +134,10 @@ def test_near_answers_every_call_of_the_cache_api_itself():
         ("simple", {"CACHE_NEAR_TTL": "2"}, "off"),
     ],
 )
-def test_health_says_the_mode_and_why(tmp_path, settings_for, backend, settings, mode):
+def test_health_says_the_mode_and_why(tmp_path, server_settings, backend, settings, mode):
     from .conftest import make_app
 
-    client = make_app(tmp_path, **settings_for(backend), **settings).test_client()
+    client = make_app(tmp_path, **server_settings(backend), **settings).test_client()
     client.get("/health")  # with tracking, it starts; the next call reads the server's yes
     near = client.get("/health").get_json()["cache"]["near"]
     assert near["mode"] == mode
@@ -146,12 +146,12 @@ def test_health_says_the_mode_and_why(tmp_path, settings_for, backend, settings,
 
 # Redis: tracking.
 @pytest.fixture
-def redis_cache(make_cache, settings_for):
+def redis_cache(new_app_cache, server_settings):
     """make(**settings): an app's cache on the test Redis, with tracking (the default), started:
     as in a worker, by its first read, which goes to the server."""
 
     def make(**more):
-        cache = make_cache(**settings_for("redis"), **more)
+        cache = new_app_cache(**server_settings("redis"), **more)
         # The first read starts tracking; a later call reads the server's confirmation.
         assert seen_within(lambda: tracking_mode(cache), "tracking", 1), cache.status()["near"]
         return cache
@@ -160,10 +160,10 @@ def redis_cache(make_cache, settings_for):
 
 
 @pytest.fixture
-def other(make_cache, settings_for):
+def other(new_app_cache, server_settings):
     """other(cache): another process writing the same keys (no near cache of its own)."""
-    return lambda cache: make_cache(
-        **settings_for("redis"),
+    return lambda cache: new_app_cache(
+        **server_settings("redis"),
         CACHE_KEY_PREFIX=cache.server.key_prefix,
         CACHE_NEAR_TRACKING="off",
     )
@@ -217,12 +217,12 @@ STEPS = st.lists(
 @settings(max_examples=30, deadline=None, derandomize=True, database=None)
 @given(steps=STEPS)
 def test_every_change_made_elsewhere_is_seen_at_the_next_read(redis_url, tmp_path_factory, steps):
-    from .conftest import cache_of, make_app
+    from .conftest import cache_behind, make_app
 
     tmp = tmp_path_factory.mktemp("near")
-    cache = cache_of(make_app(tmp, CACHE_TYPE="redis", REDIS_URL=redis_url))
+    cache = cache_behind(make_app(tmp, CACHE_TYPE="redis", REDIS_URL=redis_url))
     prefix = cache.server.key_prefix
-    writer = cache_of(
+    writer = cache_behind(
         make_app(
             tmp,
             CACHE_TYPE="redis",
@@ -318,9 +318,9 @@ def test_the_tracking_connection_is_named_and_tracks_the_prefix(redis_cache, ser
 
 @pytest.mark.redis
 def test_a_lost_tracking_connection_empties_memory_until_it_is_back(
-    make_cache, settings_for, other, server, clock
+    new_app_cache, server_settings, other, server, clock
 ):
-    cache = make_cache(**settings_for("redis"))
+    cache = new_app_cache(**server_settings("redis"))
     near = near_of(cache)
     near.tracking.clock = clock  # before tracking starts: its heartbeat is on this clock
     assert seen_within(lambda: tracking_mode(cache), "tracking", 1)
@@ -344,15 +344,15 @@ def test_a_lost_tracking_connection_empties_memory_until_it_is_back(
 
 @pytest.mark.redis
 def test_a_silently_dropped_tracking_connection_costs_at_most_the_heartbeat(
-    make_cache, settings_for, redis_url, other, clock
+    new_app_cache, server_settings, redis_url, other, clock
 ):
     """A NAT or firewall that forgets a connection drops what the server sends, and says
     nothing: no invalidation arrives, and no error either. Memory serves only while a PING sent
     less than HEARTBEAT seconds ago was answered."""
     relay = Relay(*host_and_port(redis_url))
     try:
-        cache = make_cache(
-            **settings_for("redis", port=relay.port),
+        cache = new_app_cache(
+            **server_settings("redis", port=relay.port),
             CACHE_SOCKET_TIMEOUT="0.2",
             CACHE_RETRY_AFTER="0",
         )
@@ -383,9 +383,9 @@ def test_a_silently_dropped_tracking_connection_costs_at_most_the_heartbeat(
 
 @pytest.mark.redis
 def test_after_a_quiet_spell_memory_serves_once_the_server_answered(
-    make_cache, settings_for, clock, monkeypatch
+    new_app_cache, server_settings, clock, monkeypatch
 ):
-    cache = make_cache(**settings_for("redis"))
+    cache = new_app_cache(**server_settings("redis"))
     near = near_of(cache)
     near.tracking.clock = clock
     cache.set("k", 1)
@@ -456,7 +456,7 @@ def swappable(redis_url, server):
 
 
 @pytest.mark.redis
-def test_after_a_swapdb_memory_serves_the_old_value(swappable, make_cache, clock):
+def test_after_a_swapdb_memory_serves_the_old_value(swappable, new_app_cache, clock):
     """SWAPDB sends tracking no notice (Redis 7.0; FLUSHDB, FLUSHALL, MOVE, COPY and RENAME do,
     test_a_move_copy_or_rename_is_seen): a worker whose database is swapped under it serves
     what it held in memory, not what the server now holds, for as long as its heartbeat is
@@ -469,8 +469,8 @@ def test_after_a_swapdb_memory_serves_the_old_value(swappable, make_cache, clock
     plain = {**settings, "CACHE_NEAR_TRACKING": "off"}
     # First the value the swap brings in: its write's notice goes to every tracker of the prefix,
     # in any database (tracking goes by key name), so it comes before the worker reads.
-    make_cache(**plain, REDIS_URL=spare).set("page", "new")
-    cache = make_cache(**settings, REDIS_URL=mine)
+    new_app_cache(**plain, REDIS_URL=spare).set("page", "new")
+    cache = new_app_cache(**settings, REDIS_URL=mine)
     near = near_of(cache)
     near.tracking.clock = clock
     cache.set("page", "old")
@@ -479,7 +479,7 @@ def test_after_a_swapdb_memory_serves_the_old_value(swappable, make_cache, clock
     server = redis.Redis.from_url(mine)
     try:
         server.swapdb(int(urlsplit(mine).path[1:]), int(urlsplit(spare).path[1:]))
-        assert make_cache(**plain, REDIS_URL=mine).get("page") == "new", "the server's now"
+        assert new_app_cache(**plain, REDIS_URL=mine).get("page") == "new", "the server's now"
         time.sleep(NOTICE)  # time for a notice, had the server sent one
         assert [cache.get("page") for _ in range(3)] == ["old"] * 3
         assert cache.status()["near"]["mode"] == "tracking", "nothing tells it"
@@ -487,7 +487,7 @@ def test_after_a_swapdb_memory_serves_the_old_value(swappable, make_cache, clock
         assert cache.get("page") == "new"
         # Reads go to Redis until the PONG is in; then memory serves what it held.
         assert seen_within(lambda: cache.get("page"), "old", 2.0), "memory serves again"
-        assert make_cache(**settings, REDIS_URL=mine).get("page") == "new", "a reload does"
+        assert new_app_cache(**settings, REDIS_URL=mine).get("page") == "new", "a reload does"
     finally:
         server.swapdb(int(urlsplit(mine).path[1:]), int(urlsplit(spare).path[1:]))
         for url in (mine, spare):
@@ -496,15 +496,15 @@ def test_after_a_swapdb_memory_serves_the_old_value(swappable, make_cache, clock
 
 @pytest.mark.redis
 @pytest.mark.parametrize("command", ["MOVE", "COPY", "RENAME"])
-def test_a_move_copy_or_rename_is_seen(swappable, make_cache, command):
+def test_a_move_copy_or_rename_is_seen(swappable, new_app_cache, command):
     """Unlike SWAPDB, these send a notice for the keys they change (Redis 7.0): memory never
     serves the old value after them."""
     mine, spare = swappable
     prefix = f"moved-{uuid.uuid4().hex[:12]}:"
     settings = {"CACHE_TYPE": "redis", "CACHE_KEY_PREFIX": prefix}
     if command == "COPY":  # the value to copy in, before the worker reads (as for SWAPDB)
-        make_cache(**settings, REDIS_URL=spare, CACHE_NEAR_TRACKING="off").set("page", "new")
-    cache = make_cache(**settings, REDIS_URL=mine)
+        new_app_cache(**settings, REDIS_URL=spare, CACHE_NEAR_TRACKING="off").set("page", "new")
+    cache = new_app_cache(**settings, REDIS_URL=mine)
     cache.set("draft", "a draft")
     cache.set("page", "old")
     assert cache.get("page") == cache.get("page") == "old"
@@ -541,9 +541,9 @@ def refusing_user(server, redis_url):
 @pytest.mark.redis
 @pytest.mark.parametrize("ttl, mode", [("0", "off"), ("2", "ttl")])
 def test_a_server_that_refuses_tracking_gets_plain_reads(
-    make_cache, refusing_user, caplog, ttl, mode
+    new_app_cache, refusing_user, caplog, ttl, mode
 ):
-    cache = make_cache(CACHE_TYPE="redis", REDIS_URL=refusing_user, CACHE_NEAR_TTL=ttl)
+    cache = new_app_cache(CACHE_TYPE="redis", REDIS_URL=refusing_user, CACHE_NEAR_TTL=ttl)
     assert cache.set("k", 1) and cache.get("k") == 1 and cache.get("k") == 1
     status = cache.status()
     assert status["breaker"] == "closed"
@@ -558,14 +558,14 @@ def test_a_server_that_refuses_tracking_gets_plain_reads(
 
 @pytest.mark.redis
 def test_a_server_at_its_connection_limit_gets_plain_reads_and_one_line(
-    make_cache, settings_for, redis_url, other, clock, caplog
+    new_app_cache, server_settings, redis_url, other, clock, caplog
 ):
     """A hosted plan's connection limit (Redis Cloud free: 30) refuses the tracking connection
     while the data connection works: plain reads, a closed breaker, one log line, and asked
     again less and less often until a slot is free."""
     relay = Relay(*host_and_port(redis_url), max_clients=1)  # room for the data connection only
     try:
-        cache = make_cache(**settings_for("redis", port=relay.port))
+        cache = new_app_cache(**server_settings("redis", port=relay.port))
         near = near_of(cache)
         near.tracking.clock = clock
         writer = other(cache)
@@ -593,7 +593,7 @@ def test_a_server_at_its_connection_limit_gets_plain_reads_and_one_line(
 
 @pytest.mark.redis
 def test_cache_status_says_what_the_tracking_connection_really_does(
-    tmp_path, settings_for, monkeypatch
+    tmp_path, server_settings, monkeypatch
 ):
     """A client library whose reads of the tracking socket fail (redis-py before 8.0 has no
     read_response(timeout=...)) starts tracking, then loses it at the first read: `flask cache
@@ -602,7 +602,7 @@ def test_cache_status_says_what_the_tracking_connection_really_does(
 
     from .conftest import make_app
 
-    app = make_app(tmp_path, **settings_for("redis"))
+    app = make_app(tmp_path, **server_settings("redis"))
     runner = app.test_cli_runner()
     result = runner.invoke(args=["cache", "status"])
     assert result.exit_code == 0 and "near cache: tracking: " in result.output, result.output
@@ -614,7 +614,7 @@ def test_cache_status_says_what_the_tracking_connection_really_does(
         return read_response(self, *args, **kwargs)
 
     monkeypatch.setattr(Connection, "read_response", before_8)
-    runner = make_app(tmp_path, **settings_for("redis")).test_cli_runner()
+    runner = make_app(tmp_path, **server_settings("redis")).test_cli_runner()
     result = runner.invoke(args=["cache", "status"])
     assert result.exit_code == 0, result.output
     assert "near cache: off: the tracking connection was lost (TypeError)" in result.output
@@ -688,17 +688,19 @@ def test_redis_py_still_has_what_tracking_relies_on():
         pytest.param("redis", marks=pytest.mark.redis),
     ],
 )
-def test_a_change_made_elsewhere_is_seen_within_the_ttl(make_cache, settings_for, clock, backend):
+def test_a_change_made_elsewhere_is_seen_within_the_ttl(
+    new_app_cache, server_settings, clock, backend
+):
     shared = {
-        **settings_for(backend),
+        **server_settings(backend),
         "CACHE_KEY_PREFIX": f"test-{uuid.uuid4().hex[:12]}:",  # one app, two workers
         **({"CACHE_NEAR_TRACKING": "off"} if backend == "redis" else {}),
         "CACHE_SOCKET_TIMEOUT": "5",  # a loaded machine must not open a breaker here
     }
-    worker = make_cache(**shared, CACHE_NEAR_TTL="5")
+    worker = new_app_cache(**shared, CACHE_NEAR_TTL="5")
     near = near_of(worker)
     near.clock = clock
-    another = make_cache(**shared)
+    another = new_app_cache(**shared)
     another.set("k", "old")
     assert worker.get("k") == "old"
     another.delete("k")
@@ -737,14 +739,14 @@ OWN_STEPS = st.lists(
 @example(steps=[("get", "a"), ("set", "a", 1), ("inc", "a"), ("set_many", {"a": 2}), ("clear",)])
 @example(steps=[("get", "b"), ("dec", "b"), ("delete", "a"), ("delete_many", ["b", "c"])])
 def test_this_workers_own_changes_take_effect_at_once(
-    tmp_path_factory, settings_for, backend, steps
+    tmp_path_factory, server_settings, backend, steps
 ):
     """Whatever this worker writes, through any call, it reads back at once: memory never keeps
     what the worker itself replaced (the TTL only bounds what others change)."""
-    from .conftest import cache_of, make_app
+    from .conftest import cache_behind, make_app
 
-    cache = cache_of(
-        make_app(tmp_path_factory.mktemp("own"), **settings_for(backend), CACHE_NEAR_TTL="3600")
+    cache = cache_behind(
+        make_app(tmp_path_factory.mktemp("own"), **server_settings(backend), CACHE_NEAR_TTL="3600")
     )
     model: dict[str, int] = {}
     for key in "abc":

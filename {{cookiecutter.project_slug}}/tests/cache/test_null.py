@@ -6,8 +6,8 @@ import pytest
 
 
 @pytest.fixture
-def cache_factory(make_cache, settings_for):
-    return partial(make_cache, **settings_for("null"))
+def cache_factory(new_app_cache, server_settings):
+    return partial(new_app_cache, **server_settings("null"))
 
 
 class TestNull:

@@ -17,15 +17,15 @@ from .common import (
     QuotaTests,
     SignedTests,
 )
-from .conftest import cache_of, make_app
+from .conftest import cache_behind, make_app
 from .upstash_redis import UpstashRedis
 
 pytestmark = pytest.mark.redis
 
 
 @pytest.fixture
-def cache_factory(make_cache, settings_for):
-    return partial(make_cache, **settings_for("redis"))
+def cache_factory(new_app_cache, server_settings):
+    return partial(new_app_cache, **server_settings("redis"))
 
 
 class RawRedis:
@@ -67,19 +67,21 @@ class TestRedis(
         assert 0 < raw.server.ttl("myapp:page") <= 60
         raw.server.delete("myapp:page")
 
-    def test_an_unknown_host_serves_from_simple(self, make_cache):
-        cache = make_cache(CACHE_TYPE="redis", REDIS_URL="redis://no-such-host.invalid:6379/0")
+    def test_an_unknown_host_serves_from_simple(self, new_app_cache):
+        cache = new_app_cache(CACHE_TYPE="redis", REDIS_URL="redis://no-such-host.invalid:6379/0")
         assert cache.set("key", 1) and cache.get("key") == 1
         assert cache.status()["active"] == "simple"
 
 
 @pytest.mark.parametrize("backend", ["redis", "upstash"])
-def test_an_add_the_server_refuses_writes_nothing(make_cache, settings_for, redis_url, backend):
+def test_an_add_the_server_refuses_writes_nothing(
+    new_app_cache, server_settings, redis_url, backend
+):
     """add() is one command (SET NX EX): one whose expiry Redis refuses leaves no key behind,
     where SETNX then EXPIRE left one that never expires. The breaker undoes no add (a failed
     add must not delete another process's lock): the add itself must write all or nothing."""
     prefix = f"refused-add-{uuid.uuid4().hex[:12]}:"
-    cache = make_cache(**settings_for(backend), CACHE_KEY_PREFIX=prefix)
+    cache = new_app_cache(**server_settings(backend), CACHE_KEY_PREFIX=prefix)
     assert cache.add("lock", "mine", timeout=10**16) is False  # past Redis's longest expiry
     assert cache.status()["breaker"] == "closed"
     assert redis.Redis.from_url(redis_url).exists(f"{prefix}lock") == 0
@@ -95,7 +97,9 @@ def test_on_upstash_plain_reads_unless_near_ttl(tmp_path, redis_url, clock, near
     server = UpstashRedis(redis_url)
     try:
         app = make_app(tmp_path, CACHE_TYPE="redis", REDIS_URL=server.url, CACHE_NEAR_TTL=near_ttl)
-        cache_of(app).guarded.clock = clock  # the near cache's: no entry ages while the test runs
+        cache_behind(
+            app
+        ).guarded.clock = clock  # the near cache's: no entry ages while the test runs
         client = app.test_client()
         for _ in range(2):  # a miss, then a hit read from the server (tracking is tried, refused)
             assert client.get("/sample").status_code == 200

@@ -8,8 +8,8 @@ from .common import ClearTests, CommonTests
 
 
 @pytest.fixture
-def cache_factory(make_cache, settings_for):
-    return partial(make_cache, **settings_for("simple"))
+def cache_factory(new_app_cache, server_settings):
+    return partial(new_app_cache, **server_settings("simple"))
 
 
 class TestSimple(CommonTests, ClearTests):

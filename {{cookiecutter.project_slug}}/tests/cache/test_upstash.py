@@ -28,8 +28,8 @@ pytestmark = pytest.mark.redis
 
 
 @pytest.fixture
-def cache_factory(make_cache, settings_for):
-    return partial(make_cache, **settings_for("upstash"))
+def cache_factory(new_app_cache, server_settings):
+    return partial(new_app_cache, **server_settings("upstash"))
 
 
 class RawUpstash(RawRedis):
@@ -71,10 +71,10 @@ class TestUpstash(
 
     @pytest.mark.parametrize("debug", [False, True], ids=["production", "debug"])
     def test_a_wrong_token_logs_one_clear_line_and_serves(
-        self, tmp_path, settings_for, caplog, debug
+        self, tmp_path, server_settings, caplog, debug
     ):
         app = make_app(
-            tmp_path, **settings_for("upstash"), UPSTASH_REDIS_REST_TOKEN="not-the-token"
+            tmp_path, **server_settings("upstash"), UPSTASH_REDIS_REST_TOKEN="not-the-token"
         )
         app.debug = debug  # Flask-Caching's decorators re-raise backend errors in debug mode
         client = app.test_client()
@@ -87,8 +87,8 @@ class TestUpstash(
         assert "Upstash refused the token (401): check UPSTASH_REDIS_REST_TOKEN" in logged[0]
         assert "not-the-token" not in caplog.text
 
-    def test_an_unknown_host_serves_from_simple(self, make_cache):
-        cache = make_cache(
+    def test_an_unknown_host_serves_from_simple(self, new_app_cache):
+        cache = new_app_cache(
             CACHE_TYPE="upstash", UPSTASH_REDIS_REST_URL="https://no-such-host.invalid"
         )
         assert cache.set("key", 1) and cache.get("key") == 1

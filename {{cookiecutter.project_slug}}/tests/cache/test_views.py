@@ -20,7 +20,7 @@ from werkzeug.exceptions import NotFound
 from {{ cookiecutter.package_name }}.cache import BACKENDS, cache
 
 from . import sample_pages
-from .conftest import SERVERS, cache_of, make_app
+from .conftest import SERVERS, cache_behind, make_app
 
 # Flask-Caching 2.5 added cache.delete_cached(view, path), which asks the view's make_cache_key
 # for the key of ``path`` outside a request. 2.4, the last release for Python 3.10, has neither.
@@ -40,9 +40,9 @@ def computed_at(response) -> str:
 
 
 @pytest.fixture(params=EVERY_BACKEND)
-def backend_app(request, tmp_path, settings_for):
+def backend_app(request, tmp_path, server_settings):
     """The app on each backend in turn, against a real server where one is needed."""
-    return make_app(tmp_path, **settings_for(request.param))
+    return make_app(tmp_path, **server_settings(request.param))
 
 
 def test_static_css_is_served(client):
@@ -193,20 +193,20 @@ def test_a_missing_client_library_falls_back_to_simple(tmp_path, monkeypatch, ca
 
 
 @pytest.mark.parametrize("backend", list(SERVERS))
-def test_pages_survive_an_unreachable_server_in_debug_mode(tmp_path, settings_for, backend):
+def test_pages_survive_an_unreachable_server_in_debug_mode(tmp_path, server_settings, backend):
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
         closed = probe.getsockname()[1]
-    app = make_app(tmp_path, **settings_for(backend, port=closed))
+    app = make_app(tmp_path, **server_settings(backend, port=closed))
     app.debug = True  # Flask-Caching's decorators re-raise backend errors in debug mode
     client = app.test_client()
     for path in ("/sample/plain", "/sample", "/sample", "/sample/square/4", "/health"):
         assert client.get(path).status_code == 200
 
 
-def test_create_app_opens_no_connection(tmp_path, settings_for, hung_server):
+def test_create_app_opens_no_connection(tmp_path, server_settings, hung_server):
     for backend in SERVERS:
-        make_app(tmp_path, **settings_for(backend, port=hung_server.port))
+        make_app(tmp_path, **server_settings(backend, port=hung_server.port))
     time.sleep(0.2)  # a connection attempt made in the background would have arrived
     assert hung_server.connections == 0
 
@@ -304,8 +304,8 @@ visits = st.fixed_dictionaries(
     suppress_health_check=[HealthCheck.function_scoped_fixture],  # tmp_path: only a folder
 )
 @given(visit=visits)
-def test_any_request_gets_an_answer_below_500(tmp_path, settings_for, backend, visit):
-    app = make_app(tmp_path, **settings_for(backend))
+def test_any_request_gets_an_answer_below_500(tmp_path, server_settings, backend, visit):
+    app = make_app(tmp_path, **server_settings(backend))
     path = "/" + "/".join(visit["segments"])
     response = app.test_client().open(
         method=visit["method"],
@@ -369,13 +369,15 @@ health_checks = st.lists(
 )
 @given(steps=health_checks)
 def test_health_tells_a_dead_server_at_once_and_probes_it_once_per_window(
-    tmp_path, settings_for, dead_server, clock, backend, steps
+    tmp_path, server_settings, dead_server, clock, backend, steps
 ):
     retry_after = 1.0
     app = make_app(
-        tmp_path, **settings_for(backend, port=dead_server.port), CACHE_RETRY_AFTER=str(retry_after)
+        tmp_path,
+        **server_settings(backend, port=dead_server.port),
+        CACHE_RETRY_AFTER=str(retry_after),
     )
-    cache_of(app).clock = clock
+    cache_behind(app).clock = clock
     client = app.test_client()
     # The first request of all, on a page that uses no cached view: /health says so already.
     response = client.get("/health")
