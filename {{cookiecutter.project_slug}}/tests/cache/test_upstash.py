@@ -3,6 +3,7 @@ stores into a real Redis (TEST_REDIS_URL). With HTTPS_PROXY set, every request g
 
 import base64
 import socket
+import sys
 from functools import partial
 
 import pytest
@@ -106,3 +107,19 @@ def test_every_connection_sends_at_once_through_a_proxy_too():
     proxied = adapter.proxy_manager_for("http://127.0.0.1:3128")
     assert nodelay in proxied.connection_pool_kw["socket_options"], "through a proxy"
     assert nodelay in adapter.poolmanager.connection_pool_kw["socket_options"], "direct"
+
+
+def test_without_redis_py_an_outage_is_reported_all_the_same(tmp_path, monkeypatch):
+    """An upstash project installs requests, not redis-py: reporting an outage must not need it
+    (deploy.py reads the error from /health to say what to fix)."""
+    for name in [n for n in sys.modules if n.split(".")[0] == "redis"]:
+        monkeypatch.setitem(sys.modules, name, None)  # as if it were not installed
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    app = make_app(
+        tmp_path, CACHE_TYPE="upstash", UPSTASH_REDIS_REST_URL=f"http://127.0.0.1:{closed}"
+    )
+    cache = app.test_client().get("/health").get_json()["cache"]
+    assert (cache["active"], cache["breaker"]) == ("simple", "open")
+    assert cache["last_error"]["type"] == "UpstashError", cache["last_error"]

@@ -85,6 +85,12 @@ class Upstash(Redis):
         return {UpstashCommandError: UPSTASH_QUOTA}
 
     @classmethod
+    def advice(cls, error: BaseException) -> str:
+        # Redis's would import redis-py, which an upstash project may lack; the REST client's
+        # own errors name the setting to fix (a refused token: UPSTASH_REDIS_REST_TOKEN).
+        return ""
+
+    @classmethod
     def secrets(cls, config: Config) -> list[str]:
         return [config["UPSTASH_REDIS_REST_TOKEN"]]
 
