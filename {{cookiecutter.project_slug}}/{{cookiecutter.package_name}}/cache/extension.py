@@ -6,12 +6,12 @@ microseconds of every hit. For the usual view (a string key_prefix with %s, no o
 changes the key), a request's key is the same "view/%s" % request.path, made directly; every other
 call of view.make_cache_key goes to Flask-Caching's own function. So everything Flask-Caching
 documents holds: assigning view.make_cache_key replaces it, CACHE_SOURCE_CHECK, delete_cached()
-(2.5) and query strings work as before (tests/test_views.py compares the keys with its own).
+(2.5) and query strings work as before (tests/cache/test_views.py compares the keys with its own).
 
 The object every cache call goes to is chain.build()'s, which _set_cache stores where
 Flask-Caching's own does. Flask-Caching has no public way to hand it an object (CACHE_TYPE names
 a class it imports); its init_app calls _set_cache last, and Cache.cache reads
-app.extensions["cache"][self], in 2.4 and 2.5 alike. tests/test_extension.py pins both.
+app.extensions["cache"][self], in 2.4 and 2.5 alike. tests/cache/test_extension.py pins both.
 """
 
 from collections.abc import Callable

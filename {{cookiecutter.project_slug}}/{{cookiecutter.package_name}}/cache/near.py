@@ -203,7 +203,7 @@ class Tracking:
             for _ in range(2):
                 conn.read_response()
             # redis-py's own client-side cache hooks the parser the same way (and refuses
-            # servers before 7.4); tests/test_near.py pins these private names.
+            # servers before 7.4); tests/cache/test_near.py pins these private names.
             conn._parser.set_invalidation_push_handler(self._invalidated)
             ready = _readable(conn._sock)
         except Exception as error:
@@ -299,9 +299,9 @@ class Near(BaseCache):
     """The near cache in front of ``server`` (a shared backend): the module's docstring says how
     it stays right.
 
-    Every call of BaseCache's API is its own (tests/test_near.py checks that none is inherited):
-    reads may be served from memory, and writes forget their keys after the server's call,
-    whatever it did.
+    Every call of BaseCache's API is its own (tests/cache/test_near.py checks that none is
+    inherited): reads may be served from memory, and writes forget their keys after the server's
+    call, whatever it did.
     """
 
     def __init__(

@@ -2,7 +2,7 @@
 
 Adding a backend is a module here (a Backend subclass: base.py says what it answers) and its
 line in BACKENDS; then its row in the template's hooks table, its settings in .env.example, and
-its docs (tests/test_backend_lists.py checks they agree).
+its docs (the template's tests/test_backend_lists.py checks they agree).
 """
 
 from .base import Backend

@@ -42,7 +42,7 @@ class Filesystem(Backend, FileSystemCache):
     Disk trouble is an outage, never a flood. On a full disk or a read-only folder cachelib logs
     a traceback and leaves its temp file behind on every write, and a deleted folder is never
     made again. So the file calls are this class's own, in cachelib's format (a 4-byte expiry,
-    0 = never, then the serializer's bytes; tests/test_filesystem.py pins it): a failed write
+    0 = never, then the serializer's bytes; tests/cache/test_filesystem.py pins it): a failed write
     removes its temp file and raises its OSError, which opens the breaker (one log line; each
     worker's memory serves meanwhile); a deleted folder is made again. After a failed write, every
     call first tests a write: a probe that only reads would find the disk fine and close the
@@ -275,7 +275,7 @@ class Filesystem(Backend, FileSystemCache):
         ranked = []
         for path in entries:
             # Checked against cachelib 0.14 to 0.17: an entry file starts with its expiry time, a
-            # 4-byte struct "I" (0 = never); tests/test_filesystem.py pins it.
+            # 4-byte struct "I" (0 = never); tests/cache/test_filesystem.py pins it.
             try:
                 (expires,) = struct.unpack("I", self._read_entry(path, 4))
             except FileNotFoundError:

@@ -206,7 +206,7 @@ class Memcached(Backend, MemcachedCache):
         return [config["MEMCACHED_PASSWORD"]] if config.get("MEMCACHED_PASSWORD") else []
 
     # cachelib reads the public key_prefix attribute on every call: each read names the current
-    # generation (tests/test_memcached.py pins this).
+    # generation (tests/cache/test_memcached.py pins this).
     @property
     def key_prefix(self) -> str:
         return f"{self._base_prefix}{self._generation()}:"
@@ -255,7 +255,7 @@ class Memcached(Backend, MemcachedCache):
         """Delete without checking afterwards (cachelib's delete_many re-reads every key, and
         fails when another worker has written one meanwhile): one round trip per server, where
         HashClient's own delete_many makes one per key. HashClient._get_client (pymemcache 4)
-        names the server of a key; tests/test_memcached.py pins it."""
+        names the server of a key; tests/cache/test_memcached.py pins it."""
         by_server: dict[Any, list[str]] = {}
         prefix = self.key_prefix  # one read: it names the generation
         for key in keys:

@@ -14,7 +14,7 @@ The password crosses only a checked connection: with TLS, pymemcache's ``_connec
 socket before connecting, so the handshake, which checks the certificate and the host name, is
 over before the first byte of the login is sent. A check that fails raises ssl.SSLError, an
 OSError: an outage, like a refused login. (memcached.py refuses a password without TLS.)
-tests/test_memcachier.py pins the private parts used here: ``Client._connect`` and ``sock``.
+tests/cache/test_memcachier.py pins the private parts used here: ``Client._connect`` and ``sock``.
 """
 
 import socket
