@@ -26,9 +26,14 @@ def test_without_env_the_missing_file_is_named_not_only_the_secret(env_file):
         create_app(environ={})
 
 
-def test_in_debug_mode_a_missing_env_is_said_once_at_start(env_file, caplog):
+def test_in_debug_mode_a_missing_env_is_said_once_at_start(env_file, caplog, monkeypatch):
     """`flask run --debug` starts without SECRET_KEY, so nothing else would tell that every
-    setting (CACHE_TYPE too) has its default."""
+    setting (CACHE_TYPE too) has its default. Its reloader's child, which builds the app again
+    to serve it, says nothing more."""
+    monkeypatch.setenv("WERKZEUG_RUN_MAIN", "true")
+    create_app({"DEBUG": True}, environ={})
+    assert "no .env" not in caplog.text
+    monkeypatch.delenv("WERKZEUG_RUN_MAIN")
     create_app({"DEBUG": True}, environ={})
     said = [r.getMessage() for r in caplog.records if "no .env" in r.getMessage()]
     assert said == [
