@@ -21,10 +21,10 @@ def create_app(
     app.config.from_mapping(overrides)  # as given, for anything no parser reads
     app.config.from_mapping(settings.from_env(given, debug=app.debug))
     app.config["PROJECT_NAME"] = PROJECT_NAME
+    missing = settings.missing_env_file() if app.debug and not app.testing else ""
     # Said once: `flask run --debug` builds the app again in a child process, which serves.
-    if app.debug and not app.testing and not os.environ.get("WERKZEUG_RUN_MAIN"):
-        if missing := settings.missing_env_file():
-            app.logger.warning("%s", missing)
+    if missing and not os.environ.get("WERKZEUG_RUN_MAIN"):
+        app.logger.warning("%s", missing)
     # The cache reads its own settings, and adds /health, the error pages and `flask cache`.
     cache.init_app(app, given)
     app.register_blueprint(views.bp)  # the demo: delete it, and this line
