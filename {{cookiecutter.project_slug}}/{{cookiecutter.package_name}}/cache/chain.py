@@ -31,9 +31,7 @@ def build(app: Flask, config: dict[str, Any]) -> BaseCache:
         near_cache(server, config, app.logger) or server,
         name=kind.name,
         location=kind.describe(config),
-        unreachable=kind.unreachable(),
-        closed=kind.closed(),
-        refusals=kind.refusals(),
+        **kind.errors()._asdict(),  # unreachable, closed, refusals
         retry_after=config["CACHE_RETRY_AFTER"],
         threshold=config["CACHE_THRESHOLD"],
         default_timeout=options["default_timeout"],

@@ -13,7 +13,7 @@ from flask_caching.backends.memcache import MemcachedCache
 
 from ..config import ConfigError, Env, is_host, is_port, split_address
 from ..signing import SignedSerde, signer
-from .base import COUNTER_ATTEMPTS, Backend, Config, added, attempts, readable_file
+from .base import COUNTER_ATTEMPTS, Backend, Config, Errors, added, attempts, readable_file
 
 
 def _memcached_servers(env: Env, needed_by: str) -> list[tuple[str, int]]:
@@ -172,23 +172,18 @@ class Memcached(Backend, MemcachedCache):
         return cls(client, key_prefix=config["CACHE_KEY_PREFIX"], **kwargs)
 
     @classmethod
-    def unreachable(cls) -> tuple[type[BaseException], ...]:
-        from pymemcache.exceptions import MemcacheUnexpectedCloseError
+    def errors(cls) -> Errors:
+        from pymemcache.exceptions import MemcacheUnexpectedCloseError as Closed
 
-        # Not MemcacheServerError: memcached answers SERVER_ERROR for one value (over 1 MiB, or no
-        # memory to store it), a miss for that call, not an outage. A refused login is one: a
-        # MemcachedLoginError is an OSError, as is a TLS check that failed.
-        return (OSError, MemcacheUnexpectedCloseError)
-
-    @classmethod
-    def closed(cls) -> tuple[type[BaseException], ...]:
-        # pymemcache reuses a socket the server closed while idle (memcached's -o idle_timeout,
-        # MemCachier's): the next command finds it closed, or reset (over TLS: an EOF).
-        from pymemcache.exceptions import MemcacheUnexpectedCloseError
-
-        return (
-            *(MemcacheUnexpectedCloseError, ConnectionResetError, BrokenPipeError),
-            ssl.SSLEOFError,
+        return Errors(
+            # Not MemcacheServerError: memcached answers SERVER_ERROR for one value (over 1 MiB,
+            # or no memory to store it), a miss for that call. A refused login is an outage: a
+            # MemcachedLoginError is an OSError, as is a TLS check that failed.
+            unreachable=(OSError, Closed),
+            # pymemcache reuses a socket the server closed while idle (memcached's -o
+            # idle_timeout, MemCachier's): the next command finds it closed, or reset (over TLS:
+            # an EOF).
+            closed=(Closed, ConnectionResetError, BrokenPipeError, ssl.SSLEOFError),
         )
 
     @classmethod
