@@ -87,9 +87,7 @@ class Breaker(BaseCache):
         storable: Callable[[Any], str] = str,
     ):
         super().__init__(default_timeout)  # type: ignore[no-untyped-call, unused-ignore]
-        # A backend (cache/backends/), or the near cache in front of one (near.py): BaseCache's
-        # API, and unlink().
-        self.guarded: Any = guarded
+        self.guarded: Any = guarded  # a backend, or the near cache in front of one (near.py)
         # The backend itself, past the near cache: `flask cache` talks to it.
         self.server: Any = guarded.server if isinstance(guarded, Near) else guarded
         self.storable = storable  # a key as the backend stores it
@@ -158,9 +156,6 @@ class Breaker(BaseCache):
 
     def get_many(self, *keys: Any) -> list[Any]:
         return self._call("get_many", *map(self.key_name, keys))  # type: ignore[no-any-return]
-
-    def get_dict(self, *keys: Any) -> dict[Any, Any]:
-        return dict(zip(keys, self.get_many(*keys), strict=True))
 
     def has(self, key: Any) -> bool:
         return bool(self._call("has", self.key_name(key)))

@@ -4,9 +4,6 @@ The commands talk to the backend past the breaker, so its errors show (exit stat
 no password) instead of being served around. A backend that cannot be used at all (its client
 library missing, or its server not set yet in development: init_app serves from the simple cache
 instead) fails them the same way: the simple cache is not what .env asks for.
-
-The simple cache (and null) lives in each web worker's own memory: a console has its own, so
-`clear` there cannot clear the site's, and says how to (a reload of the web app).
 """
 
 import statistics

@@ -49,9 +49,7 @@ if sys.platform != "win32":  # FIONREAD, read by _waiting() on each reply
 
 NAME = "near-cache"  # the tracking connection's, in CLIENT LIST
 RETRY_TRACKING = 1.0  # seconds between attempts to start tracking again after it failed
-# A server that keeps refusing the tracking connection (a hosted plan's connection limit:
-# "max number of clients reached") is asked again after 1, 2, 4 ... seconds, at most this long.
-MAX_RETRY_TRACKING = 60.0
+MAX_RETRY_TRACKING = 60.0  # the longest wait before asking a server that refused tracking again
 # A tracking connection that dies silently (a NAT or firewall forgetting it) delivers nothing, and
 # says nothing either. So memory serves only while the server answered a PING sent less than
 # HEARTBEAT seconds ago: its PONG comes after every invalidation sent before it, so a change is
@@ -144,9 +142,7 @@ class Tracking:
             self._start()
 
     def _read(self) -> bool:
-        """Read what has arrived, at most MAX_NOTICES replies: a worker that was idle while others
-        wrote a lot under the prefix would spend seconds on its backlog (Redis buffers it without
-        limit), so past that it drops the connection and its memory, and starts again."""
+        """Read what has arrived; a backlog (MAX_NOTICES says why) drops the connection."""
         read = 0
         try:
             # Everything that has arrived; an invalidation half arrived waits for the next poll.
@@ -171,9 +167,8 @@ class Tracking:
         return True
 
     def _start(self) -> None:
-        """Connect (HELLO, and AUTH, as for any redis-py connection) and ask for tracking. A
-        server that refuses it now (a plan's connection limit) or hangs: plain reads meanwhile,
-        asked again after the wait."""
+        """Connect (HELLO, and AUTH, as for any redis-py connection) and ask for tracking; until
+        it runs, plain reads."""
         from redis.exceptions import ResponseError
 
         conn = None
@@ -211,8 +206,7 @@ class Tracking:
         self.log.warning("cache: near cache without tracking: %s", self.refused)
 
     def _failed(self, why: str) -> None:
-        """A start failed: plain reads, asked again less and less often; said once until
-        tracking runs."""
+        """A start failed: asked again less and less often; said once until tracking runs."""
         self._failed_starts += 1
         longest = max(MAX_RETRY_TRACKING, self.retry_after)
         wait = min(self.retry_after * 2 ** (self._failed_starts - 1), longest)
@@ -279,13 +273,8 @@ def _readable(sock: Any) -> Callable[[], bool]:
 
 
 class Near(BaseCache):
-    """The near cache in front of ``server`` (a shared backend): the module's docstring says how
-    it stays right.
-
-    Every call of BaseCache's API is its own (tests/cache/test_near.py checks that none is
-    inherited): reads may be served from memory, and writes forget their keys after the server's
-    call, whatever it did.
-    """
+    """The near cache in front of ``server`` (a shared backend). Every call of BaseCache's API is
+    its own (tests/cache/test_near.py checks): a read may be served from memory."""
 
     def __init__(
         self,
@@ -452,7 +441,6 @@ class Near(BaseCache):
         return self._write(None, "clear")
 
     def _write(self, keys: Iterable[str] | None, method: str, *args: Any) -> Any:
-        """The server's ``method``, then ``keys`` (None: all) are forgotten, whatever it did."""
         try:
             return getattr(self.server, method)(*args)
         finally:

@@ -1,22 +1,19 @@
 """Signed cache entries: a pickle the app did not write is never unpickled.
 
-The redis, memcached, filesystem and upstash backends store pickles, and unpickling runs code:
-anyone who can write to a shared cache could make the app run theirs (CVE-2021-33026). Every pickle
-stored is prefixed with an HMAC-SHA256 of it, under a key derived from CACHE_SIGNING_KEY or else
-SECRET_KEY, and checked before it is unpickled. An entry that fails the check is a miss: the view
-is computed again and overwrites it. Changing the key turns old entries into misses, nothing worse.
+The shared backends store pickles, and unpickling runs code: anyone who can write to a shared
+cache could make the app run theirs (CVE-2021-33026). Every pickle stored is prefixed with an
+HMAC-SHA256 of it, under a key derived from CACHE_SIGNING_KEY or else SECRET_KEY, and checked
+before it is unpickled. An entry that fails the check is a miss: the view is computed again and
+overwrites it. Changing the key turns old entries into misses, nothing worse.
 
 Integers are signed too: plain digits (cachelib's format for Redis INCR) or memcached's integer
-flag would let anyone who can write to the cache choose a counter's value, a memoized result, or
-put an int where a page is expected (a 500 for every visitor). So every value the app reads back
-went through the MAC, and inc()/dec() read, add and write a signed value (backends/ says how
-each backend keeps that atomic). Anything else (digits, other flags, a bad MAC) is a miss.
+flag would let anyone who can write to the cache choose a counter's value or a memoized result,
+or put an int where a page is expected (a 500 for every visitor). So inc()/dec() read, add and
+write a signed value (backends/base.py says how each backend keeps that atomic).
 
-The MAC also covers the name the entry is stored under (the full Redis or memcached key, or the
-filesystem cache's key): an entry the app wrote, copied under another key by someone with write
-access, is a miss there too, so a memoized number copied under a page's key cannot fail the page,
-and one function's result cannot be served as another's. A backend that forgets to pass the name
-signs with an empty one, and reads it back as a miss: the failure is safe.
+The MAC also covers the name the entry is stored under: an entry copied under another key is a
+miss there, so one function's result cannot be served as another's, nor a number as a page. A
+backend that forgets to pass the name signs with an empty one, and reads it back as a miss.
 """
 
 import hashlib

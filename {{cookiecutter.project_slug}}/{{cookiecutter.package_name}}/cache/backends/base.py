@@ -150,9 +150,8 @@ class Backend:
         return keys.utf8(key)
 
     def forked(self) -> None:
-        """Called in a new process (a uWSGI worker forked from the master) before its first
-        call: drop what belongs to the parent, its sockets above all. uWSGI runs no at-fork
-        hook, so the breaker compares os.getpid() instead, as redis-py's pools do."""
+        """Called in a new process (a uWSGI worker forked from the master; the breaker compares
+        os.getpid(), as redis-py's pools do) before its first call: drop the parent's sockets."""
 
 
 def readable_file(path: str) -> bool:

@@ -108,8 +108,7 @@ class Filesystem(Backend, FileSystemCache):
     def describe(cls, config: Config) -> str:
         return str(config["CACHE_DIR"])
 
-    # Reads. A missing file or folder is a miss; so is an entry that cannot be read or loaded,
-    # which is removed. Only if it cannot be removed either is it the folder's fault: raised.
+    # Reads: a missing or unreadable entry is a miss; one that cannot be removed, an outage.
     def get(self, key: str) -> Any:
         return self._read(key, partial(self.serializer.load, name=key))
 

@@ -83,11 +83,8 @@ def _memcached_login(env: Env, tls: bool) -> dict[str, object]:
             "with it?): copy it again from MemCachier's dashboard"
         )
     if bool(username) != bool(password):
-        given, missing = (
-            ("MEMCACHED_USERNAME", "MEMCACHED_PASSWORD")
-            if username
-            else ("MEMCACHED_PASSWORD", "MEMCACHED_USERNAME")
-        )
+        names = ("MEMCACHED_USERNAME", "MEMCACHED_PASSWORD")
+        given, missing = names if username else names[::-1]
         raise ConfigError(
             f"{given} is set but {missing} is not: a login needs both (MemCachier's dashboard "
             "shows them); for a memcached server without a login, leave both empty"
