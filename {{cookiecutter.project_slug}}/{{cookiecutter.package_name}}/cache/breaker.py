@@ -223,9 +223,8 @@ class Breaker(BaseCache):
         self.guarded.forked()
 
     def cannot_serve(self, error: BaseException) -> bool:
-        """Whether ``error`` means the backend cannot serve now: one of its unreachable errors,
-        a ReplayLater, or one of its refusals (the server answers, but will refuse every command
-        for a while). Any of them opens the breaker."""
+        """Whether ``error`` opens the breaker: one of the backend's unreachable errors or
+        refusals (backends/base.py, Errors), or a ReplayLater."""
         if isinstance(error, self.unreachable):
             return True
         return any(
@@ -236,7 +235,6 @@ class Breaker(BaseCache):
     def _attempt(
         self, method: str, args: tuple[Any, ...], writes: tuple[str, ...], clears: bool
     ) -> Any:
-        """The call on the backend, and _failed() if it fails."""
         try:
             return getattr(self.guarded, method)(*args)
         except Exception as error:
@@ -292,9 +290,8 @@ class Breaker(BaseCache):
         return result
 
     def _replay(self, close: bool = False) -> bool:
-        """Delete from the backend what was invalidated while it was away. Returns whether there
-        was anything; with ``close``, closes the breaker when there was not. On failure the keys
-        are pending again."""
+        """Delete what was invalidated while away (pending again on failure); whether there was
+        anything. With ``close``, close the breaker when there was not."""
         with self._lock:
             clear, keys = self.pending_clear, sorted(self.pending_deletes)
             self.pending_clear, self.pending_deletes = False, set()
@@ -316,8 +313,7 @@ class Breaker(BaseCache):
     def _fallback(
         self, method: str, args: tuple[Any, ...], writes: tuple[str, ...], clears: bool
     ) -> Any:
-        """The call on the in-process cache, the keys it sets or deletes remembered (with the
-        lock held)."""
+        """The call on the in-process cache, the keys it writes remembered (lock held)."""
         self._remember(() if method in BUILD_ON_THE_SERVER else writes, clears)
         return getattr(self.fallback, method)(*args)
 

@@ -22,8 +22,7 @@ NO_MESSAGE = "(no message)"
 
 
 def format_error(error: BaseException, secrets: Iterable[str]) -> str:
-    """An error as a log line, a status line or a command shows it: its type and its message,
-    secrets replaced by ***."""
+    """``error`` as a log line, status() or a command shows it: type, message, secrets ***."""
     return f"{type(error).__name__}: {error_message(error, secrets)}"
 
 

@@ -69,20 +69,17 @@ MAX_TTL = 3600.0  # CACHE_NEAR_TTL's maximum: past an hour, stale is the rule, n
 MAX_ENTRY_BYTES = 1024 * 1024
 # The modes in which memory does not serve: reads go to the server.
 FROM_SERVER = ("off", "untracked")
-Forget = Callable[[Iterable[str] | None], None]
 
 
 class Tracking:
     """The invalidations a Redis server sends for the keys under a prefix, read without waiting.
-
     ``connect()`` makes a redis-py Connection (protocol 3), not connected yet. ``forget`` is
     called with the keys (the prefix taken off) that changed, or None for all of them (a flush,
-    a lost connection, a new one), with the caller's lock held: poll() runs under it.
-    """
+    a lost connection, a new one), with the caller's lock held: poll() runs under it."""
 
     def __init__(self, connect: Callable[[], Any], prefix: str, log: logging.Logger):
         self.connect, self.prefix, self.log = connect, prefix, log
-        self.forget: Forget = lambda keys: None  # set by Near
+        self.forget: Callable[[Iterable[str] | None], None] = lambda keys: None  # set by Near
         self.clock: Callable[[], float] = time.monotonic
         self.retry_after = RETRY_TRACKING  # after a failed start (set by near_cache())
         self.conn: Any = None  # the tracking connection, while tracking is on
@@ -137,7 +134,6 @@ class Tracking:
             select.select([self.conn._sock], [], [], 0.01)
 
     def start_if_due(self) -> None:
-        """Start tracking, unless it is on, refused, or failed less than a wait ago."""
         if self.conn is None and self.refused is None and self.clock() >= self._next_try:
             self._start()
 
@@ -385,7 +381,6 @@ class Near(BaseCache):
                 self.tracking.start_if_due()  # type: ignore[union-attr]
 
     def _pickle_in_memory(self, key: str, now: float) -> bytes | None:
-        """The pickle memory holds for ``key``, unless there is none or it expired."""
         entry = self.entries.get(key)
         return entry[1] if entry is not None and now < entry[0] else None
 

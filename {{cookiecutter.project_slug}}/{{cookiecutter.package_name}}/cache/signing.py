@@ -30,11 +30,6 @@ PICKLED = b"!"  # cachelib's mark for a pickled value in Redis; kept so the form
 log = logging.getLogger(__name__)
 
 
-def derive_key(secret: str) -> bytes:
-    """A key for cache entries only, so a cache entry's MAC can never sign anything else."""
-    return hmac.new(secret.encode(), b"cache-entry-signing-v1", hashlib.sha256).digest()
-
-
 def signer(config: Mapping[str, Any]) -> "Signer":
     """The app's signer: keyed with CACHE_SIGNING_KEY, or else SECRET_KEY."""
     return Signer(config["CACHE_SIGNING_KEY"] or config["SECRET_KEY"])
@@ -42,8 +37,10 @@ def signer(config: Mapping[str, Any]) -> "Signer":
 
 class Signer:
     def __init__(self, secret: str):
-        # Keyed once; each MAC copies this state (about 30% faster than hmac.new per call).
-        self._keyed = hmac.new(derive_key(secret), digestmod=hashlib.sha256)
+        # A key for cache entries only (their MAC can sign nothing else), keyed once: each MAC
+        # copies this state (about 30% faster than hmac.new per call).
+        key = hmac.new(secret.encode(), b"cache-entry-signing-v1", hashlib.sha256).digest()
+        self._keyed = hmac.new(key, digestmod=hashlib.sha256)
         self.rejected = 0  # entries refused since start, in this process
 
     def mac(self, payload: bytes | memoryview, name: str = "") -> bytes:
@@ -78,12 +75,14 @@ class Signer:
             )
 
 
-class SignedRedisSerializer(RedisSerializer):
-    """cachelib's serializer for Redis (and Upstash), signed: cachelib's "!" mark, then the
-    signed pickle of every value, integers included (cachelib's would store those as digits)."""
-
+class _Signed:
     def __init__(self, signer: Signer):
         self.signer = signer
+
+
+class SignedRedisSerializer(_Signed, RedisSerializer):
+    """cachelib's serializer for Redis (and Upstash), signed: cachelib's "!" mark, then the
+    signed pickle of every value, integers included (cachelib's would store those as digits)."""
 
     def dumps(
         self, value: Any, protocol: int = pickle.HIGHEST_PROTOCOL, *, name: str = ""
@@ -98,12 +97,9 @@ class SignedRedisSerializer(RedisSerializer):
         return self.signer.reject()  # digits, or anything else this app did not write
 
 
-class SignedFileSerializer(FileSystemSerializer):
+class SignedFileSerializer(_Signed, FileSystemSerializer):
     """cachelib's serializer for the filesystem cache, signed: the signed pickle after the
     entry's expiry."""
-
-    def __init__(self, signer: Signer):
-        self.signer = signer
 
     def dump(
         self, value: Any, f: IO[bytes], protocol: int = pickle.HIGHEST_PROTOCOL, *, name: str = ""
@@ -114,17 +110,11 @@ class SignedFileSerializer(FileSystemSerializer):
         return self.signer.loads(f.read(), name)
 
 
-class SignedSerde:
-    """pymemcache's serde, signed: every value a signed pickle, integers included.
-
-    A value with any other flags (pymemcache's integer flag, 2, above all) was not written by
-    this app: it is a miss.
-    """
+class SignedSerde(_Signed):
+    """pymemcache's serde, signed: every value a signed pickle, integers included; a value with
+    any other flags (pymemcache's integer flag, 2, above all) is not this app's: a miss."""
 
     FLAG_PICKLE = 1 << 0  # pymemcache.serde's value
-
-    def __init__(self, signer: Signer):
-        self.signer = signer
 
     def serialize(self, key: str | bytes, value: Any) -> tuple[bytes, int]:
         return self.signer.dumps(value, _text(key)), self.FLAG_PICKLE

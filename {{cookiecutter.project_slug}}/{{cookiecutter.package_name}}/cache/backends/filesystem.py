@@ -207,9 +207,8 @@ class Filesystem(Backend, FileSystemCache):
         return True
 
     def _delete_entry(self, path: str) -> None:
-        """Delete an entry file; gone already is fine, and so is a folder in its place (planted:
-        never read as an entry). Any other failure is the folder's (raised: an outage, where
-        _remove() below only reports it)."""
+        """Delete an entry file; gone already is fine, and so is a (planted) folder in its place.
+        Any other failure is the folder's: raised, an outage (_remove() only reports it)."""
         try:
             os.remove(path)
         except (FileNotFoundError, IsADirectoryError):

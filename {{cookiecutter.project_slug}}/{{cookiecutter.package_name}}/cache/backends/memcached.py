@@ -177,9 +177,8 @@ class Memcached(Backend, MemcachedCache):
             # or no memory to store it), a miss for that call. A refused login is an outage: a
             # MemcachedLoginError is an OSError, as is a TLS check that failed.
             unreachable=(OSError, Closed),
-            # pymemcache reuses a socket the server closed while idle (memcached's -o
-            # idle_timeout, MemCachier's): the next command finds it closed, or reset (over TLS:
-            # an EOF).
+            # pymemcache reuses a socket the server closed while idle (-o idle_timeout,
+            # MemCachier's): the next command finds it closed, or reset (over TLS: an EOF).
             closed=(Closed, ConnectionResetError, BrokenPipeError, ssl.SSLEOFError),
         )
 
@@ -225,9 +224,8 @@ class Memcached(Backend, MemcachedCache):
     def delete_many(self, *keys: str) -> list[Any]:
         return cachelib.MemcachedCache.delete_many(self, *keys)  # the comment in Backend says why
 
-    # A key memcached stores as it is (others are hashed, keys.py): printable ASCII without
-    # spaces (pymemcache refuses the others) or '!' (cachelib misses it), the whole name within
-    # memcached's 250 bytes with the longest generation, 20 digits and its ':'.
+    # A key memcached stores as it is (keys.py): no space, control character or '!', the whole
+    # name within 250 bytes with the longest generation (20 digits and its ':').
     _KEY = re.compile(r"[\x22-\x7e]+\Z")
     _GENERATION_CHARS = 21
 
@@ -264,9 +262,8 @@ class Memcached(Backend, MemcachedCache):
         return True
 
     def inc(self, key: str, delta: int = 1) -> int | None:
-        """Atomic: gets, then cas (add for a missing key), retried when another writer won.
-        memcached cannot keep an entry's expiry on a write: each inc() restarts the counter's
-        at the default timeout, as cachelib's inc() (a get, then a set) did."""
+        """Atomic: gets, then cas (add for a missing key), retried when another writer won. Each
+        restarts the counter's expiry (the default timeout): memcached cannot keep it on a write."""
         try:
             return self._swap(
                 self._normalize_key(key),

@@ -252,12 +252,9 @@ return 1
         return cachelib.RedisCache.delete_many(self, *keys)  # the comment in Backend says why
 
     def inc(self, key: str, delta: int = 1) -> int | None:
-        """Atomic: a signed read, then a compare-and-set, retried when another writer won.
-
-        A value this app did not write counts as 0 and is replaced without a compare (the stored
-        form of a planted value cannot always be sent back for one through Upstash's JSON), so
-        increments racing with that one replacement can be lost.
-        """
+        """Atomic: a signed read, then a compare-and-set, retried when another writer won. A
+        value this app did not write counts as 0 and is replaced without a compare (Upstash's
+        JSON cannot always send its bytes back), so increments racing with that can be lost."""
         name = f"{self._get_prefix()}{key}"
         timeout = max(self._normalize_timeout(None), 0)
         for _ in attempts():
