@@ -6,15 +6,13 @@
 You don't need to edit anything in this folder. CACHE_TYPE in .env picks the backend when the app
 starts (simple, filesystem, redis, memcached, upstash or null; .env.example documents each
 setting, docs/caching.md says which to choose), so moving to another one is an edit of .env and a
-reload, never a code change. Shared backends sit behind a circuit breaker (breaker.py): when the
-server fails, each worker serves from its own memory instead of failing the request. Between the
-two, the near cache (near.py) serves repeated hits from each worker's memory: on Redis, told of
-every change by the server; elsewhere, for CACHE_NEAR_TTL seconds if that is set.
+reload, never a code change. chain.py says what serves a call: a shared backend, behind a near
+cache (near.py: repeated hits from each worker's memory) and a circuit breaker (breaker.py: a
+failing server never fails a request).
 
-This folder comes from the project template and is kept up to date by it: in a project made with
-`cruft create`, `cruft update` brings the template's fixes here (see the README), and never
-touches .env. Your code lives beside it: views.py, templates/, static/, settings.py; none of
-it is needed here, so the demo pages can go.
+This folder comes from the project template: `cruft update` brings the template's fixes here
+(see the README), and never touches .env. Your code lives beside it (views.py, templates/,
+static/, settings.py); none of it is needed here, so the demo pages can go.
 
 The public face, all that your code and deploy.py use:
 - ``cache``: the Flask-Caching object (extension.py);
@@ -62,11 +60,9 @@ MAX_RETRY_AFTER = 3600.0  # past an hour the cache is as good as switched off
 
 def from_env(env: Env, *, debug: bool = False) -> dict[str, object]:
     """The cache's settings as Flask config: the common ones, then the chosen backend's own.
-
-    In development (``debug``), a backend whose server is not set yet keeps its CACHE_TYPE, and
-    CACHE_FALLBACK says what to set: init_app serves from the simple cache and logs it, as for a
-    missing client library. Anywhere else it stops the app, and deploy.py, which builds the app
-    without debug, refuses it."""
+    In development (``debug``), a backend whose server is not set yet keeps its CACHE_TYPE and
+    CACHE_FALLBACK says what to set: init_app serves from the simple cache and logs it. Anywhere
+    else (deploy.py builds the app without debug) it stops the app."""
     backend: type[Backend] = BACKENDS[env.choice("CACHE_TYPE", "simple", tuple(BACKENDS))]
     try:
         own = backend.settings(env)

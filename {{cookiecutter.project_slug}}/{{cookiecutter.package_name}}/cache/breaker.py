@@ -1,41 +1,30 @@
 """A circuit breaker around a shared backend: a failing cache never fails a request.
 
-It is itself a Flask-Caching backend, in front of the backend it guards (chain.build() puts it
-there), and always in one of three states (State). CLOSED: every call goes to the backend. When a
-call fails with one of the backend's "unreachable" errors, it is OPEN: for CACHE_RETRY_AFTER
-seconds calls go to an in-process SimpleCache (the fallback); then the next call alone is
-PROBING the backend, and the others still use the fallback. Each change of state is logged once.
-A server that answers but will refuse every command for a while (Upstash past its quota) is an
-outage too: the backend names such answers by error type and the start of their message
-(Backend.refusals()), so that each worker costs it one command per CACHE_RETRY_AFTER until it
-serves again.
+A Flask-Caching backend in front of the one it guards (chain.build()), in one of three states.
+CLOSED: calls go to the backend. A call failing with one of its "unreachable" errors, or with one
+of its refusals (Backend.errors(): Upstash past its quota refuses every command), makes it
+OPEN: for CACHE_RETRY_AFTER seconds an in-process SimpleCache (the fallback) serves; then one call
+is PROBING the backend while the others use the fallback. Each change of state is logged once.
 
-No invalidation is lost. Keys set or deleted while open (set, set_many, delete, delete_many,
-clear) are remembered, and deleted from the backend (UNLINK, which does not re-check) before it
-serves again; the breaker closes only once nothing is left to replay, so a delete made by
-another thread during the probe is replayed too. inc, dec and add are not remembered: they
-build on the server's value or leave it as it is, so the server's copy is as good as before,
-and deleting it would lose a shared counter or another process's lock. So while open, counters
-count in this worker's memory only, and those counts are never added to the server's counter
-(the fallback is emptied on close: the next inc counts on from the server's value); a lock
-taken with add() is this worker's only (another process may hold the same one on the server,
-and keeps it). A set() or delete() of such a key is remembered as any other.
-A delete or clear the server refuses (READONLY during a failover, for instance) opens the breaker
-like an outage, and so does a set it refuses when the key cannot then be deleted: its old value
-must not be served. Other errors (a value too large, a wrong type) are a miss for that call
-only, logged at most once a minute; a failed inc, dec or add wrote nothing, so nothing of the
-key is deleted (a set may have, so its key is). Errors are logged by type and message, with the
-backend's secrets replaced by ***, never by repr (which can quote a password or token). status()
-(public: /health shows it) gives the last error that opened or kept the breaker open the same
-way, its host names hidden too; for a refused replay or undo, the server's own error.
-The state is per worker process; the changes of state are atomic across its threads. A new
-process (a uWSGI worker forked after the master read the cache) is noticed at its first call by
-its pid, since uWSGI runs no at-fork hook: it starts with its own fallback and locks, and the
-backend and the near cache drop the parent's connections and memory (keeping what is pending).
+No invalidation is lost: keys set or deleted while open are remembered, and deleted with UNLINK
+(which does not re-check) before the backend serves again; it closes only once nothing is left to
+replay, a delete made during the probe included. inc, dec and add are not remembered: they build
+on the server's value or leave it, and deleting it would lose a shared counter or another
+process's lock. So while open, counts are this worker's only and never reach the server's (the
+fallback is emptied on close), and a lock taken with add() holds in this worker only.
 
-Every key is mapped first, to the name the backend stores it under (keys.py): a key no backend
-could store is hashed, a non-str key is its str(), so that no key fails at every call, or keeps
-the replay failing.
+A delete or clear the server refuses (READONLY during a failover) opens it like an outage, and so
+does a refused set whose key cannot then be deleted: its old value must not be served. Other
+errors (a value too large, a wrong type) are a miss for that call, logged at most once a minute.
+Errors show by type and message, the backend's secrets replaced by *** (in status(), which
+/health shows, its host names too), never by repr, which can quote a password or token.
+
+State is per worker process, changed atomically across its threads. A process forked after the
+master read the cache is noticed by its pid at its first call (uWSGI runs no at-fork hook): it
+gets its own fallback and locks, and the backend and near cache drop the parent's connections.
+
+Every key is first mapped to the name the backend stores it under (keys.py), so that no key fails
+at every call or keeps the replay failing.
 """
 
 import enum
@@ -59,9 +48,8 @@ REPLAY_BATCH = 500  # keys per UNLINK while replaying
 MAX_NAMES = 4096  # str keys whose stored name is remembered (key_name())
 QUIET_SECONDS = 60.0  # a per-call error is logged at most once in this window
 DELETES = frozenset({"delete", "delete_many"})
-# inc and dec build on the server's value, and add writes only where it has none: made in the
-# fallback, they leave the server's value right (a shared counter, another process's lock), so
-# they are not replayed; each is one atomic write, so one that fails wrote nothing to undo.
+# Not replayed (the module's docstring says why); each is one atomic write: a failed one wrote
+# nothing to undo.
 BUILD_ON_THE_SERVER = frozenset({"inc", "dec", "add"})
 Refusals = Mapping[type[BaseException], tuple[str, ...]]
 
@@ -99,9 +87,7 @@ class Breaker(BaseCache):
         storable: Callable[[Any], str] = str,
     ):
         super().__init__(default_timeout)  # type: ignore[no-untyped-call, unused-ignore]
-        # A backend (cache/backends/), or the near cache in front of one (near.py): BaseCache's
-        # API, and unlink().
-        self.guarded: Any = guarded
+        self.guarded: Any = guarded  # a backend, or the near cache in front of one (near.py)
         # The backend itself, past the near cache: `flask cache` talks to it.
         self.server: Any = guarded.server if isinstance(guarded, Near) else guarded
         self.storable = storable  # a key as the backend stores it
@@ -110,7 +96,7 @@ class Breaker(BaseCache):
         self.fallback = SimpleCache(threshold=threshold, default_timeout=default_timeout)
         self.name = name
         self.unreachable: tuple[type[BaseException], ...] = (*unreachable, ReplayLater)
-        self.closed = closed  # a kept connection closed meanwhile: tried once more (Backend)
+        self.closed = closed  # a kept connection closed meanwhile: tried once more (Errors)
         self.refusals: Refusals = refusals or {}
         self.retry_after = retry_after
         self.clock: Callable[[], float] = time.monotonic  # tests put a fake clock here
@@ -171,9 +157,6 @@ class Breaker(BaseCache):
     def get_many(self, *keys: Any) -> list[Any]:
         return self._call("get_many", *map(self.key_name, keys))  # type: ignore[no-any-return]
 
-    def get_dict(self, *keys: Any) -> dict[Any, Any]:
-        return dict(zip(keys, self.get_many(*keys), strict=True))
-
     def has(self, key: Any) -> bool:
         return bool(self._call("has", self.key_name(key)))
 
@@ -199,9 +182,6 @@ class Breaker(BaseCache):
         names = {self.key_name(key): key for key in keys}
         done = self._call("delete_many", *names, writes=tuple(names))
         return [names.get(name, name) for name in done]
-
-    def unlink(self, *keys: Any) -> list[Any]:
-        return self.delete_many(*keys)
 
     def inc(self, key: Any, delta: int = 1) -> Any:
         name = self.key_name(key)
@@ -243,9 +223,8 @@ class Breaker(BaseCache):
         self.guarded.forked()
 
     def cannot_serve(self, error: BaseException) -> bool:
-        """Whether ``error`` means the backend cannot serve now: one of its unreachable errors,
-        a ReplayLater, or one of its refusals (the server answers, but will refuse every command
-        for a while). Any of them opens the breaker."""
+        """Whether ``error`` opens the breaker: one of the backend's unreachable errors or
+        refusals (backends/base.py, Errors), or a ReplayLater."""
         if isinstance(error, self.unreachable):
             return True
         return any(
@@ -256,7 +235,6 @@ class Breaker(BaseCache):
     def _attempt(
         self, method: str, args: tuple[Any, ...], writes: tuple[str, ...], clears: bool
     ) -> Any:
-        """The call on the backend, and _failed() if it fails."""
         try:
             return getattr(self.guarded, method)(*args)
         except Exception as error:
@@ -312,9 +290,8 @@ class Breaker(BaseCache):
         return result
 
     def _replay(self, close: bool = False) -> bool:
-        """Delete from the backend what was invalidated while it was away. Returns whether there
-        was anything; with ``close``, closes the breaker when there was not. On failure the keys
-        are pending again."""
+        """Delete what was invalidated while away (pending again on failure); whether there was
+        anything. With ``close``, close the breaker when there was not."""
         with self._lock:
             clear, keys = self.pending_clear, sorted(self.pending_deletes)
             self.pending_clear, self.pending_deletes = False, set()
@@ -336,8 +313,7 @@ class Breaker(BaseCache):
     def _fallback(
         self, method: str, args: tuple[Any, ...], writes: tuple[str, ...], clears: bool
     ) -> Any:
-        """The call on the in-process cache, the keys it sets or deletes remembered (with the
-        lock held)."""
+        """The call on the in-process cache, the keys it writes remembered (lock held)."""
         self._remember(() if method in BUILD_ON_THE_SERVER else writes, clears)
         return getattr(self.fallback, method)(*args)
 
@@ -427,7 +403,6 @@ def underlying(error: BaseException) -> BaseException:
 _MISS: dict[str, Callable[[tuple[Any, ...]], Any]] = {
     "get": lambda args: None,
     "get_many": lambda args: [None] * len(args),
-    "get_dict": lambda args: dict.fromkeys(args),
     "has": lambda args: False,
     "set": lambda args: False,
     "add": lambda args: False,

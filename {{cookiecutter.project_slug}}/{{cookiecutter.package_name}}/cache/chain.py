@@ -1,12 +1,9 @@
 """The chain .env names, built in one place: backend, then near cache, then breaker.
 
-    Cache._set_cache (extension.py), called by Flask-Caching's init_app, stores build()'s
-    object as the app's cache: every cache call goes to it.
-
 A backend with no server (simple, null) serves as it is. A shared one gets the near cache in
 front of it when CACHE_NEAR_TTL or tracking ask for one (near.py), and the breaker around both
-(breaker.py), so that a hit is Breaker.get -> Near.get -> memory, and a failing server never
-fails a request.
+(breaker.py): a hit is Breaker.get -> Near.get -> memory, and a failing server never fails a
+request. Cache._set_cache (extension.py) stores build()'s object as the app's cache.
 """
 
 from typing import Any
@@ -31,9 +28,7 @@ def build(app: Flask, config: dict[str, Any]) -> BaseCache:
         near_cache(server, config, app.logger) or server,
         name=kind.name,
         location=kind.describe(config),
-        unreachable=kind.unreachable(),
-        closed=kind.closed(),
-        refusals=kind.refusals(),
+        **kind.errors()._asdict(),  # unreachable, closed, refusals
         retry_after=config["CACHE_RETRY_AFTER"],
         threshold=config["CACHE_THRESHOLD"],
         default_timeout=options["default_timeout"],

@@ -4,9 +4,6 @@ The commands talk to the backend past the breaker, so its errors show (exit stat
 no password) instead of being served around. A backend that cannot be used at all (its client
 library missing, or its server not set yet in development: init_app serves from the simple cache
 instead) fails them the same way: the simple cache is not what .env asks for.
-
-The simple cache (and null) lives in each web worker's own memory: a console has its own, so
-`clear` there cannot clear the site's, and says how to (a reload of the web app).
 """
 
 import statistics
@@ -92,18 +89,13 @@ def _fail(message: str) -> NoReturn:
     sys.exit(1)
 
 
-def _unusable() -> str | None:
-    """Why the backend .env names is not the one serving (init_app's CACHE_FALLBACK), if so."""
-    return current_app.config.get("CACHE_FALLBACK") or None
-
-
 @cli.command("status")
 def status_command() -> None:
     """Show the configured and serving backend, and ping it."""
     backend = _backend()
     click.echo(f"configured: {current_app.config['CACHE_TYPE']}")
     click.echo(f"serving:    {_describe(backend)}")
-    if unusable := _unusable():
+    if unusable := current_app.config.get("CACHE_FALLBACK"):
         _fail(f"ping:       FAILED (not sent: {unusable})")
     key = f"ping-{uuid.uuid4().hex}"
     try:
@@ -122,7 +114,7 @@ def status_command() -> None:
 def clear_command() -> None:
     """Delete this app's cache entries (and no one else's)."""
     backend = _backend()
-    if unusable := _unusable():
+    if unusable := current_app.config.get("CACHE_FALLBACK"):
         _fail(f"could not clear: {unusable}")
     if isinstance(backend, Backend) and not backend.shared:
         click.echo(_not_clearable_here(backend))
@@ -157,7 +149,7 @@ def _not_clearable_here(backend: Backend) -> str:
 def bench_command(count: int) -> None:
     """Time N set and N get round trips against the backend: p50/p99 in ms."""
     backend, key, value = _backend(), f"bench-{uuid.uuid4().hex}", "x" * 1024
-    if unusable := _unusable():
+    if unusable := current_app.config.get("CACHE_FALLBACK"):
         _fail(f"bench failed: {unusable}")
     timings: dict[str, list[float]] = {"set": [], "get": []}
     try:

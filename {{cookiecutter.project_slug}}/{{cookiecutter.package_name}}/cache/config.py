@@ -17,11 +17,8 @@ import click
 
 
 class ConfigError(click.ClickException, ValueError):
-    """A setting has a value the app cannot use.
-
-    A ClickException, so that `flask run` (and every `flask` command, which builds the app first)
-    prints it as the one line "Error: <message>" and exits 1 instead of a traceback; a web server
-    (uWSGI) gets the exception as before, and its log ends with the message."""
+    """A setting has a value the app cannot use. A ClickException: `flask run` (and every `flask`
+    command, which builds the app first) prints "Error: <message>" and exits 1, no traceback."""
 
 
 class NotSet(ConfigError):
@@ -192,9 +189,8 @@ def is_host(host: str) -> bool:
 _SECRET_OPTION = re.compile(r"pass|pwd|secret|token|auth|key|cred", re.IGNORECASE)
 
 
-# What ends a URL's user and password early, where urllib (and so redis-py and requests) reads
-# them: "redis://default:pa#ss@host" is host "default", port... A password holding one of these
-# must be percent-encoded, and so must an @ after the host.
+# What ends a URL's user and password early, as urllib (so redis-py and requests) reads them:
+# "redis://default:pa#ss@host" is host "default", port...
 URL_DELIMITERS = "/?#"
 
 

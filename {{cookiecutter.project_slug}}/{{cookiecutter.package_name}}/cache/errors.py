@@ -3,8 +3,7 @@
 One line of printable ASCII, bounded, every secret (and for /health, every host name) replaced by
 ***, never by repr (a UnicodeEncodeError's repr quotes the whole header, a token included). An
 error raised without a message (pymemcache's MemcacheUnexpectedCloseError() when memcached goes
-away) says what it means all the same. Used by the breaker, the near cache's status and
-`flask cache`.
+away) says what it means all the same.
 """
 
 import re
@@ -23,8 +22,7 @@ NO_MESSAGE = "(no message)"
 
 
 def format_error(error: BaseException, secrets: Iterable[str]) -> str:
-    """An error as a log line, a status line or a command shows it: its type and its message,
-    secrets replaced by ***."""
+    """``error`` as a log line, status() or a command shows it: type, message, secrets ***."""
     return f"{type(error).__name__}: {error_message(error, secrets)}"
 
 

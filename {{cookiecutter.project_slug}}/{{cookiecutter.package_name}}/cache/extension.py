@@ -1,16 +1,14 @@
 """The Flask-Caching object the app uses: Flask-Caching's Cache, with a cheaper key for the usual
 @cache.cached view.
 
-Flask-Caching's default key function inspects the view's signature on every request: a few
-microseconds of every hit. For the usual view (a string key_prefix with %s, no option that
-changes the key), a request's key is the same "view/%s" % request.path, made directly; every other
-call of view.make_cache_key goes to Flask-Caching's own function. So everything Flask-Caching
-documents holds: assigning view.make_cache_key replaces it, CACHE_SOURCE_CHECK, delete_cached()
-(2.5) and query strings work as before (tests/cache/test_views.py compares the keys with its own).
+Flask-Caching's key function inspects the view's signature on every request: a few microseconds
+of every hit. For the usual view (a string key_prefix with %s, no option that changes the key), a
+request's key, "view/%s" % request.path, is made directly; any other call of view.make_cache_key
+goes to Flask-Caching's. So assigning view.make_cache_key, CACHE_SOURCE_CHECK, delete_cached()
+(2.5) and query strings work as documented (tests/cache/test_views.py compares the keys).
 
-The object every cache call goes to is chain.build()'s, which _set_cache stores where
-Flask-Caching's own does. Flask-Caching has no public way to hand it an object (CACHE_TYPE names
-a class it imports); its init_app calls _set_cache last, and Cache.cache reads
+Flask-Caching has no public way to hand it a cache object (CACHE_TYPE names a class it imports):
+_set_cache, which its init_app calls last, stores chain.build()'s where Cache.cache reads it,
 app.extensions["cache"][self], in 2.4 and 2.5 alike. tests/cache/test_extension.py pins both.
 """
 

@@ -1,18 +1,16 @@
 """Cache keys as every shared backend can store them: the breaker maps each key before any call.
 
-Flask-Caching makes a view's key from its URL path ("view//blog/café") and a memoized
-function's from its name and arguments, and an app may pass any object to cache.get/set. Some of
-these a backend can never store: memcached takes up to 250 bytes of ASCII without spaces or
-control characters (pymemcache refuses the others, and cachelib silently misses a key with '!');
-redis-py, Upstash's JSON and the filesystem's hash need text that encodes as UTF-8. Such a key
-would fail at every call and, worse, keep failing in the breaker's replay of pending deletes,
-keeping it open. And a non-str key is stored as its str() on the server, so the near cache and
-the breaker must know it by that name too, or an invalidation of "42" misses the 42 in memory.
+Flask-Caching makes a view's key from its URL path ("view//blog/café") and a memoized function's
+from its arguments, and an app may pass any object. memcached takes up to 250 bytes of ASCII
+without spaces or control characters (pymemcache refuses the others, and cachelib silently misses
+a key with '!'); redis-py, Upstash's JSON and the filesystem's hash need text that encodes as
+UTF-8. A key the backend cannot store would fail at every call and keep the breaker's replay
+failing. And a non-str key is stored as its str(), so the near cache and the breaker must know it
+by that name too, or an invalidation of "42" misses the 42 in memory.
 
 So a key is its str(); text the backend stores as it is stays as it is; any other text is
 replaced by a hash of it, marked by HASHED (a key that starts with HASHED is hashed too, so no
-two keys share a name). Every call maps a key the same way: delete_cached and delete_memoized
-reach the entry their view or function wrote.
+two keys share a name).
 """
 
 import hashlib

@@ -4,40 +4,29 @@ hit costs a dictionary lookup instead of a network round trip.
 It sits between the breaker and the backend (breaker.py -> Near -> backends/), holds at most
 CACHE_THRESHOLD entries per worker, and serves from memory in one of two modes:
 
-- tracking (redis): the server says which keys changed. A connection of each worker's own asks
-  for it (``CLIENT TRACKING ON BCAST PREFIX <CACHE_KEY_PREFIX>``, Redis 6 or later, RESP3): every
-  write under the prefix, by any client, sends that connection the key. Before each read from
-  memory the worker applies what has arrived, without waiting for more. So a change made anywhere
-  is seen once its invalidation has crossed the network: under a millisecond on one machine, the
-  one-way latency to a hosted Redis. An entry also ends when its key expires on the server (its
-  PTTL is read with it). A connection that dies silently (a NAT forgetting it) delivers nothing
-  and says nothing: memory serves only while a PING sent less than HEARTBEAT seconds ago was
-  answered, which bounds what such a death can cost. Tracking starts after a worker's first read
-  from the server succeeds.
-  When the connection is lost, memory is emptied and serves nothing until tracking is back (tried
-  again at most once a second, after a read that succeeded). A server that refuses tracking
-  (older than Redis 6, an ACL without CLIENT, a proxy or a server without BCAST, Upstash) gets
-  plain reads, or the ttl mode when CACHE_NEAR_TTL is set; the worker logs it once. A server
-  that refuses the tracking connection itself (a plan's connection limit: "max number of
-  clients reached"), or hangs, gets plain reads and one log line per worker too, and is asked
-  again after CACHE_RETRY_AFTER seconds, then twice that, up to MAX_RETRY_TRACKING apart. A
-  worker that finds more than MAX_NOTICES replies waiting (it was idle while others wrote a lot
-  under the prefix) drops the connection and its memory instead of reading them all.
+- tracking (redis): a connection of each worker's own asks the server for the key of every write
+  under the prefix, by any client (``CLIENT TRACKING ON BCAST PREFIX <CACHE_KEY_PREFIX>``, Redis 6
+  or later, RESP3); before each read from memory the worker applies what has arrived, without
+  waiting. So a change is seen once its invalidation has crossed the network: under a
+  millisecond on one machine, the one-way latency to a hosted Redis. An entry also ends when its
+  key expires on the server (its PTTL is read with it). Memory serves only while a PING sent less
+  than HEARTBEAT seconds ago was answered, and serves nothing from when the connection is lost
+  until tracking is back. Tracking starts after a worker's first read from the server succeeds.
+  A server that refuses tracking (older than Redis 6, an ACL without CLIENT, a proxy or a server
+  without BCAST, Upstash) gets plain reads, or the ttl mode when CACHE_NEAR_TTL is set, logged
+  once; one that refuses the tracking connection (a plan's "max number of clients reached") or
+  hangs gets plain reads, and is asked again after CACHE_RETRY_AFTER seconds, then twice that, up
+  to MAX_RETRY_TRACKING apart.
 - ttl (memcached, upstash, filesystem; redis without tracking), when CACHE_NEAR_TTL > 0: an entry
   is served from memory for at most CACHE_NEAR_TTL seconds after it was read, so a change made
-  elsewhere (another worker, a task, a console, a clear()) is seen at most that long after. A
-  write or delete made by this worker takes effect in its memory at once.
+  elsewhere is seen at most that long after; this worker's own writes and deletes at once.
 
-What memory holds is the pickle of a value this worker read back from the backend, its signature
-checked there (signing.py), or nothing. The signature guards the shared copy, which others can
-write; memory is this process's own, so a hit from it is checked by nothing and costs what a
-simple-cache hit costs: one unpickling, which also means a caller that changes the value it got
-cannot change what the next caller gets.
+Memory holds the pickle of a value this worker read back from the backend, its signature checked
+there (signing.py): a hit costs one unpickling, as a simple-cache hit does, and a caller that
+changes the value it got cannot change what the next caller gets.
 
-Races: a read that fetched a value just before someone changed it must not keep that value after
-the change was applied. Every change applied (a write in this worker, an invalidation, a lost
-connection) moves ``version`` on, and a fetched value is kept only if ``version`` did not move
-while it was fetched; an invalidation that arrives after it was kept removes it.
+Races: every change applied (a write in this worker, an invalidation, a lost connection) moves
+``version`` on, and a fetched value is kept only if ``version`` did not move while it was fetched.
 """
 
 import logging
@@ -60,9 +49,7 @@ if sys.platform != "win32":  # FIONREAD, read by _waiting() on each reply
 
 NAME = "near-cache"  # the tracking connection's, in CLIENT LIST
 RETRY_TRACKING = 1.0  # seconds between attempts to start tracking again after it failed
-# A server that keeps refusing the tracking connection (a hosted plan's connection limit:
-# "max number of clients reached") is asked again after 1, 2, 4 ... seconds, at most this long.
-MAX_RETRY_TRACKING = 60.0
+MAX_RETRY_TRACKING = 60.0  # the longest wait before asking a server that refused tracking again
 # A tracking connection that dies silently (a NAT or firewall forgetting it) delivers nothing, and
 # says nothing either. So memory serves only while the server answered a PING sent less than
 # HEARTBEAT seconds ago: its PONG comes after every invalidation sent before it, so a change is
@@ -82,24 +69,17 @@ MAX_TTL = 3600.0  # CACHE_NEAR_TTL's maximum: past an hour, stale is the rule, n
 MAX_ENTRY_BYTES = 1024 * 1024
 # The modes in which memory does not serve: reads go to the server.
 FROM_SERVER = ("off", "untracked")
-Forget = Callable[[Iterable[str] | None], None]
 
 
 class Tracking:
     """The invalidations a Redis server sends for the keys under a prefix, read without waiting.
-
     ``connect()`` makes a redis-py Connection (protocol 3), not connected yet. ``forget`` is
     called with the keys (the prefix taken off) that changed, or None for all of them (a flush,
-    a lost connection, a new one), with the caller's lock held: poll() runs under it.
-
-    A start that fails (the server hangs, or refuses a connection more) is tried again after
-    ``retry_after`` seconds (CACHE_RETRY_AFTER), then twice that, up to MAX_RETRY_TRACKING: like
-    any outage, a tracking connection that hangs costs one call per window.
-    """
+    a lost connection, a new one), with the caller's lock held: poll() runs under it."""
 
     def __init__(self, connect: Callable[[], Any], prefix: str, log: logging.Logger):
         self.connect, self.prefix, self.log = connect, prefix, log
-        self.forget: Forget = lambda keys: None  # set by Near
+        self.forget: Callable[[Iterable[str] | None], None] = lambda keys: None  # set by Near
         self.clock: Callable[[], float] = time.monotonic
         self.retry_after = RETRY_TRACKING  # after a failed start (set by near_cache())
         self.conn: Any = None  # the tracking connection, while tracking is on
@@ -120,14 +100,19 @@ class Tracking:
         if self._pinged is not None and now - self._pinged >= HEARTBEAT:
             self._lose(f"no answer to a PING in {HEARTBEAT:g} s")
             return False
-        if self._pinged is None and now - self.verified >= PING_AFTER:
-            try:
-                self.conn.send_command("PING", check_health=False)
-            except Exception as error:
-                self._lose(f"the tracking connection was lost ({type(error).__name__})")
-                return False
-            self._pinged = now
+        if self._pinged is None and now - self.verified >= PING_AFTER and not self._ping(now):
+            return False
         return now - self.verified < HEARTBEAT
+
+    def _ping(self, now: float) -> bool:
+        """Send a PING, its PONG read with the invalidations; False if the connection is lost."""
+        try:
+            self.conn.send_command("PING", check_health=False)
+        except Exception as error:
+            self._lose(f"the tracking connection was lost ({type(error).__name__})")
+            return False
+        self._pinged = now
+        return True
 
     def nothing_pending(self) -> bool:
         """Whether poll() would find nothing to do: no data, no PING due (no lock needed)."""
@@ -139,15 +124,8 @@ class Tracking:
         """A PING on the tracking connection, its answer read as invalidations are, waiting up
         to the connection's timeout: a connection that only seemed to start (a client library
         whose reads fail) shows as lost. For `flask cache status`, never for a request."""
-        if self.conn is None:
+        if self.conn is None or (self._pinged is None and not self._ping(self.clock())):
             return
-        if self._pinged is None:
-            try:
-                self.conn.send_command("PING", check_health=False)
-            except Exception as error:
-                self._lose(f"the tracking connection was lost ({type(error).__name__})")
-                return
-            self._pinged = self.clock()
         deadline = time.monotonic() + (self.conn.socket_timeout or HEARTBEAT)
         while self.conn is not None and self._pinged is not None and self._read():
             if time.monotonic() >= deadline:
@@ -156,14 +134,11 @@ class Tracking:
             select.select([self.conn._sock], [], [], 0.01)
 
     def start_if_due(self) -> None:
-        """Start tracking, unless it is on, refused, or failed less than a wait ago."""
         if self.conn is None and self.refused is None and self.clock() >= self._next_try:
             self._start()
 
     def _read(self) -> bool:
-        """Read what has arrived, at most MAX_NOTICES replies: a worker that was idle while others
-        wrote a lot under the prefix would spend seconds on its backlog (Redis buffers it without
-        limit), so past that it drops the connection and its memory, and starts again."""
+        """Read what has arrived; a backlog (MAX_NOTICES says why) drops the connection."""
         read = 0
         try:
             # Everything that has arrived; an invalidation half arrived waits for the next poll.
@@ -188,9 +163,8 @@ class Tracking:
         return True
 
     def _start(self) -> None:
-        """Connect (HELLO, and AUTH, as for any redis-py connection) and ask for tracking. A
-        server that refuses it now (a plan's connection limit) or hangs: plain reads meanwhile,
-        asked again after the wait."""
+        """Connect (HELLO, and AUTH, as for any redis-py connection) and ask for tracking; until
+        it runs, plain reads."""
         from redis.exceptions import ResponseError
 
         conn = None
@@ -228,8 +202,7 @@ class Tracking:
         self.log.warning("cache: near cache without tracking: %s", self.refused)
 
     def _failed(self, why: str) -> None:
-        """A start failed: plain reads, asked again less and less often; said once until
-        tracking runs."""
+        """A start failed: asked again less and less often; said once until tracking runs."""
         self._failed_starts += 1
         longest = max(MAX_RETRY_TRACKING, self.retry_after)
         wait = min(self.retry_after * 2 ** (self._failed_starts - 1), longest)
@@ -296,13 +269,8 @@ def _readable(sock: Any) -> Callable[[], bool]:
 
 
 class Near(BaseCache):
-    """The near cache in front of ``server`` (a shared backend): the module's docstring says how
-    it stays right.
-
-    Every call of BaseCache's API is its own (tests/cache/test_near.py checks that none is
-    inherited): reads may be served from memory, and writes forget their keys after the server's
-    call, whatever it did.
-    """
+    """The near cache in front of ``server`` (a shared backend). Every call of BaseCache's API is
+    its own (tests/cache/test_near.py checks): a read may be served from memory."""
 
     def __init__(
         self,
@@ -413,7 +381,6 @@ class Near(BaseCache):
                 self.tracking.start_if_due()  # type: ignore[union-attr]
 
     def _pickle_in_memory(self, key: str, now: float) -> bytes | None:
-        """The pickle memory holds for ``key``, unless there is none or it expired."""
         entry = self.entries.get(key)
         return entry[1] if entry is not None and now < entry[0] else None
 
@@ -469,7 +436,6 @@ class Near(BaseCache):
         return self._write(None, "clear")
 
     def _write(self, keys: Iterable[str] | None, method: str, *args: Any) -> Any:
-        """The server's ``method``, then ``keys`` (None: all) are forgotten, whatever it did."""
         try:
             return getattr(self.server, method)(*args)
         finally:

@@ -1,22 +1,19 @@
 """Signed cache entries: a pickle the app did not write is never unpickled.
 
-The redis, memcached, filesystem and upstash backends store pickles, and unpickling runs code:
-anyone who can write to a shared cache could make the app run theirs (CVE-2021-33026). Every pickle
-stored is prefixed with an HMAC-SHA256 of it, under a key derived from CACHE_SIGNING_KEY or else
-SECRET_KEY, and checked before it is unpickled. An entry that fails the check is a miss: the view
-is computed again and overwrites it. Changing the key turns old entries into misses, nothing worse.
+The shared backends store pickles, and unpickling runs code: anyone who can write to a shared
+cache could make the app run theirs (CVE-2021-33026). Every pickle stored is prefixed with an
+HMAC-SHA256 of it, under a key derived from CACHE_SIGNING_KEY or else SECRET_KEY, and checked
+before it is unpickled. An entry that fails the check is a miss: the view is computed again and
+overwrites it. Changing the key turns old entries into misses, nothing worse.
 
 Integers are signed too: plain digits (cachelib's format for Redis INCR) or memcached's integer
-flag would let anyone who can write to the cache choose a counter's value, a memoized result, or
-put an int where a page is expected (a 500 for every visitor). So every value the app reads back
-went through the MAC, and inc()/dec() read, add and write a signed value (backends/ says how
-each backend keeps that atomic). Anything else (digits, other flags, a bad MAC) is a miss.
+flag would let anyone who can write to the cache choose a counter's value or a memoized result,
+or put an int where a page is expected (a 500 for every visitor). So inc()/dec() read, add and
+write a signed value (backends/base.py says how each backend keeps that atomic).
 
-The MAC also covers the name the entry is stored under (the full Redis or memcached key, or the
-filesystem cache's key): an entry the app wrote, copied under another key by someone with write
-access, is a miss there too, so a memoized number copied under a page's key cannot fail the page,
-and one function's result cannot be served as another's. A backend that forgets to pass the name
-signs with an empty one, and reads it back as a miss: the failure is safe.
+The MAC also covers the name the entry is stored under: an entry copied under another key is a
+miss there, so one function's result cannot be served as another's, nor a number as a page. A
+backend that forgets to pass the name signs with an empty one, and reads it back as a miss.
 """
 
 import hashlib
@@ -33,11 +30,6 @@ PICKLED = b"!"  # cachelib's mark for a pickled value in Redis; kept so the form
 log = logging.getLogger(__name__)
 
 
-def derive_key(secret: str) -> bytes:
-    """A key for cache entries only, so a cache entry's MAC can never sign anything else."""
-    return hmac.new(secret.encode(), b"cache-entry-signing-v1", hashlib.sha256).digest()
-
-
 def signer(config: Mapping[str, Any]) -> "Signer":
     """The app's signer: keyed with CACHE_SIGNING_KEY, or else SECRET_KEY."""
     return Signer(config["CACHE_SIGNING_KEY"] or config["SECRET_KEY"])
@@ -45,8 +37,10 @@ def signer(config: Mapping[str, Any]) -> "Signer":
 
 class Signer:
     def __init__(self, secret: str):
-        # Keyed once; each MAC copies this state (about 30% faster than hmac.new per call).
-        self._keyed = hmac.new(derive_key(secret), digestmod=hashlib.sha256)
+        # A key for cache entries only (their MAC can sign nothing else), keyed once: each MAC
+        # copies this state (about 30% faster than hmac.new per call).
+        key = hmac.new(secret.encode(), b"cache-entry-signing-v1", hashlib.sha256).digest()
+        self._keyed = hmac.new(key, digestmod=hashlib.sha256)
         self.rejected = 0  # entries refused since start, in this process
 
     def mac(self, payload: bytes | memoryview, name: str = "") -> bytes:
@@ -81,12 +75,14 @@ class Signer:
             )
 
 
-class SignedRedisSerializer(RedisSerializer):
-    """cachelib's serializer for Redis (and Upstash), signed: cachelib's "!" mark, then the
-    signed pickle of every value, integers included (cachelib's would store those as digits)."""
-
+class _Signed:
     def __init__(self, signer: Signer):
         self.signer = signer
+
+
+class SignedRedisSerializer(_Signed, RedisSerializer):
+    """cachelib's serializer for Redis (and Upstash), signed: cachelib's "!" mark, then the
+    signed pickle of every value, integers included (cachelib's would store those as digits)."""
 
     def dumps(
         self, value: Any, protocol: int = pickle.HIGHEST_PROTOCOL, *, name: str = ""
@@ -101,12 +97,9 @@ class SignedRedisSerializer(RedisSerializer):
         return self.signer.reject()  # digits, or anything else this app did not write
 
 
-class SignedFileSerializer(FileSystemSerializer):
+class SignedFileSerializer(_Signed, FileSystemSerializer):
     """cachelib's serializer for the filesystem cache, signed: the signed pickle after the
     entry's expiry."""
-
-    def __init__(self, signer: Signer):
-        self.signer = signer
 
     def dump(
         self, value: Any, f: IO[bytes], protocol: int = pickle.HIGHEST_PROTOCOL, *, name: str = ""
@@ -117,17 +110,11 @@ class SignedFileSerializer(FileSystemSerializer):
         return self.signer.loads(f.read(), name)
 
 
-class SignedSerde:
-    """pymemcache's serde, signed: every value a signed pickle, integers included.
-
-    A value with any other flags (pymemcache's integer flag, 2, above all) was not written by
-    this app: it is a miss.
-    """
+class SignedSerde(_Signed):
+    """pymemcache's serde, signed: every value a signed pickle, integers included; a value with
+    any other flags (pymemcache's integer flag, 2, above all) is not this app's: a miss."""
 
     FLAG_PICKLE = 1 << 0  # pymemcache.serde's value
-
-    def __init__(self, signer: Signer):
-        self.signer = signer
 
     def serialize(self, key: str | bytes, value: Any) -> tuple[bytes, int]:
         return self.signer.dumps(value, _text(key)), self.FLAG_PICKLE

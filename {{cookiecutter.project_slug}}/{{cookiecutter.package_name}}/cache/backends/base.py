@@ -2,16 +2,14 @@
 
 Each backend (a module beside this one, listed in BACKENDS in __init__.py) is a Flask-Caching
 backend (its ``factory`` builds it from the app's config, as Flask-Caching's own do) that also
-owns what the rest of the package asks of a backend: its .env settings, parsed and checked; the
-client library it needs; the errors that mean "unreachable", and the answers that mean "refusing
-every command for now" (a quota used up); a description fit for a log line (no password); and the
-hosts it connects to.
+says what the rest of the package asks of it: its .env settings, parsed and checked; the client
+library it needs; what its errors mean (Errors); a description fit for a log line; its hosts.
 
 Values are signed (signing.py), integers included, so no backend can use the server's own
 INCR: inc() and dec() read the signed value, add, and write a new one only if nobody wrote in
 between (Redis and Upstash: a compare-and-set script; memcached: gets/cas), retrying if someone
-did. Both are atomic there, as cachelib promises "for supporting caches". The filesystem's (and
-the simple cache's) stay cachelib's read-modify-write: not atomic across workers.
+did: atomic, as cachelib promises "for supporting caches". The filesystem's (and the simple
+cache's) stay cachelib's read-modify-write: not atomic across workers.
 
 Flask-Caching's own clear() runs KEYS (or FLUSHDB with an empty prefix) on Redis, flush_all on
 memcached, and deletes every file in the cache directory: each can wipe another app's data. The
@@ -22,7 +20,7 @@ import os
 import random
 import time
 from collections.abc import Iterator, Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from .. import keys
 from ..config import Env
@@ -51,6 +49,23 @@ def added(current: Any, delta: int, key: str) -> int:
     if type(current) is not int:  # as Redis INCR refuses: a counter is an int, never a bool
         raise TypeError(f"inc/dec of {key!r}: it holds a {type(current).__name__}, not an int")
     return current + delta
+
+
+class Errors(NamedTuple):
+    """What a backend's errors mean to the breaker in front of it (breaker.py)."""
+
+    #: the backend cannot serve now: they open the breaker
+    unreachable: tuple[type[BaseException], ...] = ()
+    #: a connection the client kept between calls was closed by the other end (a server's idle
+    #: timeout, a NAT that forgot it): the client drops it, and the breaker tries the call once
+    #: more, on a new one, before it counts an outage. A server that is down refuses that new one
+    #: at once; one that hangs is not among these.
+    closed: tuple[type[BaseException], ...] = ()
+    #: answers that mean the server will refuse every command for a while (a quota used up), by
+    #: error type and the start of the message (after its Redis error code, if any): they open
+    #: the breaker too, so that a worker sends one command per CACHE_RETRY_AFTER until the
+    #: server serves again, instead of one per call, each a miss
+    refusals: Mapping[type[BaseException], tuple[str, ...]] = {}
 
 
 class Backend:
@@ -83,33 +98,17 @@ class Backend:
         return {}
 
     @classmethod
-    def unreachable(cls) -> tuple[type[BaseException], ...]:
-        """The errors that mean the backend cannot serve now: they open the breaker."""
-        return ()
-
-    @classmethod
-    def closed(cls) -> tuple[type[BaseException], ...]:
-        """The errors that mean a connection the client kept between calls was closed by the
-        other end (a server's idle timeout, a NAT that forgot it): the client drops it, and the
-        breaker tries the call once more, on a new one, before it counts an outage. A server
-        that is down refuses that new one at once; one that hangs is not among these."""
-        return ()
-
-    @classmethod
-    def refusals(cls) -> dict[type[BaseException], tuple[str, ...]]:
-        """Answers that mean the server will refuse every command for a while (a quota used up),
-        by error type and the start of the message (after its Redis error code, if any): they
-        open the breaker too, so that a worker sends one command per CACHE_RETRY_AFTER until
-        the server serves again, instead of one per call, each a miss."""
-        return {}
+    def errors(cls) -> Errors:
+        """What its client library's errors mean: imported only when this backend serves."""
+        return Errors()
 
     @classmethod
     def refused(cls, kind: str, message: str) -> bool:
         """Whether an error reported by type name and message, as /health gives them, is one of
-        refusals(): deploy.py then says to wait for the quota, not to fix a setting."""
+        its refusals: deploy.py then says to wait for the quota, not to fix a setting."""
         return any(
             kind == error.__name__ and says(message, starts)
-            for error, starts in cls.refusals().items()
+            for error, starts in cls.errors().refusals.items()
         )
 
     @classmethod
@@ -151,9 +150,8 @@ class Backend:
         return keys.utf8(key)
 
     def forked(self) -> None:
-        """Called in a new process (a uWSGI worker forked from the master) before its first
-        call: drop what belongs to the parent, its sockets above all. uWSGI runs no at-fork
-        hook, so the breaker compares os.getpid() instead, as redis-py's pools do."""
+        """Called in a new process (a uWSGI worker forked from the master; the breaker compares
+        os.getpid(), as redis-py's pools do) before its first call: drop the parent's sockets."""
 
 
 def readable_file(path: str) -> bool:

@@ -20,7 +20,7 @@ from flask_caching.backends.filesystemcache import FileSystemCache
 
 from ..config import Env
 from ..signing import SignedFileSerializer, signer
-from .base import Backend, Config
+from .base import Backend, Config, Errors
 
 log = logging.getLogger(__name__)
 
@@ -33,29 +33,25 @@ class Filesystem(Backend, FileSystemCache):
     """Files in CACHE_DIR, shared by the workers of the web app.
 
     cachelib keeps its entry count in a counter file that concurrent workers overwrite, so its
-    threshold was not enforced; it is turned off (threshold=0, cachelib's documented "no
-    threshold"), and every write lists the directory instead (O(entries), bounded by the
-    threshold) and, when full, prunes to 90% of it: unreadable entries first, then expired ones,
-    then those that expire soonest. clear() removes entry files only, not everything in the
-    directory.
+    threshold is off (threshold=0, cachelib's documented "no threshold"): every write lists the
+    directory instead and, when full, prunes to 90% of CACHE_THRESHOLD: unreadable entries first,
+    then expired ones, then those that expire soonest. clear() removes entry files only.
 
-    Disk trouble is an outage, never a flood. On a full disk or a read-only folder cachelib logs
-    a traceback and leaves its temp file behind on every write, and a deleted folder is never
-    made again. So the file calls are this class's own, in cachelib's format (a 4-byte expiry,
-    0 = never, then the serializer's bytes; tests/cache/test_filesystem.py pins it): a failed write
-    removes its temp file and raises its OSError, which opens the breaker (one log line; each
-    worker's memory serves meanwhile); a deleted folder is made again. After a failed write, every
-    call first tests a write: a probe that only reads would find the disk fine and close the
-    breaker, and the next write would open it again, a pair of log lines per retry window. An
-    entry that cannot be read is a miss, and is removed.
+    Disk trouble is an outage, never a flood: on a full disk or a read-only folder cachelib logs a
+    traceback and leaves its temp file behind on every write, and never makes a deleted folder
+    again. So the file calls are this class's own, in cachelib's format (a 4-byte struct "I"
+    expiry, 0 = never, then the serializer's bytes, in cachelib 0.14 to 0.17;
+    tests/cache/test_filesystem.py pins it): a failed write removes its temp file and raises its
+    OSError, which opens the breaker; a deleted folder is made again. After a failed write, every
+    call first tests a write: a probe that only reads would close the breaker on a disk that still
+    fails, and the next write would open it again, two log lines per retry window.
 
     Anyone who can write to CACHE_DIR can put something else under an entry's name: a FIFO (a
-    read waits for a writer, forever), a link to /dev/zero (endless bytes) or to any file, a
-    folder, a huge file. No timeout applies to a file, so entries are opened without following
-    a link and without blocking, and read only if they are regular files of at most MAX_ENTRY
-    bytes; anything else is a miss, and is removed. No call opens an entry any other way
-    (cachelib's add() and pruning included). A value that would make a larger entry is refused,
-    a miss for that call: it could never be read back.
+    read waits for a writer, forever), a link to /dev/zero or to any file, a folder, a huge file.
+    No timeout applies to a file, so entries are opened without following a link and without
+    blocking (cachelib's add() and pruning included), and read only if they are regular files of
+    at most MAX_ENTRY bytes; anything else, or an entry that cannot be read, is a miss and is
+    removed. A value that would make a larger entry is refused: it could never be read back.
     """
 
     name = "filesystem"
@@ -86,10 +82,8 @@ class Filesystem(Backend, FileSystemCache):
 
     def __init__(self, directory: str, *, limit: int, **kwargs: Any):
         # cachelib makes the folder last thing in __init__ (threshold=0: nothing after it) and
-        # raises if it cannot: a full disk must not stop the app. The first write makes it, or
-        # opens the breaker.
-        # Entry files are named by sha256 (_ENTRY), which Flask-Caching 2.4 (the last release
-        # for Python 3.10) does not default to: it hashes with md5.
+        # raises if it cannot: a full disk must not stop the app; the first write makes it.
+        # sha256 names (_ENTRY): Flask-Caching 2.4 (the last for Python 3.10) defaults to md5.
         with contextlib.suppress(OSError):
             super().__init__(  # type: ignore[no-untyped-call, unused-ignore]
                 directory, threshold=0, hash_method=hashlib.sha256, **kwargs
@@ -107,15 +101,14 @@ class Filesystem(Backend, FileSystemCache):
         return cache
 
     @classmethod
-    def unreachable(cls) -> tuple[type[BaseException], ...]:
-        return (OSError,)
+    def errors(cls) -> Errors:
+        return Errors(unreachable=(OSError,))
 
     @classmethod
     def describe(cls, config: Config) -> str:
         return str(config["CACHE_DIR"])
 
-    # Reads. A missing file or folder is a miss; so is an entry that cannot be read or loaded,
-    # which is removed. Only if it cannot be removed either is it the folder's fault: raised.
+    # Reads: a missing or unreadable entry is a miss; one that cannot be removed, an outage.
     def get(self, key: str) -> Any:
         return self._read(key, partial(self.serializer.load, name=key))
 
@@ -177,17 +170,7 @@ class Filesystem(Backend, FileSystemCache):
 
         try:
             self._make_room()
-            temp = self._write_temp(write)
-            try:
-                os.chmod(temp, self._mode or 0o600)
-                try:
-                    os.replace(temp, path)
-                except IsADirectoryError:  # planted: a miss for this call, not a disk outage
-                    raise ValueError("a folder is in the place of its entry file") from None
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.remove(temp)
-                raise
+            self._write_temp(write, path)
         except OSError as error:
             self.failed_write = error
             raise
@@ -224,9 +207,8 @@ class Filesystem(Backend, FileSystemCache):
         return True
 
     def _delete_entry(self, path: str) -> None:
-        """Delete an entry file; gone already is fine, and so is a folder in its place (planted:
-        never read as an entry). Any other failure is the folder's (raised: an outage, where
-        _remove() below only reports it)."""
+        """Delete an entry file; gone already is fine, and so is a (planted) folder in its place.
+        Any other failure is the folder's: raised, an outage (_remove() only reports it)."""
         try:
             os.remove(path)
         except (FileNotFoundError, IsADirectoryError):
@@ -235,8 +217,9 @@ class Filesystem(Backend, FileSystemCache):
             self.failed_write = error
             raise
 
-    def _write_temp(self, write: Callable[[BinaryIO], object]) -> str:
-        """A new temp file in the folder (made again if it was deleted), written and closed."""
+    def _write_temp(self, write: Callable[[BinaryIO], object], path: str | None = None) -> str:
+        """A new temp file in the folder (made again if it was deleted), written and closed, then
+        moved to ``path`` if given."""
         try:
             fd, temp = tempfile.mkstemp(self._TEMP_SUFFIX, self._TEMP_PREFIX, self.directory)
         except FileNotFoundError:
@@ -245,6 +228,12 @@ class Filesystem(Backend, FileSystemCache):
         try:
             with os.fdopen(fd, "wb") as file:  # closing flushes: a full disk may fail only here
                 write(file)
+            if path is not None:
+                os.chmod(temp, self._mode or 0o600)
+                try:
+                    os.replace(temp, path)
+                except IsADirectoryError:  # planted: a miss for this call, not a disk outage
+                    raise ValueError("a folder is in the place of its entry file") from None
         except BaseException:
             with contextlib.suppress(OSError):
                 os.remove(temp)
@@ -274,8 +263,6 @@ class Filesystem(Backend, FileSystemCache):
         now = time.time()
         ranked = []
         for path in entries:
-            # Checked against cachelib 0.14 to 0.17: an entry file starts with its expiry time, a
-            # 4-byte struct "I" (0 = never); tests/cache/test_filesystem.py pins it.
             try:
                 (expires,) = struct.unpack("I", self._read_entry(path, 4))
             except FileNotFoundError:

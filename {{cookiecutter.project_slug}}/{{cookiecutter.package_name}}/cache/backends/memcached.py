@@ -13,7 +13,7 @@ from flask_caching.backends.memcache import MemcachedCache
 
 from ..config import ConfigError, Env, is_host, is_port, split_address
 from ..signing import SignedSerde, signer
-from .base import COUNTER_ATTEMPTS, Backend, Config, added, attempts, readable_file
+from .base import COUNTER_ATTEMPTS, Backend, Config, Errors, added, attempts, readable_file
 
 
 def _memcached_servers(env: Env, needed_by: str) -> list[tuple[str, int]]:
@@ -83,11 +83,8 @@ def _memcached_login(env: Env, tls: bool) -> dict[str, object]:
             "with it?): copy it again from MemCachier's dashboard"
         )
     if bool(username) != bool(password):
-        given, missing = (
-            ("MEMCACHED_USERNAME", "MEMCACHED_PASSWORD")
-            if username
-            else ("MEMCACHED_PASSWORD", "MEMCACHED_USERNAME")
-        )
+        names = ("MEMCACHED_USERNAME", "MEMCACHED_PASSWORD")
+        given, missing = names if username else names[::-1]
         raise ConfigError(
             f"{given} is set but {missing} is not: a login needs both (MemCachier's dashboard "
             "shows them); for a memcached server without a login, leave both empty"
@@ -172,23 +169,17 @@ class Memcached(Backend, MemcachedCache):
         return cls(client, key_prefix=config["CACHE_KEY_PREFIX"], **kwargs)
 
     @classmethod
-    def unreachable(cls) -> tuple[type[BaseException], ...]:
-        from pymemcache.exceptions import MemcacheUnexpectedCloseError
+    def errors(cls) -> Errors:
+        from pymemcache.exceptions import MemcacheUnexpectedCloseError as Closed
 
-        # Not MemcacheServerError: memcached answers SERVER_ERROR for one value (over 1 MiB, or no
-        # memory to store it), a miss for that call, not an outage. A refused login is one: a
-        # MemcachedLoginError is an OSError, as is a TLS check that failed.
-        return (OSError, MemcacheUnexpectedCloseError)
-
-    @classmethod
-    def closed(cls) -> tuple[type[BaseException], ...]:
-        # pymemcache reuses a socket the server closed while idle (memcached's -o idle_timeout,
-        # MemCachier's): the next command finds it closed, or reset (over TLS: an EOF).
-        from pymemcache.exceptions import MemcacheUnexpectedCloseError
-
-        return (
-            *(MemcacheUnexpectedCloseError, ConnectionResetError, BrokenPipeError),
-            ssl.SSLEOFError,
+        return Errors(
+            # Not MemcacheServerError: memcached answers SERVER_ERROR for one value (over 1 MiB,
+            # or no memory to store it), a miss for that call. A refused login is an outage: a
+            # MemcachedLoginError is an OSError, as is a TLS check that failed.
+            unreachable=(OSError, Closed),
+            # pymemcache reuses a socket the server closed while idle (-o idle_timeout,
+            # MemCachier's): the next command finds it closed, or reset (over TLS: an EOF).
+            closed=(Closed, ConnectionResetError, BrokenPipeError, ssl.SSLEOFError),
         )
 
     @classmethod
@@ -233,9 +224,8 @@ class Memcached(Backend, MemcachedCache):
     def delete_many(self, *keys: str) -> list[Any]:
         return cachelib.MemcachedCache.delete_many(self, *keys)  # the comment in Backend says why
 
-    # A key memcached stores as it is (others are hashed, keys.py): printable ASCII without
-    # spaces (pymemcache refuses the others) or '!' (cachelib misses it), the whole name within
-    # memcached's 250 bytes with the longest generation, 20 digits and its ':'.
+    # A key memcached stores as it is (keys.py): no space, control character or '!', the whole
+    # name within 250 bytes with the longest generation (20 digits and its ':').
     _KEY = re.compile(r"[\x22-\x7e]+\Z")
     _GENERATION_CHARS = 21
 
@@ -272,9 +262,8 @@ class Memcached(Backend, MemcachedCache):
         return True
 
     def inc(self, key: str, delta: int = 1) -> int | None:
-        """Atomic: gets, then cas (add for a missing key), retried when another writer won.
-        memcached cannot keep an entry's expiry on a write: each inc() restarts the counter's
-        at the default timeout, as cachelib's inc() (a get, then a set) did."""
+        """Atomic: gets, then cas (add for a missing key), retried when another writer won. Each
+        restarts the counter's expiry (the default timeout): memcached cannot keep it on a write."""
         try:
             return self._swap(
                 self._normalize_key(key),

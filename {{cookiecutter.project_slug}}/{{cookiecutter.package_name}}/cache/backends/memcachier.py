@@ -5,16 +5,14 @@ MemCachier, the hosted memcached, wants a login on each connection. pymemcache h
 2017-02-23, "ASCII Protocol Support"; MemCachier's docs, "Supported Protocols"): the first command
 is ``set <username> 0 0 <length>`` with the password as its value, answered ``STORED``; a
 connection that does not log in within a few seconds is closed. pymemcache opens a new connection
-after any error, so the login goes in ``_connect``, which every command calls when it has no
-connection: each new connection logs in before its first command. (MemCachier's own Django
-backend, memcachier/django-ascii, overrides the same method.) What MemCachier answers to a wrong
+after any error, and every command calls ``_connect`` when it has none: the login goes there, as
+in MemCachier's own Django backend (memcachier/django-ascii). What MemCachier answers a wrong
 login is not documented: anything but ``STORED``, or a closed connection, is a refusal.
 
-The password crosses only a checked connection: with TLS, pymemcache's ``_connect`` wraps the
-socket before connecting, so the handshake, which checks the certificate and the host name, is
-over before the first byte of the login is sent. A check that fails raises ssl.SSLError, an
-OSError: an outage, like a refused login. (memcached.py refuses a password without TLS.)
-tests/cache/test_memcachier.py pins the private parts used here: ``Client._connect`` and ``sock``.
+The password crosses only a checked connection (memcached.py refuses it without TLS):
+pymemcache's ``_connect`` completes the TLS handshake, certificate and host name checked, before
+the login is sent; a failed check raises ssl.SSLError, an OSError: an outage, like a refused
+login. tests/cache/test_memcachier.py pins the private parts used: ``Client._connect``, ``sock``.
 """
 
 import socket

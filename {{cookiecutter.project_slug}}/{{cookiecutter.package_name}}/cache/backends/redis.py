@@ -14,7 +14,7 @@ from ..config import ConfigError, Env, redact_url
 from ..errors import says
 from ..near import Tracking
 from ..signing import SignedRedisSerializer, signer
-from .base import Backend, Config, added, attempts, readable_file
+from .base import Backend, Config, Errors, added, attempts, readable_file
 
 CLEAR_BATCH = 500  # keys per SCAN page and per UNLINK
 # What Upstash answers to every command once a database has used its quota: the monthly one (the
@@ -150,19 +150,16 @@ class Redis(Backend, RedisCache):
         return cache
 
     @classmethod
-    def unreachable(cls) -> tuple[type[BaseException], ...]:
-        from redis.exceptions import ConnectionError, TimeoutError
+    def errors(cls) -> Errors:
+        from redis.exceptions import ConnectionError, ResponseError, TimeoutError
 
-        return (ConnectionError, TimeoutError, OSError)
-
-    @classmethod
-    def closed(cls) -> tuple[type[BaseException], ...]:
-        # redis-py replaces a pooled connection the server closed (it reads the EOF first), not
-        # one a NAT reset: "Connection reset by peer" comes with the next command. A timeout is
-        # a TimeoutError, not one of these.
-        from redis.exceptions import ConnectionError
-
-        return (ConnectionError,)
+        return Errors(
+            unreachable=(ConnectionError, TimeoutError, OSError),
+            # redis-py replaces a pooled connection the server closed (it reads the EOF first),
+            # not one a NAT reset: "Connection reset by peer" comes with the next command.
+            closed=(ConnectionError,),
+            refusals={ResponseError: UPSTASH_QUOTA},  # Upstash's Redis protocol (rediss://)
+        )
 
     @classmethod
     def advice(cls, error: BaseException) -> str:
@@ -172,12 +169,6 @@ class Redis(Backend, RedisCache):
             isinstance(error, ResponseError) and says(str(error), LOGIN_REFUSED)
         )
         return LOGIN_ADVICE if login else ""
-
-    @classmethod
-    def refusals(cls) -> dict[type[BaseException], tuple[str, ...]]:
-        from redis.exceptions import ResponseError
-
-        return {ResponseError: UPSTASH_QUOTA}  # Upstash's Redis protocol (rediss://)
 
     # Compare-and-set, run by the server as one step: KEYS[1] is the key; ARGV: what the caller
     # found ("present", with the exact bytes it read; "missing"; or "foreign", a value this app
@@ -234,39 +225,36 @@ return 1
         return [self.serializer.loads(data, name=name) for name, data in pairs]
 
     def set(self, key: str, value: Any, timeout: Any = None) -> Any:
-        name = f"{self._get_prefix()}{key}"
-        expires = self._normalize_timeout(timeout)
-        dump = self.serializer.dumps(value, name=name)
-        return self._write_client.set(name, dump, ex=expires if expires != -1 else None)
+        return self._write_client.set(*self._entry(key, value), ex=self._expiry(timeout))
 
     def add(self, key: str, value: Any, timeout: Any = None) -> Any:
         # One command (cachelib's SETNX then EXPIRE can write a key that never expires, then
         # fail): an add that fails wrote nothing, which the breaker relies on (it undoes none).
-        name = f"{self._get_prefix()}{key}"
-        expires = self._normalize_timeout(timeout)
-        dump = self.serializer.dumps(value, name=name)
-        ex = expires if expires != -1 else None
-        return bool(self._write_client.set(name, dump, ex=ex, nx=True))
+        entry, ex = self._entry(key, value), self._expiry(timeout)
+        return bool(self._write_client.set(*entry, ex=ex, nx=True))
 
     def set_many(self, mapping: dict[str, Any], timeout: Any = None) -> list[Any]:
-        expires = self._normalize_timeout(timeout)
-        pipe = self._write_client.pipeline(transaction=False)
+        ex, pipe = self._expiry(timeout), self._write_client.pipeline(transaction=False)
         for key, value in mapping.items():
-            name = f"{self._get_prefix()}{key}"
-            dump = self.serializer.dumps(value, name=name)
-            pipe.set(name, dump, ex=expires if expires != -1 else None)
+            pipe.set(*self._entry(key, value), ex=ex)
         return [key for key, done in zip(mapping, pipe.execute(), strict=True) if done]
+
+    def _entry(self, key: str, value: Any) -> tuple[str, bytes]:
+        """The name ``key`` is stored under, and ``value`` signed for it."""
+        name = f"{self._get_prefix()}{key}"
+        return name, self.serializer.dumps(value, name=name)
+
+    def _expiry(self, timeout: Any) -> int | None:
+        expires = self._normalize_timeout(timeout)  # cachelib's: -1 for no expiry
+        return expires if expires != -1 else None
 
     def delete_many(self, *keys: str) -> list[Any]:
         return cachelib.RedisCache.delete_many(self, *keys)  # the comment in Backend says why
 
     def inc(self, key: str, delta: int = 1) -> int | None:
-        """Atomic: a signed read, then a compare-and-set, retried when another writer won.
-
-        A value this app did not write counts as 0 and is replaced without a compare (the stored
-        form of a planted value cannot always be sent back for one through Upstash's JSON), so
-        increments racing with that one replacement can be lost.
-        """
+        """Atomic: a signed read, then a compare-and-set, retried when another writer won. A
+        value this app did not write counts as 0 and is replaced without a compare (Upstash's
+        JSON cannot always send its bytes back), so increments racing with that can be lost."""
         name = f"{self._get_prefix()}{key}"
         timeout = max(self._normalize_timeout(None), 0)
         for _ in attempts():

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 from flask import Flask
 
 from ..config import ConfigError, Env, redact_url
-from .base import Config
+from .base import Config, Errors
 from .redis import UPSTASH_QUOTA, Redis
 
 _VISIBLE_ASCII = re.compile(r"[\x21-\x7e]+\Z")
@@ -65,24 +65,16 @@ class Upstash(Redis):
         return cls._signed(client, config, kwargs)
 
     @classmethod
-    def unreachable(cls) -> tuple[type[BaseException], ...]:
-        from .upstash_rest import UpstashError
+    def errors(cls) -> Errors:
+        from .upstash_rest import UpstashCommandError, UpstashConnectionLost, UpstashError
 
-        return (UpstashError,)
-
-    @classmethod
-    def closed(cls) -> tuple[type[BaseException], ...]:
-        # urllib3 replaces a pooled connection it sees closed before it reuses it, not one that
-        # is reset under the request.
-        from .upstash_rest import UpstashConnectionLost
-
-        return (UpstashConnectionLost,)
-
-    @classmethod
-    def refusals(cls) -> dict[type[BaseException], tuple[str, ...]]:
-        from .upstash_rest import UpstashCommandError
-
-        return {UpstashCommandError: UPSTASH_QUOTA}
+        return Errors(
+            unreachable=(UpstashError,),
+            # urllib3 replaces a pooled connection it sees closed before it reuses it, not one
+            # that is reset under the request.
+            closed=(UpstashConnectionLost,),
+            refusals={UpstashCommandError: UPSTASH_QUOTA},
+        )
 
     @classmethod
     def advice(cls, error: BaseException) -> str:

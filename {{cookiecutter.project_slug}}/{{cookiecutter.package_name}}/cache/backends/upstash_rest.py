@@ -32,12 +32,12 @@ class UpstashError(Exception):
 
 class UpstashConnectionLost(UpstashError):
     """The connection the request went on was closed or reset under it: a kept-alive one that
-    the server or a firewall dropped while it was idle (upstash.Upstash.closed())."""
+    the server or a firewall dropped while it was idle (upstash.Upstash.errors())."""
 
 
 class UpstashCommandError(Exception):
     """Upstash answered the command with an error (a wrong type, a bad argument; its quota used
-    up, which upstash.Upstash.refusals() names): its message is Upstash's own."""
+    up, which upstash.Upstash.errors() names): its message is Upstash's own."""
 
 
 # What a connection closed or reset under a request raises, however urllib3 wraps it (through a
@@ -154,9 +154,6 @@ class UpstashRedis:
     def eval(self, script: str, numkeys: int, *keys_and_args: Any) -> Any:
         """A Lua script, run atomically by the server (Upstash supports EVAL over REST)."""
         return self.execute("EVAL", script, numkeys, *keys_and_args)
-
-    def ping(self) -> bool:
-        return bool(self.execute("PING") == b"PONG")
 
     def scan_iter(self, match: str | None = None, count: int | None = None) -> Iterator[str]:
         cursor = "0"
