@@ -37,6 +37,28 @@ def app_env(project: Path | None, **settings: str) -> dict[str, str]:
     return env
 
 
+# The project's WSGI file, loaded as PythonAnywhere's uWSGI loads it, answering the paths given.
+SERVE_PAGES = """
+import json, runpy, sys
+from werkzeug.test import Client
+client = Client(runpy.run_path(sys.argv[1])["application"])
+answers = {path: client.get(path) for path in sys.argv[2:]}
+print(json.dumps({path: [r.status_code, r.get_data(as_text=True)] for path, r in answers.items()}))
+"""
+
+
+def served(project: Path, *paths: str, **settings: str) -> dict[str, list]:
+    """``paths`` as the project's pythonanywhere_wsgi.py serves them (its .env loaded), with
+    ``settings`` in the environment: {path: [status, body]}."""
+    wsgi = str(project / "pythonanywhere_wsgi.py")
+    result = subprocess.run(
+        [sys.executable, "-c", SERVE_PAGES, wsgi, *paths],
+        cwd=project, env=app_env(project, **settings), capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    return json.loads(result.stdout)
+
+
 def upstash_settings(project: Path, redis_url: str) -> dict[str, str]:
     """UPSTASH_REDIS_REST_URL and _TOKEN of the baked project's own stand-in for Upstash's REST
     API (its tests/cache/upstash_server.py), started in this process in front of ``redis_url``."""

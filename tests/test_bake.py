@@ -294,18 +294,6 @@ def bug() -> str:
 OWN_INDEX = """{% extends "base.html" %}
 {% block content %}<h1>My own home page</h1>{% endblock %}
 """
-SERVE_OWN_SITE = """
-import json, sys
-from dotenv import load_dotenv
-from werkzeug.test import Client
-sys.path.insert(0, ".")
-load_dotenv(".env")  # as the WSGI file does
-from my_flask_app import create_app
-app = create_app({"PROPAGATE_EXCEPTIONS": False})
-client = Client(app)
-pages = {path: client.get(path) for path in ("/", "/health", "/no-such-page", "/bug")}
-print(json.dumps({p: [r.status_code, r.get_data(as_text=True)] for p, r in pages.items()}))
-"""
 
 
 def test_the_template_owns_what_holds_when_the_demo_is_replaced(bake, server_env, tmp_path):
@@ -319,8 +307,8 @@ def test_the_template_owns_what_holds_when_the_demo_is_replaced(bake, server_env
     (package / "templates" / "index.html").write_text(OWN_INDEX)
     (package / "templates" / "example.html").unlink()
     (project / "tests" / "test_demo.py").unlink()
-    env = servers.app_env(project, REDIS_URL=server_env["TEST_REDIS_URL"])
-    served = json.loads(run([sys.executable, "-c", SERVE_OWN_SITE], cwd=project, env=env, check=True).stdout)
+    paths = ("/", "/health", "/no-such-page", "/bug")
+    served = servers.served(project, *paths, REDIS_URL=server_env["TEST_REDIS_URL"])
     assert served["/"][0] == 200 and "<h1>My own home page</h1>" in served["/"][1]
     assert "Cache: <code>redis</code>" in served["/"][1], "the footer's cache report"
     assert served["/health"][0] == 200

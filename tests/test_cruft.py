@@ -2,7 +2,6 @@
 to the cache package with `cruft update`, keeping the user's own edits and .env byte for byte."""
 
 import io
-import json
 import os
 import shutil
 import subprocess
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from . import servers
 from .conftest import TEMPLATE
 
 GIT = {
@@ -92,17 +92,6 @@ BEFORE_THE_ROOMS = "8bcc8b5"
 # what to do).
 MY_PAGE = '@bp.get("/about")\ndef about() -> str:\n    return "mine"\n\n\n'
 BEFORE_MY_PAGE = "def readable("
-SERVE = """
-import json, sys
-from dotenv import load_dotenv
-from werkzeug.test import Client
-sys.path.insert(0, ".")
-load_dotenv(".env")
-from my_flask_app import create_app
-client = Client(create_app())
-pages = {path: client.get(path) for path in ("/about", "/health", "/", "/nope")}
-print(json.dumps({path: [r.status_code, r.get_data(as_text=True)] for path, r in pages.items()}))
-"""
 
 
 def test_cruft_update_from_the_release_before_the_two_rooms_keeps_the_users_views(tmp_path):
@@ -140,7 +129,7 @@ def test_cruft_update_from_the_release_before_the_two_rooms_keeps_the_users_view
     assert '"/health"' not in mine and "errorhandler" not in mine and "<<<<<<<" not in mine
     assert (project / "tests" / "cache" / "test_views.py").exists()
     assert not (project / "tests" / "test_views.py").exists()
-    served = json.loads(run(sys.executable, "-c", SERVE, cwd=project))
+    served = servers.served(project, "/about", "/health", "/", "/nope")
     assert served["/about"] == [200, "mine"]
     assert served["/health"][0] == 200 and served["/"][0] == 200
     assert served["/nope"][0] == 404 and "<title>Page not found · " in served["/nope"][1]
