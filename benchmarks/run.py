@@ -1,9 +1,9 @@
-"""Benchmarks: what a cache hit costs, what a Redis outage costs, what the near cache saves, and
-what a page costs in Upstash commands.
+"""Benchmarks: what a cache hit costs, what a Redis outage costs, what the near cache saves,
+what a page costs in Upstash commands, and what a slow page's expiry costs under load.
 One command, from the template's root:
 
-    python3 -m benchmarks.run            # about 10 minutes; --rounds/--seconds to change
-    python3 -m benchmarks.run --part near    # hits, signing, outage, near or upstash alone
+    python3 -m benchmarks.run            # about 15 minutes; --rounds/--seconds to change
+    python3 -m benchmarks.run --part near    # hits, signing, outage, near, upstash or stampede alone
 
 Needs wrk, redis-server and memcached (apt-get install -y wrk redis-server memcached) and the
 template's dev requirements. It bakes the default project, serves it with uWSGI as
@@ -11,7 +11,11 @@ PythonAnywhere does, and drives it with wrk over loopback. This machine is noisy
 comparison is measured interleaved (A B A B ...) in one run and reported as medians and ratios;
 the near part runs 3 times and reports each figure's median and min-max over the runs. A hosted
 Redis is played by relay.py, which delays every byte 10 ms each way. The upstash part counts
-Upstash commands per 1,000 page views instead of timing anything (upstash_commands.py).
+Upstash commands per 1,000 page views instead of timing anything (upstash_commands.py). The
+stampede part (stampede.py) drives a view that takes 0.3 s, cached 2 s, with 8 clients on 4
+workers, on redis and filesystem against plain Flask-Caching: regenerations and slow requests per
+expiry, p50/p99 against a plain hit's (3 runs, median and min-max); and what a 304 saves on
+/example.
 """
 
 import argparse
@@ -33,6 +37,7 @@ from pathlib import Path
 import redis
 from cookiecutter.main import cookiecutter
 
+from benchmarks.stampede import stampede
 from tests import servers
 
 TEMPLATE = Path(__file__).resolve().parent.parent
@@ -509,7 +514,7 @@ def main() -> None:
     parser.add_argument("--phase", type=float, default=6, help="seconds per outage phase")
     parser.add_argument("--samples", type=int, default=3000, help="requests of each kind, latency")
     parser.add_argument(
-        "--part", choices=["all", "hits", "signing", "outage", "near", "upstash"], default="all"
+        "--part", choices=["all", "hits", "signing", "outage", "near", "upstash", "stampede"], default="all"
     )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -529,6 +534,8 @@ def main() -> None:
                 near_cache(bench, redis_url)
             if args.part in ("all", "upstash"):
                 upstash_cost(bench, redis_url)
+            if args.part in ("all", "stampede"):
+                stampede(bench, redis_url)
 
 
 if __name__ == "__main__":
