@@ -6,12 +6,12 @@ The slow view (bench_wsgi.py's /bench/slow, @cache.cached(timeout=2)) takes 0.3 
 page, and appends a line per regeneration to a log every worker writes; the benchmark reads it.
 This module is stdlib only: bench_wsgi.py imports the view's work from it in every worker.
 
-The clients send each request over a connection of its own (HTTP/1.0, which uWSGI closes after
-the response), as PythonAnywhere's front end hands each request to whichever worker is free: a
-kept-alive connection ties a single-threaded uWSGI worker to one client (measured: 8 keep-alive
-clients on 4 workers, 4 of them waited the whole run), and closing it after each response
-leaves the client's port in TIME_WAIT (FACTS.md: loopback ports run out). HTTP/1.0 leaves the
-TIME_WAIT on the server's side, where it costs no port.
+The clients send each request over a connection of its own, as PythonAnywhere's front end hands
+each request to whichever worker is free: a kept-alive connection ties a single-threaded uWSGI
+worker to one client (measured: 8 keep-alive clients on 4 workers, 4 of them waited the whole
+run). HTTP/1.0, because uWSGI closes the connection after the response then; an HTTP/1.1 request
+with "Connection: close" kept the worker until the client closed (measured). The TIME_WAIT is
+then on the server's side, and no client port waits.
 """
 
 import collections
