@@ -7,6 +7,7 @@ as it is between deployments; everything else starts afresh for each test.
 """
 
 import copy
+import json
 import re
 import shutil
 import subprocess
@@ -329,6 +330,34 @@ def test_a_missing_web_app_answers_403_as_the_real_api_did(pa):
     assert status == 403 and len(body) == 63 and b"permission" in body
     deployed(pa)  # the first deployment does not stop on it
     assert DOMAIN in pa.fake.webapps
+
+
+def test_the_stand_in_takes_a_static_header_only_with_url_name_and_value(pa):
+    """API.md's parameters for POST and PUT of static_headers: "url, name, value"."""
+    pa.fake.existing_webapp(DOMAIN, "# old\n")
+    headers = {"Authorization": f"Token {TOKEN}", "Content-Type": "application/json"}
+    path = f"/api/v0/user/{USER}/{WEBAPP}static_headers/"
+
+    def api(method: str, path: str, body: dict) -> tuple[int, object]:
+        status, answer, _ = pa.fake.api(
+            method, "www.pythonanywhere.com", path, headers, json.dumps(body).encode()
+        )
+        return status, answer
+
+    assert api("POST", path, {"url": "/static/"}) == (
+        400,
+        {"name": ["This field is required."], "value": ["This field is required."]},
+    )
+    wanted = {"url": "/static/", "name": "Cache-Control", "value": {"max-age": 60}}
+    assert api("POST", path, wanted) == (400, {"value": ["Not a valid string."]})
+    assert pa.fake.static_headers[DOMAIN] == []
+    status, created = api("POST", path, {**wanted, "value": "no-cache"})
+    assert status == 201 and created["value"] == "no-cache"
+    assert api("PATCH", f"{path}{created['id']}/", {"value": "max-age=60"}) == (
+        200,
+        {**created, "value": "max-age=60"},
+    )
+    assert api("PUT", f"{path}{created['id']}/", {"value": "max-age=60"})[0] == 400
 
 
 def test_a_create_answering_200_as_the_real_api_did(pa):
