@@ -26,9 +26,25 @@ endpoints deploy.py uses, and what the primary sources below show beyond it (FAC
   `Webapp.reload` raises on any answer that is not ok). While a reload is in progress the site
   may answer looping 302s (`reload_redirects`: seconds after a reload in which it does).
 - A 2xx whose body says `{"status": "ERROR", ...}` is a failure (pythonanywhere-core's
-  `Webapp.create` checks for it); `error_answers` makes a given call answer so.
+  `Webapp.create` checks for it); `answers` makes a given call answer so, or with any status.
 - `webapps/<domain>/static_files/` GET, POST (url, path) and `static_files/<id>/` GET, PATCH, PUT,
-  DELETE; `webapps/<domain>/reload/` POST.
+  DELETE (API.md lines 388-405); `webapps/<domain>/reload/` POST.
+- `webapps/<domain>/static_headers/` and `static_headers/<id>/`, API.md lines 408-425 (added to the
+  help pages in their commit 73d0520, 2020-10-05; pythonanywhere-core and helper_scripts never
+  call them):
+      GET     "List all the static headers for a domain."
+      POST    "Create a new static header. (webapp restart required)"   url, name, value
+      GET     "Get URL, name and value of a particular header."
+      PUT     "Modify a static header. (webapp restart required)"       url, name, value
+      PATCH   "Modify a static header. (webapp restart required)"       url, name, value
+      DELETE  "Remove a static header. (webapp restart required)"
+  Nothing documents the answers' fields, how `url` matches, or what `value` may hold. This
+  stand-in answers as it does for static files (Django REST framework's style: the object with
+  its id, 201 on a create, 204 on a delete); a POST or PUT without url, name and value, or with
+  one that is not a string, is a 400 naming the field, as DRF gives it. The same holds for
+  static files' url and path. "webapp restart required": the static server sends the headers
+  the web app had at its last reload, on every file whose URL starts with the header's url
+  (a prefix, as the static files mapping matches: this stand-in's assumption).
 - A free console's proxy answers 403 to a CONNECT for a host off its allowlist
   (help_pages: 403ForbiddenError.md); `refusals[host]` gives a host that answer, or a 502.
 - The rate limit (40 a minute per endpoint) answers 429 with Retry-After, as Django REST
@@ -66,7 +82,7 @@ REGIONS = {"www.pythonanywhere.com": "pythonanywhere.com", "eu.pythonanywhere.co
 PYTHONS = ("python310", "python311", "python312", "python313")
 API_PATH = re.compile(
     r"/api/v0/user/(?P<user>[^/]+)/webapps/"
-    r"(?:(?P<domain>[^/]+)/(?:(?P<action>reload|static_files)/(?:(?P<id>\d+)/)?)?)?"
+    r"(?:(?P<domain>[^/]+)/(?:(?P<action>reload|static_files|static_headers)/(?:(?P<id>\d+)/)?)?)?"
 )
 # Django REST framework's permission-denied body as the real API sent it: 63 bytes, compact JSON.
 PERMISSION_DENIED = b'{"detail":"You do not have permission to perform this action."}'
@@ -124,6 +140,8 @@ class FakePythonAnywhere:
                 self._stop(domain)
         self.webapps: dict[str, dict] = {}
         self.static_files: dict[str, list[dict]] = {}
+        self.static_headers: dict[str, list[dict]] = {}
+        self.served_headers: dict[str, list[dict]] = {}  # each web app's, as of its last reload
         self.apps: dict[str, tuple[subprocess.Popen, int]] = {}
         self.requests: list[tuple[str, str, dict]] = []
         self.throttled = 0
@@ -132,8 +150,8 @@ class FakePythonAnywhere:
         self.reload_redirects = 0.0  # seconds after a reload in which the site answers 302s
         self.reloaded_at = 0.0
         self.redirects_sent = 0
-        # (method, path below /api/v0/user/<user>/) -> the body of a 200 answered instead.
-        self.error_answers: dict[tuple[str, str], dict] = {}
+        # (method, path below /api/v0/user/<user>/) -> the (status, body) answered instead.
+        self.answers: dict[tuple[str, str], tuple[int, object]] = {}
         # host -> the raw answer the console's proxy gives a CONNECT to it instead of a tunnel.
         self.refusals: dict[str, bytes] = {}
         self.next_id = 1
@@ -203,9 +221,9 @@ class FakePythonAnywhere:
                 detail = "Request was throttled. Expected available in 1 second."
                 return 429, {"detail": detail}, {"Retry-After": "1"}
             self.requests.append((method, path, payload))
-            error = self.error_answers.get((method, path.removeprefix(f"/api/v0/user/{user}/")))
-            if error is not None:
-                return 200, error, {}
+            answer = self.answers.get((method, path.removeprefix(f"/api/v0/user/{user}/")))
+            if answer is not None:
+                return (*answer, {})
             return self._route(method, match, payload)
 
     def _route(self, method: str, match: re.Match, payload: dict) -> tuple[int, object, dict]:
@@ -232,11 +250,15 @@ class FakePythonAnywhere:
         if action == "reload" and method == "POST":
             self._start(domain)
             self.reloaded_at = time.monotonic()
+            self.served_headers[domain] = [dict(header) for header in self.static_headers[domain]]
             if self.reload_error is not None:
                 return (*self.reload_error, {})
             return 200, {"status": "OK"}, {}
         if action == "static_files":
-            return self._static_files(domain, method, mapping_id, payload)
+            return self._objects(self.static_files[domain], ("url", "path"), method, mapping_id, payload)
+        if action == "static_headers":
+            fields = ("url", "name", "value")
+            return self._objects(self.static_headers[domain], fields, method, mapping_id, payload)
         return 405, {"detail": f'Method "{method}" not allowed.'}, {}
 
     def _create(self, payload: dict) -> tuple[int, object, dict]:
@@ -256,31 +278,41 @@ class FakePythonAnywhere:
             "virtualenv_path": "", "expiry": "2027-02-25", "force_https": False,
         }  # fmt: skip
         self.static_files[domain] = []
+        self.static_headers[domain] = []
         self.wsgi_file(domain).write_text(DEFAULT_WSGI.format(domain=domain))
         return self.create_status, self.webapps[domain], {}
 
-    def _static_files(self, domain, method, mapping_id, payload) -> tuple[int, object, dict]:
-        mappings = self.static_files[domain]
-        if mapping_id is None:
-            if method == "GET":
-                return 200, mappings, {}
-            if method == "POST":
-                mapping = {"id": self._id(), "url": payload["url"], "path": payload["path"]}
-                mappings.append(mapping)
-                return 201, mapping, {}
+    def _objects(self, objects: list[dict], fields: tuple[str, ...], method, object_id, payload):
+        """A web app's static files mappings or static headers: a list of objects with ``fields``."""
+        allowed = ("GET", "POST") if object_id is None else ("GET", "PUT", "PATCH", "DELETE")
+        if method not in allowed:
             return 405, {"detail": f'Method "{method}" not allowed.'}, {}
-        mapping = next((m for m in mappings if m["id"] == int(mapping_id)), None)
-        if mapping is None:
-            return 404, {"detail": "Not found."}, {}
+        if object_id is None:
+            found = None
+        else:
+            found = next((item for item in objects if item["id"] == int(object_id)), None)
+            if found is None:
+                return 404, {"detail": "Not found."}, {}
         if method == "GET":
-            return 200, mapping, {}
-        if method in ("PATCH", "PUT"):
-            mapping.update({key: payload[key] for key in ("url", "path") if key in payload})
-            return 200, mapping, {}
+            return 200, objects if found is None else found, {}
         if method == "DELETE":
-            mappings.remove(mapping)
+            objects.remove(found)
             return 204, None, {}
-        return 405, {"detail": f'Method "{method}" not allowed.'}, {}
+        # A create or a PUT needs every field, a PATCH any of them; each a string.
+        wrong = {
+            key: ["This field is required."] if key not in payload else ["Not a valid string."]
+            for key in fields
+            if (key in payload or method != "PATCH") and not isinstance(payload.get(key), str)
+        }
+        if wrong:
+            return 400, wrong, {}
+        given = {key: payload[key] for key in fields if key in payload}
+        if found is None:
+            found = {"id": self._id(), **given}
+            objects.append(found)
+            return 201, found, {}
+        found.update(given)
+        return 200, found, {}
 
     def _id(self) -> int:
         self.next_id += 1
@@ -321,7 +353,11 @@ class FakePythonAnywhere:
             return 302, b"", {"Location": f"https://{domain}{path}"}  # back to itself: a loop
         for mapping in sorted(self.static_files.get(domain, []), key=lambda m: -len(m["url"])):
             if path.startswith(mapping["url"]):
-                return self._static(mapping, urlsplit(path).path[len(mapping["url"]) :])
+                status, body, headers = self._static(mapping, urlsplit(path).path[len(mapping["url"]) :])
+                for header in self.served_headers.get(domain, []):
+                    if status == 200 and urlsplit(path).path.startswith(header["url"]):
+                        headers[header["name"]] = header["value"]
+                return status, body, headers
         if domain not in self.apps:
             return 404, "<h1>Coming Soon!</h1><p>This is going to be a PythonAnywhere site.</p>", {}
         _, port = self.apps[domain]

@@ -7,7 +7,8 @@ See docs/deploy.md. It works in two stages:
    region, Python), then create or update the virtualenv ~/.virtualenvs/<project> and install
    requirements-deploy.txt (the app's requirements and pythonanywhere-core) into it.
 2. This file again, with the virtualenv's Python: check .env, then create or update the web app
-   through PythonAnywhere's API, write its WSGI file, map /static/, reload, and check /health.
+   through PythonAnywhere's API, write its WSGI file, map /static/ (and let browsers keep its
+   files for a year), reload, and check /health.
 """
 
 import argparse
@@ -53,6 +54,19 @@ LISTED_FIELDS = {"domain_name": (str,)}  # each web app in GET webapps/
 # (helper_scripts' mocks); the docs do not say which.
 PYTHON_FORMS = re.compile(r"(?:python)?([0-9])\.?([0-9]{1,2})\Z")
 MAPPING_FIELDS = {"id": (int,), "url": (str,), "path": (str,)}
+# Browsers may keep /static/ files for a year without asking again: safe because every static URL
+# the app builds carries ?v=<hash of the file> (cache/pages.py), so a changed file gets a new URL.
+# The API's static headers are documented only as a table (help_pages, articles/API.md, lines
+# 408-425: "POST  Create a new static header. (webapp restart required)  url, name, value"), and
+# neither pythonanywhere-core nor helper_scripts calls them: a refusal is one line, not a failure.
+STATIC_HEADER = {
+    "url": "/static/",
+    "name": "Cache-Control",
+    # A year; immutable: not asked again even when the visitor reloads the page.
+    "value": "public, max-age=31536000, immutable",
+}
+# Each header in GET static_headers/: the table's "URL, name and value", and an id to PATCH.
+HEADER_FIELDS = {"id": (int,), "url": (str,), "name": (str,), "value": (str,)}
 HEALTH_FIELDS = {"status": (str,), "cache": (dict,)}
 
 
@@ -67,6 +81,12 @@ a line starting with "deploy.py:", and the dry run then exits with status 1. See
 
 class DeployError(Exception):
     """A problem the user can fix; its message says what to do."""
+
+
+class Refused(DeployError):
+    """The API answered and did not do it: a 4xx (401 and 429 are handled before), an error in a
+    2xx body, or a 2xx body of another shape than documented. It stops the deployment as any
+    DeployError does, except in a step that can do without (set_static_header)."""
 
 
 class Checks:
@@ -349,6 +369,7 @@ def deploy(args: argparse.Namespace) -> int:
         api.send("PATCH", f"{webapp}static_files/{current['id']}/", json=static)
     else:
         say(f"already mapped to {static['path']}")
+    checks.run(set_static_header, api, webapp, existing is not None)
 
     step("Reload")
     try:
@@ -357,6 +378,30 @@ def deploy(args: argparse.Namespace) -> int:
         raise DeployError(f"the reload failed: {error}\n{log_tail(error_log(args.root))}") from None
     check_health(site, args)
     return checks.verdict()
+
+
+def set_static_header(api, webapp: str, exists: bool) -> None:
+    """One Cache-Control header on /static/: created, corrected, or left as it is. An API that
+    refuses it (a 4xx, another answer than documented) is said in one line, and the deployment
+    goes on: the files are served all the same, revalidated as browsers do by default."""
+    url, wanted = f"{webapp}static_headers/", STATIC_HEADER
+    try:
+        listed = api.get(url, [HEADER_FIELDS]) if exists else []
+        ours = [header for header in listed or [] if header["url"] == wanted["url"]
+                and header["name"].lower() == wanted["name"].lower()]  # fmt: skip
+        if not ours:
+            api.send("POST", url, json=wanted)
+        elif (ours[0]["name"], ours[0]["value"]) != (wanted["name"], wanted["value"]):
+            api.send("PATCH", f"{url}{ours[0]['id']}/", json=wanted)
+        else:
+            say(f"{wanted['name']}: {wanted['value']} already set")
+        for extra in ours[1:]:  # one header, not two that disagree
+            api.send("DELETE", f"{url}{extra['id']}/")
+    except Refused as error:
+        say(
+            f"warning: the {wanted['name']} header for {wanted['url']} could not be set ({error}): "
+            "static files are still served, and browsers revalidate them as they do by default"
+        )
 
 
 def check_env() -> None:
@@ -555,7 +600,8 @@ class Api:
     token, the rate limit (waited out when short), a refused Python version. Every answer is
     checked before it is used: anything else than what the API documents (a proxy's page, a
     redirect, another shape) stops the deployment with one line naming the call and a short
-    excerpt of what came back.
+    excerpt of what came back; a 4xx or another shape is a Refused, which a step that can do
+    without catches.
     """
 
     def __init__(self, dry_run: bool):
@@ -572,7 +618,7 @@ class Api:
         if not fits(body, shape):
             fields = ", ".join(shape[0] if isinstance(shape, list) else shape)
             kind = "list of objects" if isinstance(shape, list) else "object"
-            raise unexpected("GET", url, response, f"not a JSON {kind} with {fields}")
+            raise unexpected("GET", url, response, f"not a JSON {kind} with {fields}", Refused)
         return body
 
     def send(self, method: str, url: str, **payload) -> None:
@@ -585,7 +631,7 @@ class Api:
         response, body = self.call(method, url, **payload)
         self.check(response, body, method, url)
         if response.content.strip() and not isinstance(body, dict):
-            raise unexpected(method, url, response, "not a JSON object")
+            raise unexpected(method, url, response, "not a JSON object", Refused)
         say(f"{shown} -> {response.status_code}")
 
     def call(self, method: str, url: str, **payload):
@@ -642,11 +688,12 @@ class Api:
                 "your account's system image may not offer it (Account page, System image "
                 "tab); pick another Python there or re-bake with another python_version"
             )
-        raise DeployError(f"{method} {url} failed with {status}: {detail}")
+        error = DeployError if status >= 500 else Refused
+        raise error(f"{method} {url} failed with {status}: {detail}")
 
 
-def unexpected(method: str, url: str, response, what: str) -> DeployError:
-    return DeployError(
+def unexpected(method: str, url: str, response, what: str, error=DeployError) -> DeployError:
+    return error(
         f"{method} {url} answered {response.status_code} with {what}, which PythonAnywhere's API "
         f"does not answer (a proxy or a changed API?): {excerpt(response.content)}"
     )

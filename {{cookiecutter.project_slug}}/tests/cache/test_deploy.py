@@ -101,6 +101,7 @@ API = f"https://{deploy.REGIONS[deploy.REGION]['api_host']}/api/v0/user/{USER}/w
 WEBAPP = {"id": 1, "domain_name": SITE, "python_version": deploy.PYTHON_VERSION,
           "source_directory": str(deploy.PROJECT), "force_https": True}  # fmt: skip
 MAPPING = {"id": 7, "url": "/static/", "path": "/home/alice/old/static"}
+HEADER = {"id": 9, "url": "/static/", "name": "Cache-Control", "value": "max-age=60"}
 HEALTH = {"status": "ok", "worker": 1, "cache": {"backend": "simple", "active": "simple"}}
 # deploy.py's refusals that quote a field of a well-formed answer instead of naming the call.
 REFUSALS = ("already serves another app", "refused Python")
@@ -118,9 +119,14 @@ def honest(method: str, url: str, exists: bool) -> tuple[int, dict, object]:
         ("GET", f"{API}{SITE}/static_files/"): (200, [MAPPING]),
         ("POST", f"{API}{SITE}/static_files/"): (201, MAPPING),
         ("PATCH", f"{API}{SITE}/static_files/7/"): (200, MAPPING),
+        ("GET", f"{API}{SITE}/static_headers/"): (200, [HEADER]),
+        ("POST", f"{API}{SITE}/static_headers/"): (201, HEADER),
+        ("PATCH", f"{API}{SITE}/static_headers/9/"): (200, HEADER),
         ("POST", f"{API}{SITE}/reload/"): (200, {"status": "OK"}),
         ("GET", f"https://{SITE}/health"): (200, HEALTH),
     }
+    if (method, url) not in answers and not url.startswith(API):  # where a redirect of /health led
+        return 404, {"Content-Type": "text/html"}, b"<h1>Not Found</h1>"
     status, body = answers[method, url]
     return status, {"Content-Type": "application/json"}, json.dumps(body).encode()
 
@@ -193,7 +199,10 @@ JSON = {"Content-Type": "application/json"}
 @example(exists=False, target=0, answer=(200, {}, b"<html><p>Sign in</p>"), persistent=False)
 @example(exists=True, target=1, answer=(429, {"Retry-After": "nan"}, b""), persistent=False)
 @example(exists=False, target=2, answer=(500, {}, b"x" * 20_000_000), persistent=False)
-@example(exists=True, target=5, answer=(200, {}, b"Hello from a default page"), persistent=False)
+@example(exists=True, target=8, answer=(200, {}, b"Hello from a default page"), persistent=False)
+# The static headers, documented only as a table: an answer of another shape, and a refusal.
+@example(exists=True, target=5, answer=(200, JSON, b'[{"id": 9, "value": {}}]'), persistent=True)
+@example(exists=False, target=4, answer=(404, JSON, b'{"detail": "Not found."}'), persistent=False)
 @given(
     exists=st.booleans(),
     target=st.integers(0, 8),  # the call whose answer is replaced, in the order deploy.py calls
@@ -219,6 +228,12 @@ def test_any_answer_deploys_or_stops_with_one_clear_line(
     assert len(stdout) < 3000, stdout
     if code == 0:
         assert stderr == "" and f"Deployed: https://{SITE}/" in stdout
+        # The one step that goes on past a refusal says so in one line.
+        warnings = [line for line in stdout.splitlines() if "could not be set" in line]
+        assert len(warnings) <= 1, stdout
+        for warning in warnings:
+            assert any("/static_headers/" in url for _, url in hostile), warning
+            assert "static files are still served" in warning and len(warning) < 600, warning
         return
     assert code == 1
     first, *rest = stderr.splitlines()
