@@ -11,7 +11,8 @@ PythonAnywhere does, and drives it with wrk over loopback. This machine is noisy
 comparison is measured interleaved (A B A B ...) in one run and reported as medians and ratios;
 the near part runs 3 times and reports each figure's median and min-max over the runs. A hosted
 Redis is played by relay.py, which delays every byte 10 ms each way. The upstash part counts
-Upstash commands per 1,000 page views instead of timing anything (upstash_commands.py).
+Upstash commands per 1,000 page views instead of timing anything (upstash_commands.py); the hits
+and signing parts end with memcached's round trips per page request (memcached_round_trips.py).
 """
 
 import argparse
@@ -210,6 +211,17 @@ def signing_cost(bench: "Bench", redis_url: str, memcached: str) -> None:
             f"   {backend:<11} unsigned {m['unsigned'] * 1e6:7.1f} us  signed {m['signed'] * 1e6:7.1f} us"
             f"  signed/unsigned {m['signed'] / m['unsigned']:.3f}x"
         )
+
+
+MEMCACHED_HITS = 100  # hits counted by memcached_round_trips.py
+
+
+def memcached_round_trips(bench: "Bench", memcached: str) -> None:
+    print("\n== memcached round trips per request of the cached /example page, counted at a relay")
+    print("   (tests/cache/relay.py): the baked app in process, two workers of one site")
+    env = bench.env("ours", MEMCACHED_SERVERS=memcached)
+    m = run_script("memcached_round_trips.py", env, MEMCACHED_HITS)
+    print("   " + "   ".join(f"{kind} {count:.2f}" for kind, count in m.items()))
 
 
 def interleaved_latencies(url: str, client, samples: int):
@@ -523,6 +535,8 @@ def main() -> None:
                 signing_cost(bench, redis_url, memcached)
             if args.part == "signing":
                 signing_cost(bench, redis_url, memcached)
+            if args.part in ("all", "hits", "signing"):
+                memcached_round_trips(bench, memcached)
             if args.part in ("all", "outage"):
                 outage(bench)
             if args.part in ("all", "near"):

@@ -1,6 +1,7 @@
 """What the benchmarks' figures rest on, checked without timing anything (CI never times):
-relay.py carries every byte, the unsigned variant of the app really stores unsigned entries, and
-the upstash part counts the commands a view costs, key expiry and the near cache included."""
+relay.py carries every byte, the unsigned variant of the app really stores unsigned entries, the
+upstash part counts the commands a view costs, key expiry and the near cache included, and the
+memcached round trips are counted."""
 
 import importlib.util
 import socket
@@ -14,7 +15,7 @@ from cachelib.serializers import RedisSerializer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from benchmarks.run import relay, upstash_runs
+from benchmarks.run import relay, run_script, upstash_runs
 from benchmarks.unsigned import unsign
 
 from . import servers
@@ -136,3 +137,15 @@ def test_the_upstash_part_counts_what_each_view_costs(bake, redis_url):
     assert {row["near_mode"] for row in rows if row["near_ttl"]} == {"ttl"}
     assert {row["near_mode"] for row in rows if not row["near_ttl"]} == {"off"}
     assert not any(row["breaker_opened"] for row in rows)
+
+
+def test_the_memcached_round_trips_are_counted(bake, memcached_servers):
+    """memcached_round_trips.py: a hit is one multi-key get (the generation and the page), a miss
+    adds the page's set, and a worker's first request after another's clear() reads again under
+    the new generation."""
+    project = bake()
+    env = servers.app_env(
+        project, BENCH_MODE="ours", BENCH_PACKAGE=project.name, MEMCACHED_SERVERS=memcached_servers
+    )
+    figures = run_script("memcached_round_trips.py", env, 20)
+    assert figures == {"miss": 2, "hit": 1, "after another worker's clear()": 3}
