@@ -164,6 +164,30 @@ def test_many_keys_are_read_in_one_round_trip(relayed_app):
     assert relay.round_trips - before == 3
 
 
+def test_with_several_servers_a_hit_costs_a_round_trip_per_server_asked(
+    memcached_servers, tmp_path
+):
+    """HashClient groups a multi-key get by server: the generation and the page may live on two.
+    Two relays to one memcached play two servers."""
+    relays = [Relay(*host_and_port(memcached_servers)) for _ in range(2)]
+    servers = ",".join(f"127.0.0.1:{relay.port}" for relay in relays)
+    try:
+        app = make_app(tmp_path, CACHE_TYPE="memcached", MEMCACHED_SERVERS=servers)
+        client = app.test_client()
+        page = client.get("/sample").get_data()
+        assert client.get("/sample").get_data() == page
+        before = sum(relay.round_trips for relay in relays)
+        for _ in range(HITS):
+            assert client.get("/sample").get_data() == page
+        round_trips = sum(relay.round_trips for relay in relays) - before
+        memcached = cache_behind(app).server
+        names = (memcached._generation_key, f"{memcached.key_prefix}view//sample")
+        assert round_trips == HITS * len({memcached.client._get_client(name) for name in names})
+    finally:
+        for relay in relays:
+            relay.cut()
+
+
 def test_a_clear_by_another_worker_is_seen_by_the_next_request(server_settings, tmp_path):
     """Two workers of one app (one prefix), and another app on the same server."""
     shared = {**server_settings("memcached"), "CACHE_KEY_PREFIX": f"two-{uuid.uuid4().hex[:8]}:"}
