@@ -15,7 +15,8 @@ Upstash commands per 1,000 page views instead of timing anything (upstash_comman
 stampede part (stampede.py) drives a view that takes 0.3 s, cached 2 s, with 8 clients on 4
 workers, on redis and filesystem against plain Flask-Caching: regenerations and slow requests per
 expiry, p50/p99 against a plain hit's (3 runs, median and min-max); and what a 304 saves on
-/example.
+/example. The hits and signing parts end with memcached's round trips per page request
+(memcached_round_trips.py).
 """
 
 import argparse
@@ -215,6 +216,17 @@ def signing_cost(bench: "Bench", redis_url: str, memcached: str) -> None:
             f"   {backend:<11} unsigned {m['unsigned'] * 1e6:7.1f} us  signed {m['signed'] * 1e6:7.1f} us"
             f"  signed/unsigned {m['signed'] / m['unsigned']:.3f}x"
         )
+
+
+MEMCACHED_HITS = 100  # hits counted by memcached_round_trips.py
+
+
+def memcached_round_trips(bench: "Bench", memcached: str) -> None:
+    print("\n== memcached round trips per request of the cached /example page, counted at a relay")
+    print("   (tests/cache/relay.py): the baked app in process, two workers of one site")
+    env = bench.env("ours", MEMCACHED_SERVERS=memcached)
+    m = run_script("memcached_round_trips.py", env, MEMCACHED_HITS)
+    print("   " + "   ".join(f"{kind} {count:.2f}" for kind, count in m.items()))
 
 
 def interleaved_latencies(url: str, client, samples: int):
@@ -528,6 +540,8 @@ def main() -> None:
                 signing_cost(bench, redis_url, memcached)
             if args.part == "signing":
                 signing_cost(bench, redis_url, memcached)
+            if args.part in ("all", "hits", "signing"):
+                memcached_round_trips(bench, memcached)
             if args.part in ("all", "outage"):
                 outage(bench)
             if args.part in ("all", "near"):

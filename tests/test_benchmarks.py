@@ -1,7 +1,8 @@
 """What the benchmarks' figures rest on, checked without timing anything (CI never times):
 relay.py carries every byte, the unsigned variant of the app really stores unsigned entries,
-the upstash part counts the commands a view costs, key expiry and the near cache included, and
-the stampede part counts regenerations, expiries and slow requests as its output says."""
+the upstash part counts the commands a view costs, key expiry and the near cache included, the
+stampede part counts regenerations, expiries and slow requests as its output says, and the
+memcached round trips are counted."""
 
 import importlib.util
 import json
@@ -20,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from benchmarks import stampede
-from benchmarks.run import BENCH_WSGI, relay, upstash_runs
+from benchmarks.run import BENCH_WSGI, relay, run_script, upstash_runs
 from benchmarks.unsigned import unsign
 
 from . import servers
@@ -254,3 +255,15 @@ def test_the_bench_apps_slow_views_log_each_regeneration_once(tmp_path):
     slow = stampede.regenerations(log, "slow", since=0.0)
     assert len(slow) == 1 and len(stampede.regenerations(log, "slow-hit", since=0.0)) == 1
     assert stampede.regenerations(log, "slow", since=slow[0][0] + 1e-3) == []
+
+
+def test_the_memcached_round_trips_are_counted(bake, memcached_servers):
+    """memcached_round_trips.py: a hit is one multi-key get (the generation and the page), a miss
+    adds the page's set, and a worker's first request after another's clear() reads again under
+    the new generation."""
+    project = bake()
+    env = servers.app_env(
+        project, BENCH_MODE="ours", BENCH_PACKAGE=project.name, MEMCACHED_SERVERS=memcached_servers
+    )
+    figures = run_script("memcached_round_trips.py", env, 20)
+    assert figures == {"miss": 2, "hit": 1, "after another worker's clear()": 3}

@@ -9,7 +9,10 @@ import threading
 class Relay:
     """``max_clients``: past that many open connections, a new one gets Redis's own refusal and
     is closed, as a server at its maxclients (a hosted plan's connection limit) answers it
-    (redis/src/networking.c, acceptCommonHandler: "-ERR max number of clients reached")."""
+    (redis/src/networking.c, acceptCommonHandler: "-ERR max number of clients reached").
+
+    ``round_trips`` counts the times a client spoke after the server had answered it (or first,
+    on a new connection): a request and its answer, however many packets either took."""
 
     MAX_CLIENTS_ERROR = b"-ERR max number of clients reached\r\n"
 
@@ -17,6 +20,8 @@ class Relay:
         self.target = (host, port)
         self.max_clients = max_clients
         self._open: set[socket.socket] = set()  # the clients' connections relayed now
+        self.round_trips = 0
+        self._answered: dict[socket.socket, bool] = {}  # a client's: has the server answered?
         self.port = 0
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
@@ -84,14 +89,24 @@ class Relay:
         try:
             while data := source.recv(65536):
                 self._flowing.wait()
+                self._count(source is client, client)
                 sink.sendall(data)
         except OSError:
             pass
         with self._lock:
             self._open.discard(client)
+            self._answered.pop(client, None)
         for sock in (source, sink):
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
+
+    def _count(self, asks: bool, client: socket.socket) -> None:
+        """Before the data is passed on: an answer is marked before the client can read it, so
+        the request it then sends is counted."""
+        with self._lock:
+            if asks and self._answered.get(client, True):
+                self.round_trips += 1
+            self._answered[client] = not asks
 
 
 def _connected(sock: socket.socket) -> bool:

@@ -11,6 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from pymemcache.client.base import Client
+from pymemcache.client.rendezvous import RendezvousHash
+
+from {{ cookiecutter.package_name }}.cache.signing import Signer
 
 from .common import (
     ATTACK,
@@ -23,7 +26,9 @@ from .common import (
     OutageTests,
     SignedTests,
 )
-from .conftest import host_and_port
+from .conftest import cache_behind, host_and_port, make_app
+from .hostile import PROPERTY
+from .relay import Relay
 
 pytestmark = pytest.mark.memcached
 
@@ -124,6 +129,110 @@ class TestMemcached(
         assert cache.set("key", value) and cache.get("key") == value
         assert cache.inc("count") == 1
         assert cache.clear() and cache.get("key") is None and cache.get("count") is None
+
+
+HITS = 5
+KEYS = st.from_regex(r"[\x22-\x7e]{1,200}", fullmatch=True)  # as fits() keeps them
+
+
+@pytest.fixture
+def relayed_app(memcached_servers, server_settings, tmp_path):
+    """An app whose memcached is reached through a relay that counts round trips."""
+    relay = Relay(*host_and_port(memcached_servers))
+    yield make_app(tmp_path, **server_settings("memcached", port=relay.port)), relay
+    relay.cut()
+
+
+def test_a_cached_page_is_served_in_one_round_trip(relayed_app):
+    app, relay = relayed_app
+    client = app.test_client()
+    page = client.get("/sample").get_data()  # computed and cached
+    assert client.get("/sample").get_data() == page
+    before = relay.round_trips
+    for _ in range(HITS):
+        assert client.get("/sample").get_data() == page
+    assert relay.round_trips - before == HITS, "one multi-key get: the generation and the page"
+
+
+def test_many_keys_are_read_in_one_round_trip(relayed_app):
+    app, relay = relayed_app
+    cache = cache_behind(app)
+    cache.set_many({"a": 1, "b": 2, "c": 3})
+    before = relay.round_trips
+    assert cache.get_many("a", "b", "c", "missing") == [1, 2, 3, None]
+    assert [cache.has("a"), cache.get("missing")] == [True, None]
+    assert relay.round_trips - before == 3
+
+
+def test_with_several_servers_a_hit_costs_a_round_trip_per_server_asked(
+    memcached_servers, tmp_path
+):
+    """HashClient groups a multi-key get by server: the generation and the page may live on two.
+    Two relays to one memcached play two servers."""
+    relays = [Relay(*host_and_port(memcached_servers)) for _ in range(2)]
+    servers = ",".join(f"127.0.0.1:{relay.port}" for relay in relays)
+    try:
+        app = make_app(tmp_path, CACHE_TYPE="memcached", MEMCACHED_SERVERS=servers)
+        client = app.test_client()
+        page = client.get("/sample").get_data()
+        assert client.get("/sample").get_data() == page
+        before = sum(relay.round_trips for relay in relays)
+        for _ in range(HITS):
+            assert client.get("/sample").get_data() == page
+        round_trips = sum(relay.round_trips for relay in relays) - before
+        memcached = cache_behind(app).server
+        names = (memcached._generation_key, f"{memcached.key_prefix}view//sample")
+        assert round_trips == HITS * len({memcached.client._get_client(name) for name in names})
+    finally:
+        for relay in relays:
+            relay.cut()
+
+
+def test_a_clear_by_another_worker_is_seen_by_the_next_request(server_settings, tmp_path):
+    """Two workers of one app (one prefix), and another app on the same server."""
+    shared = {**server_settings("memcached"), "CACHE_KEY_PREFIX": f"two-{uuid.uuid4().hex[:8]}:"}
+    first, second = (make_app(tmp_path, **shared).test_client() for _ in range(2))
+    other = make_app(tmp_path, **server_settings("memcached")).test_client()
+    page, theirs = first.get("/sample").get_data(), other.get("/sample").get_data()
+    assert second.get("/sample").get_data() == page, "the workers share the entry"
+
+    with second.application.test_request_context():
+        assert cache_behind(second.application).clear()
+    again = first.get("/sample").get_data()
+    assert again != page, "the first worker's next request computes the page again"
+    assert second.get("/sample").get_data() == again
+    assert other.get("/sample").get_data() == theirs, "another prefix's entries are kept"
+
+
+def test_a_cached_page_checks_one_signature(server_settings, tmp_path, monkeypatch):
+    """The generation is read with every page, but its MAC is checked once per value: a hit
+    costs the page's MAC alone, as on the other backends."""
+    client = make_app(tmp_path, **server_settings("memcached")).test_client()
+    page = client.get("/sample").get_data()
+    checked = []
+    mac = Signer.mac
+
+    def counted(self, payload, name=""):
+        checked.append(name)
+        return mac(self, payload, name)
+
+    monkeypatch.setattr(Signer, "mac", counted)
+    for _ in range(HITS):
+        assert client.get("/sample").get_data() == page
+    assert len(checked) == HITS and all(name.endswith(":view//sample") for name in checked)
+
+
+@PROPERTY
+@given(ports=st.lists(st.integers(1, 65535), min_size=1, max_size=4, unique=True), key=KEYS)
+def test_each_key_goes_to_the_server_pymemcache_picks(new_app_cache, ports, key):
+    """One server takes every key, unhashed; with several, pymemcache's rendezvous hashing picks
+    one, as it did before: what was cached before an update is found after it."""
+    servers = ",".join(f"127.0.0.1:{port}" for port in ports)  # never contacted
+    client = new_app_cache(CACHE_TYPE="memcached", MEMCACHED_SERVERS=servers).server.client
+    theirs = RendezvousHash()
+    for node in client.clients:
+        theirs.add_node(node)
+    assert client._get_client(key) is client.clients[theirs.get_node(key)]
 
 
 class ClosingServer:

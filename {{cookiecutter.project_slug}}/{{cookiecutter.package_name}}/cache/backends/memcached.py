@@ -3,7 +3,7 @@
 import re
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
@@ -12,7 +12,7 @@ from flask import Flask, g, has_request_context
 from flask_caching.backends.memcache import MemcachedCache
 
 from ..config import ConfigError, Env, is_host, is_port, split_address
-from ..signing import SignedSerde, signer
+from ..signing import SignedSerde, Signer, signer
 from .base import COUNTER_ATTEMPTS, Backend, Config, Errors, added, attempts, readable_file
 
 
@@ -106,6 +106,11 @@ class Memcached(Backend, MemcachedCache):
     generation number kept in memcached; clear() moves to the next one, since memcached cannot
     list keys and flush_all empties the whole server. Entries of older generations are never
     read again and age out under memcached's LRU.
+
+    A read costs one round trip: one multi-key get asks for the generation and for the entries
+    under the generation this process saw last, and answers them if that is still the one (a
+    clear() by another worker costs this one a second get, once). A write needs the generation
+    itself: the one read in this request (flask.g), or a read of its own.
     """
 
     name = "memcached"
@@ -148,7 +153,8 @@ class Memcached(Backend, MemcachedCache):
         tls = config.get("MEMCACHED_TLS")
         client = HashClient(
             [],
-            serde=SignedSerde(signer(config)),
+            hasher=_Servers,
+            serde=_GenerationSerde(signer(config), _generation_key(config["CACHE_KEY_PREFIX"])),
             default_noreply=False,
             connect_timeout=timeout,
             timeout=timeout,
@@ -197,7 +203,7 @@ class Memcached(Backend, MemcachedCache):
         return [config["MEMCACHED_PASSWORD"]] if config.get("MEMCACHED_PASSWORD") else []
 
     # cachelib reads the public key_prefix attribute on every call: each read names the current
-    # generation (tests/cache/test_memcached.py pins this).
+    # generation (tests/cache/test_memcached.py pins this). Writes go through it; reads do not.
     @property
     def key_prefix(self) -> str:
         return f"{self._base_prefix}{self._generation()}:"
@@ -205,21 +211,53 @@ class Memcached(Backend, MemcachedCache):
     @key_prefix.setter
     def key_prefix(self, value: str | None) -> None:
         self._base_prefix = value or ""
-
-    @property
-    def _generation_key(self) -> str:
-        return f"{self._base_prefix}generation"
+        self._generation_key = _generation_key(value)
+        self._seen: int | None = None  # the generation this process read last: reads' guess
 
     def _generation(self) -> int:
-        # Read once per request: one extra round trip, and every worker sees a clear() at once.
+        """The generation to write under: the one read in this request, or read now, so that a
+        new request sees a clear() made by another worker at once."""
         if has_request_context() and "cache_generation" in g:
             return int(g.cache_generation)
         generation = self.client.get(self._generation_key)
         if type(generation) is not int:  # never set, evicted, or not this app's
             generation = self._swap(self._generation_key, _generation_or_fresh, 0)
+        self._saw(generation)
+        return int(generation)
+
+    def _saw(self, generation: int) -> None:
+        self._seen = generation
         if has_request_context():
             g.cache_generation = generation
-        return int(generation)
+
+    def get(self, key: str) -> Any:
+        return self._read((key,))[0]
+
+    def get_many(self, *keys: str) -> list[Any]:
+        return self._read(keys)
+
+    def get_dict(self, *keys: str) -> dict[str, Any]:
+        return dict(zip(keys, self._read(keys), strict=True))
+
+    def _read(self, keys: Sequence[str]) -> list[Any]:
+        """The values of ``keys`` (None: a miss), with the generation, in one multi-key get (one
+        round trip per server holding any of them: a single server's, usually). The entries
+        are those of the generation this process saw last; if another has begun since, they are
+        read again under it."""
+        if not keys:
+            return []
+        guess = self._seen
+        names = [] if guess is None else _names(guess, self._base_prefix, keys)
+        found = self.client.get_many([self._generation_key, *names])
+        generation = found.get(self._generation_key)
+        if type(generation) is not int:  # never set, evicted, or not this app's: nothing cached
+            self._saw(self._swap(self._generation_key, _generation_or_fresh, 0))
+            return [None] * len(keys)
+        self._saw(generation)
+        if generation != guess:
+            found = self.client.get_many(_names(generation, self._base_prefix, keys))
+        prefix = f"{self._base_prefix}{generation}:"
+        return [found.get(prefix + key) for key in keys]
 
     def delete_many(self, *keys: str) -> list[Any]:
         return cachelib.MemcachedCache.delete_many(self, *keys)  # the comment in Backend says why
@@ -256,9 +294,7 @@ class Memcached(Backend, MemcachedCache):
 
     def clear(self) -> bool:
         """Start a new generation, orphaning this app's entries; never flush_all."""
-        generation = self._swap(self._generation_key, lambda now: _generation_or_fresh(now) + 1, 0)
-        if has_request_context():
-            g.cache_generation = generation
+        self._saw(self._swap(self._generation_key, lambda now: _generation_or_fresh(now) + 1, 0))
         return True
 
     def inc(self, key: str, delta: int = 1) -> int | None:
@@ -298,3 +334,76 @@ class _LostRaces(RuntimeError):
 def _generation_or_fresh(current: Any) -> int:
     # A fresh, never-used number when the counter is missing (evicted) or not this app's.
     return current if type(current) is int else int(time.time() * 1000)
+
+
+def _generation_key(prefix: str | None) -> str:
+    return f"{prefix or ''}generation"
+
+
+# A name memcached takes as it is: any other would fail the whole multi-key get. keys.py maps
+# every key the breaker passes to one that fits (fits() above); past the breaker, a miss, as
+# cachelib's get() answers for a name it cannot ask for.
+_NAME = re.compile(r"[\x22-\x7e]{1,250}\Z")
+
+
+def _names(generation: int, prefix: str, keys: Sequence[str]) -> list[str]:
+    """The names of ``keys`` under ``generation``: those memcached can be asked for."""
+    names = (f"{prefix}{generation}:{key}" for key in keys)
+    return [name for name in names if _NAME.match(name)]
+
+
+class _GenerationSerde(SignedSerde):
+    """SignedSerde, which also remembers the generation's stored bytes it last checked or wrote:
+    every read asks for the generation, which changes only at a clear(), so its MAC is checked
+    once per change, not once per hit (a bytes comparison instead: same bytes, same answer)."""
+
+    def __init__(self, signer: Signer, generation_key: str):
+        super().__init__(signer)
+        self.generation_key = generation_key
+        # pymemcache (4) gives serialize() the key encoded, deserialize() the key as given.
+        self._generation_names = (generation_key, generation_key.encode())
+        self._known: tuple[bytes, int] = (b"", 0)  # one tuple: threads read it whole
+
+    def serialize(self, key: str | bytes, value: Any) -> tuple[bytes, int]:
+        data, flags = super().serialize(key, value)
+        if key in self._generation_names and type(value) is int:
+            self._known = (data, value)
+        return data, flags
+
+    def deserialize(self, key: str | bytes, value: bytes, flags: int) -> Any:
+        if key not in self._generation_names:
+            return super().deserialize(key, value, flags)
+        data, generation = self._known
+        if value == data and flags == self.FLAG_PICKLE:
+            return generation
+        loaded = super().deserialize(key, value, flags)
+        if type(loaded) is int:
+            self._known = (value, loaded)
+        return loaded
+
+
+class _Servers:
+    """HashClient's hasher: pymemcache's rendezvous hashing, except that a single server takes
+    every key without hashing it (pymemcache's murmur3 is pure Python: about 6 us a key, a third
+    of a get). Only the hasher's public methods, as HashClient's docstring lists them."""
+
+    def __init__(self) -> None:
+        from pymemcache.client.rendezvous import RendezvousHash
+
+        self._hash = RendezvousHash()
+        self._nodes: list[str] = []
+
+    def add_node(self, node: str) -> None:
+        self._hash.add_node(node)
+        if node not in self._nodes:
+            self._nodes.append(node)
+
+    def remove_node(self, node: str) -> None:
+        self._hash.remove_node(node)
+        self._nodes.remove(node)
+
+    def get_node(self, key: str) -> str | None:
+        if len(self._nodes) == 1:
+            return self._nodes[0]
+        node: str | None = self._hash.get_node(key)
+        return node
