@@ -2,6 +2,7 @@
 
 import logging
 import pickle
+import re
 import socket
 import threading
 import uuid
@@ -20,6 +21,7 @@ from .common import (
     ClearTests,
     CommonTests,
     KeyTests,
+    LockTests,
     OutageTests,
     SignedTests,
 )
@@ -66,7 +68,7 @@ def raw(memcached_servers):
 
 
 class TestMemcached(
-    CommonTests, ClearTests, SignedTests, AtomicCounterTests, KeyTests, OutageTests
+    CommonTests, ClearTests, SignedTests, AtomicCounterTests, KeyTests, LockTests, OutageTests
 ):
     backend = "memcached"
 
@@ -124,6 +126,38 @@ class TestMemcached(
         assert cache.set("key", value) and cache.get("key") == value
         assert cache.inc("count") == 1
         assert cache.clear() and cache.get("key") is None and cache.get("count") is None
+
+
+def time_to_live(servers: str, name: str) -> int | None:
+    """The seconds memcached gives the item ``name`` to live (-1: forever), read with a meta
+    get (memcached 1.6); None if it holds no such item."""
+    with socket.create_connection(host_and_port(servers), timeout=5) as connection:
+        connection.sendall(f"mg {name} t\r\n".encode())
+        answer = connection.recv(1024)
+    found = re.match(rb"HD t(-?\d+)\r\n", answer)
+    assert found or answer == b"EN\r\n", answer
+    return int(found.group(1)) if found else None
+
+
+@pytest.mark.memcached
+def test_a_lock_is_an_item_on_the_server_that_lives_whole_seconds(cache_factory, memcached_servers):
+    """add() with an expiry in whole seconds: a fraction rounded up, and one second more, since
+    memcached's clock ticks once a second (an item given 1 s lived 0.09 to 0.87 s, measured).
+    Never 0, which memcached reads as "never expires"."""
+    cache = cache_factory()
+    assert cache.lock("page.lock", 0.2)
+    name = cache.server.key_prefix + "page.lock"
+    assert time_to_live(memcached_servers, name) in (1, 2)
+    assert not cache.lock("page.lock", 0.2)
+    cache.unlock("page.lock")
+    assert time_to_live(memcached_servers, name) is None
+    assert cache.lock("page.lock", 3600)
+    assert time_to_live(memcached_servers, name) in (3600, 3601)
+    cache.unlock("page.lock")
+    forty_days = 40 * 24 * 3600  # past 30 days memcached reads a Unix time: sent as one
+    assert cache.lock("page.lock", forty_days)
+    # memcached turns it back into seconds by its own clock, a second or two apart from ours
+    assert forty_days - 3 <= time_to_live(memcached_servers, name) <= forty_days + 3
 
 
 class ClosingServer:
