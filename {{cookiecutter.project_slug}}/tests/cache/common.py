@@ -488,6 +488,18 @@ class KeyTests:
         assert cache.get(key) is None
         assert cache.status()["breaker"] == "closed", cache.status()["last_error"]
 
+    @ATTACK
+    @given(key=KEYS)
+    def test_every_key_an_app_can_make_names_a_lock(self, keyed, key):
+        cache = keyed
+        assert cache.lock(key, 60) and not cache.lock(key, 60)
+        assert not cache.lock(str(key), 60), "a lock is named by its key's str(), as an entry"
+        assert cache.get(key) is None, "a lock is not an entry"
+        cache.unlock(key)
+        assert cache.lock(str(key), 60)
+        cache.unlock(str(key))
+        assert cache.status()["breaker"] == "closed", cache.status()["last_error"]
+
 
 class OutageTests:
     """A server that goes away, hangs or never was: no call fails, no invalidation is lost.
@@ -620,6 +632,35 @@ class OutageTests:
         assert cache.get("lock") == "held by another process"
         assert not cache.add("lock", "this worker's")
         assert other.get_many("counter", "lock") == [1001, "held by another process"]
+
+    def test_in_an_outage_locks_are_this_workers_and_never_reach_the_server(
+        self, outage, outage_prefix, new_app_cache, server_settings
+    ):
+        """While the breaker is open, a lock is taken in this worker's memory: refused to its
+        other requests, unknown to the server, never replayed; released there too, after the
+        server is back, where it would release another process's lock."""
+        cache, relay, clock = outage
+        other = new_app_cache(  # another process, on the same server and keys
+            **server_settings(self.backend),
+            CACHE_KEY_PREFIX=outage_prefix,
+            CACHE_NEAR_TRACKING="off",
+        )
+        assert other.lock("theirs.lock", 600)
+        relay.cut()
+        assert cache.lock("theirs.lock", 600), "a lock in this worker's memory"
+        assert not cache.lock("theirs.lock", 600)
+        assert cache.lock("mine.lock", 600)
+        assert cache.status()["breaker"] == "open"
+        relay.restore()
+        clock.advance(self.RETRY_AFTER)
+        assert cache.get("probe") is None
+        assert cache.status()["breaker"] == "closed"
+        assert not cache.lock("mine.lock", 600), "still held by this worker"
+        cache.unlock("theirs.lock")
+        cache.unlock("mine.lock")
+        assert not other.lock("theirs.lock", 600), "the other process still holds it"
+        assert not cache.lock("theirs.lock", 600), "asked of the server now: held there"
+        assert other.lock("mine.lock", 600), "a lock taken in the outage never reached it"
 
     def test_each_change_of_state_is_logged_once(self, outage, caplog):
         cache, relay, clock = outage
