@@ -592,7 +592,7 @@ os.kill(os.getpid(), signal.SIGKILL)
 def test_a_killed_processs_lock_is_taken_by_one_worker_once_it_expires(new_app_cache, tmp_path):
     folder = tmp_path / "shared"
     racers = [new_app_cache(CACHE_TYPE="filesystem", CACHE_DIR=str(folder)) for _ in range(4)]
-    project = Path(__file__).parents[2]
+    project, started = Path(__file__).parents[2], time.monotonic()
     died = subprocess.run(
         [sys.executable, "-c", DIE_HOLDING, str(folder), "page.lock", "2"],
         cwd=project, capture_output=True, text=True,
@@ -600,7 +600,8 @@ def test_a_killed_processs_lock_is_taken_by_one_worker_once_it_expires(new_app_c
     assert died.returncode == -signal.SIGKILL, died.stderr
     assert lock_files(folder) == [lock_file(racers[0], "page.lock").name], "left behind"
     winners = races_until_won(racers, "page.lock", 60)
-    assert winners[0] == 0, "held until it expires"
+    if time.monotonic() - started < 2:  # (a stalled machine may take longer)
+        assert winners[0] == 0, "held until it expires"
     assert winners[-1] == 1, winners
 
 
@@ -652,6 +653,20 @@ def test_a_takeover_never_removes_the_lock_another_worker_made_in_its_place(
     assert not holder.lock("page.lock", 60), "the fast worker's lock is there"
     fast.unlock("page.lock")
     assert holder.lock("page.lock", 60)
+
+
+def test_a_lock_file_being_written_is_never_taken_over(cache_factory, wall_clock):
+    """A lock file is made empty, then written: one found empty is held until STALE_TEMP after
+    it was made, by the file's own time, whatever the locks' clock says; then its writer died."""
+    cache = cache_factory()
+    cache.server.wall_clock = wall_clock
+    path = lock_file(cache, "page.lock")
+    path.touch()  # made, not written yet
+    wall_clock.advance(3600)
+    assert not cache.lock("page.lock", 60)
+    os.utime(path, (time.time() - Filesystem.STALE_TEMP - 1,) * 2)
+    assert cache.lock("page.lock", 60), "its writer died: taken over"
+    assert float(path.read_text()) == wall_clock.now + 60
 
 
 def test_a_takeover_whose_worker_died_goes_after_a_while(cache_factory, wall_clock):

@@ -275,12 +275,12 @@ class Filesystem(Backend, FileSystemCache):
             raise
         return True
 
-    def _lock_state(self, path: str) -> tuple[tuple[int, int, bytes], float] | None:
+    def _lock_state(self, path: str) -> tuple[tuple[int, int, bytes], bool] | None:
         """What is at the lock file's ``path`` (inode, modification time and bytes: no later
-        lock has all three) and when it expires; None if nothing is. Anything but a regular
-        file (a link, a FIFO, a folder) is not a lock: expired. A lock whose expiry cannot be
-        read (being written: it is made empty; or not ours) expires STALE_TEMP after it was
-        made."""
+        lock has all three) and whether it is dead; None if nothing is. Anything but a regular
+        file (a link, a FIFO, a folder) is not a lock: dead. A lock whose expiry cannot be read
+        (being written: it is made empty; or not ours) is dead STALE_TEMP after it was made, by
+        the clock of the file's time (as a temp file is): never while it is being written."""
         try:
             fd = os.open(path, self._OPEN_ENTRY)  # a link is not followed, a FIFO not waited on
         except FileNotFoundError:
@@ -290,7 +290,7 @@ class Filesystem(Backend, FileSystemCache):
                 found = os.lstat(path)
             except FileNotFoundError:
                 return None
-            return (found.st_ino, found.st_mtime_ns, b""), -math.inf
+            return (found.st_ino, found.st_mtime_ns, b""), True
         try:
             found = os.fstat(fd)
             regular = stat.S_ISREG(found.st_mode)
@@ -299,24 +299,24 @@ class Filesystem(Backend, FileSystemCache):
             os.close(fd)
         identity = (found.st_ino, found.st_mtime_ns, data)
         if not regular:
-            return identity, -math.inf
+            return identity, True
         try:
             expires = float(data.decode("ascii"))
         except ValueError:
             expires = math.nan
         if not math.isfinite(expires):
-            expires = found.st_mtime + self.STALE_TEMP
-        return identity, expires
+            return identity, found.st_mtime < time.time() - self.STALE_TEMP
+        return identity, expires <= self.wall_clock()
 
     def _remove_dead_lock(self, path: str) -> bool:
-        """Remove the lock at ``path`` if it expired; whether it is gone (removed here, or by its
+        """Remove the lock at ``path`` if it is dead; whether it is gone (removed here, or by its
         holder), so that a new one may be made. Inside a takeover, the class's docstring says
         why; False while another worker's takeover runs."""
         found = self._lock_state(path)
         if found is None:
             return True
-        identity, expires = found
-        if expires > self.wall_clock():
+        identity, dead = found
+        if not dead:
             return False
         takeover = path + self._TAKEOVER_SUFFIX
         if not self._start_takeover(takeover):
