@@ -440,9 +440,12 @@ class LockTests:
         """Its holder never releases it (it died): refused until it expires by itself, then
         exactly one of the workers racing for it gets it."""
         holder, *racers = lockers(1 + self.RACERS)
+        started = time.monotonic()
         assert holder.lock("page.lock", self.SHORT)
-        winners = races_until_won(racers, "page.lock", 60)
-        assert winners[0] == 0, "held until it expires"
+        first = race(racers, "page.lock", 60)
+        if time.monotonic() - started < self.SHORT:  # (a stalled machine may take longer)
+            assert first == 0, "held until it expires"
+        winners = [first] if first else races_until_won(racers, "page.lock", 60)
         assert winners[-1] == 1, winners
         assert race([holder, *racers], "page.lock", 60) == 0, "the winner holds it"
 
