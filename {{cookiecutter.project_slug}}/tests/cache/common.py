@@ -359,6 +359,115 @@ class AtomicCounterTests:
         assert workers[0].dec("hits", total) == 0
 
 
+def race(racers, name: str, seconds: float) -> int:
+    """Each of ``racers`` (caches) asks for the lock ``name`` in a thread of its own, all
+    released together: how many got it."""
+    start, won = threading.Barrier(len(racers)), []
+
+    def take(cache):
+        start.wait()
+        won.append(cache.lock(name, seconds))
+
+    threads = [threading.Thread(target=take, args=(cache,)) for cache in racers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(won) == len(racers), "every racer answered"
+    for cache in racers:
+        assert cache.status()["breaker"] == "closed", cache.status()["last_error"]
+    return sum(won)
+
+
+def races_until_won(racers, name: str, seconds: float) -> list[int]:
+    """race() again and again, all racers together, until one of them gets the lock: the number
+    of winners of each race. A guard fails the test if none ever does."""
+    deadline, winners = time.monotonic() + 30, []
+    while not (winners and winners[-1]):
+        assert time.monotonic() < deadline, "the lock never expired"
+        if winners:
+            time.sleep(0.02)
+        winners.append(race(racers, name, seconds))
+    return winners
+
+
+class LockTests:
+    """lock() and unlock(): taken atomically with the backend's own operation, refused while
+    held, expiring by itself. The test class says whether its locks are ``per_worker`` (the
+    simple cache: its worker's threads compete) or shared by the workers of an app (each worker
+    here an app of its own on the same keys). A lock's expiry is waited out, never timed."""
+
+    per_worker = False
+    RACERS, ROUNDS = 4, 20
+    SHORT = 1.0  # seconds of a lock that a test waits out
+
+    @pytest.fixture
+    def lockers(self, cache_factory):
+        """lockers(count): the caches of ``count`` workers competing for the same locks. With
+        the longest socket timeout: on a loaded machine, a slow answer would open a breaker,
+        and its worker would lock in its own memory (as it must), a second winner."""
+
+        def lockers(count: int) -> list:
+            if self.per_worker:
+                return [cache_factory()] * count
+            prefix = f"locks-{uuid.uuid4().hex[:8]}:"
+            return [
+                cache_factory(CACHE_KEY_PREFIX=prefix, CACHE_SOCKET_TIMEOUT="5")
+                for _ in range(count)
+            ]
+
+        return lockers
+
+    def test_a_held_lock_is_refused_until_released(self, lockers):
+        mine, theirs = lockers(2)
+        assert mine.lock("page.lock", 60)
+        assert not mine.lock("page.lock", 60) and not theirs.lock("page.lock", 60)
+        assert theirs.lock("other.lock", 60), "each name is a lock of its own"
+        mine.unlock("page.lock")
+        assert theirs.lock("page.lock", 60) and not mine.lock("page.lock", 60)
+        theirs.unlock("page.lock")
+        theirs.unlock("page.lock")  # released already: nothing happens
+        mine.unlock("never.lock")
+        assert mine.lock("page.lock", 60)
+        assert mine.status()["breaker"] == "closed", mine.status()["last_error"]
+
+    def test_of_workers_racing_for_a_lock_exactly_one_gets_it(self, lockers):
+        racers = lockers(self.RACERS)
+        winners = [race(racers, f"race-{n}.lock", 60) for n in range(self.ROUNDS)]
+        assert winners == [1] * self.ROUNDS
+
+    def test_a_dead_holders_lock_expires_and_one_worker_takes_it(self, lockers):
+        """Its holder never releases it (it died): refused until it expires by itself, then
+        exactly one of the workers racing for it gets it."""
+        holder, *racers = lockers(1 + self.RACERS)
+        started = time.monotonic()
+        assert holder.lock("page.lock", self.SHORT)
+        first = race(racers, "page.lock", 60)
+        if time.monotonic() - started < self.SHORT:  # (a stalled machine may take longer)
+            assert first == 0, "held until it expires"
+        winners = [first] if first else races_until_won(racers, "page.lock", 60)
+        assert winners[-1] == 1, winners
+        assert race([holder, *racers], "page.lock", 60) == 0, "the winner holds it"
+
+    def test_a_lock_is_never_read_as_an_entry(self, cache_factory, caplog):
+        cache = cache_factory()
+        cache.set("page", "cached")
+        assert cache.lock("page.lock", 60)
+        assert cache.get("page.lock") is None
+        assert cache.get_many("page", "page.lock") == ["cached", None]
+        assert not [r for r in caplog.records if "signature" in r.getMessage()], "no warning"
+        cache.unlock("page.lock")
+        assert cache.get("page") == "cached"
+        assert cache.status()["breaker"] == "closed", cache.status()["last_error"]
+
+    @pytest.mark.parametrize("seconds", [0, -1, float("nan"), float("inf"), "10"])
+    def test_a_lock_that_would_never_expire_is_refused(self, cache_factory, seconds):
+        cache = cache_factory()
+        with pytest.raises(ValueError, match="a lock lasts a number of seconds above 0"):
+            cache.lock("page.lock", seconds)
+        assert cache.lock("page.lock", 60), "nothing was taken"
+
+
 class KeyTests:
     """Every key an app can make works on the backend, and reads back under its str(): a key no
     backend could store must not fail its calls, nor open the breaker (cache/keys.py)."""
@@ -380,6 +489,18 @@ class KeyTests:
         assert cache.add(key, 1) and cache.inc(key) == 2 and cache.dec(key) == 1
         cache.delete_many(key)
         assert cache.get(key) is None
+        assert cache.status()["breaker"] == "closed", cache.status()["last_error"]
+
+    @ATTACK
+    @given(key=KEYS)
+    def test_every_key_an_app_can_make_names_a_lock(self, keyed, key):
+        cache = keyed
+        assert cache.lock(key, 60) and not cache.lock(key, 60)
+        assert not cache.lock(str(key), 60), "a lock is named by its key's str(), as an entry"
+        assert cache.get(key) is None, "a lock is not an entry"
+        cache.unlock(key)
+        assert cache.lock(str(key), 60)
+        cache.unlock(str(key))
         assert cache.status()["breaker"] == "closed", cache.status()["last_error"]
 
 
@@ -514,6 +635,35 @@ class OutageTests:
         assert cache.get("lock") == "held by another process"
         assert not cache.add("lock", "this worker's")
         assert other.get_many("counter", "lock") == [1001, "held by another process"]
+
+    def test_in_an_outage_locks_are_this_workers_and_never_reach_the_server(
+        self, outage, outage_prefix, new_app_cache, server_settings
+    ):
+        """While the breaker is open, a lock is taken in this worker's memory: refused to its
+        other requests, unknown to the server, never replayed; released there too, after the
+        server is back, where it would release another process's lock."""
+        cache, relay, clock = outage
+        other = new_app_cache(  # another process, on the same server and keys
+            **server_settings(self.backend),
+            CACHE_KEY_PREFIX=outage_prefix,
+            CACHE_NEAR_TRACKING="off",
+        )
+        assert other.lock("theirs.lock", 600)
+        relay.cut()
+        assert cache.lock("theirs.lock", 600), "a lock in this worker's memory"
+        assert not cache.lock("theirs.lock", 600)
+        assert cache.lock("mine.lock", 600)
+        assert cache.status()["breaker"] == "open"
+        relay.restore()
+        clock.advance(self.RETRY_AFTER)
+        assert cache.get("probe") is None
+        assert cache.status()["breaker"] == "closed"
+        assert not cache.lock("mine.lock", 600), "still held by this worker"
+        cache.unlock("theirs.lock")
+        cache.unlock("mine.lock")
+        assert not other.lock("theirs.lock", 600), "the other process still holds it"
+        assert not cache.lock("theirs.lock", 600), "asked of the server now: held there"
+        assert other.lock("mine.lock", 600), "a lock taken in the outage never reached it"
 
     def test_each_change_of_state_is_logged_once(self, outage, caplog):
         cache, relay, clock = outage

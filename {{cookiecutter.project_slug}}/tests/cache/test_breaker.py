@@ -2,6 +2,7 @@
 when told: no servers, no sleeping. (OutageTests in common.py cut real servers.)"""
 
 import logging
+import os
 import sys
 import threading
 import time
@@ -13,6 +14,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from {{ cookiecutter.package_name }}.cache.backends import Backend
+from {{ cookiecutter.package_name }}.cache.backends.simple import LocalLocks
 from {{ cookiecutter.package_name }}.cache.breaker import MAX_PENDING_KEYS, Breaker
 from {{ cookiecutter.package_name }}.cache.errors import MAX_MESSAGE, error_message
 
@@ -39,6 +41,20 @@ class Stub(Backend, SimpleCache):
         self.faults: dict[str, Exception] = {}
         self.delay = 0.0  # seconds each call takes, as over a network
         self.calls: list[str] = []
+        self.locks = LocalLocks()  # the server's locks, as another process sees them
+
+    def lock(self, key, seconds):
+        self._fail_if_asked("lock")
+        return self.locks.lock(key, seconds)
+
+    def unlock(self, key):
+        self._fail_if_asked("unlock")
+        self.locks.unlock(key)
+
+    def _fail_if_asked(self, name):
+        self.calls.append(name)
+        if self.fault is not None or name in self.faults:
+            raise self.fault or self.faults[name]
 
     def unlink(self, *keys):  # what the breaker replays with: a delete that does not re-check
         self.calls.append("unlink")
@@ -203,6 +219,90 @@ def test_a_set_or_delete_after_an_inc_or_add_is_replayed(breaker):
     breaker.guarded.fault = None
     breaker.clock.advance(RETRY_AFTER)
     assert breaker.get_many("added, then set", "counted, then set", "released") == [None] * 3
+
+
+def test_locks_go_to_the_server_under_the_keys_stored_name(clock):
+    breaker = make_breaker(clock, storable=lambda key: f"stored:{key}")
+    assert breaker.lock(42, 60) and not breaker.lock("42", 60)
+    assert breaker.guarded.locks.holds("stored:42")
+    breaker.unlock(42)
+    assert not breaker.guarded.locks.holds("stored:42")
+    assert breaker.guarded.calls == ["lock", "lock", "unlock"]
+
+
+def test_while_open_locks_are_this_workers_and_nothing_reaches_the_server(breaker):
+    trip(breaker)
+    calls = len(breaker.guarded.calls)
+    assert breaker.lock("page.lock", 60), "held in this worker"
+    assert not breaker.lock("page.lock", 60)
+    breaker.unlock("page.lock")
+    assert breaker.lock("page.lock", 60) and breaker.lock("other.lock", 60)
+    assert len(breaker.guarded.calls) == calls, "no call reached the server"
+    assert breaker.pending_deletes == set(), "nothing to replay"
+    assert not breaker.guarded.locks.holds("page.lock")
+
+
+@pytest.mark.parametrize("call", ["lock", "unlock"])
+@pytest.mark.parametrize(
+    "error",
+    [Down("refused"), ValueError("OOM command not allowed"), RuntimeError("a bug")],
+    ids=["outage", "refusal", "anything"],
+)
+def test_a_lock_call_the_server_fails_is_answered_in_this_worker(breaker, caplog, call, error):
+    """Whatever the error, the call answers: an outage opens the breaker as for any call, any
+    other error is logged; the lock is then this worker's."""
+    assert breaker.lock("held.lock", 60)
+    breaker.guarded.faults = {call: error}
+    if call == "lock":
+        assert breaker.lock("page.lock", 60), "taken in this worker"
+    else:
+        assert breaker.unlock("held.lock") is None
+        assert breaker.lock("page.lock", 60)
+    assert not breaker.lock("page.lock", 60)
+    outage = isinstance(error, Down)
+    assert breaker.status()["breaker"] == ("open" if outage else "closed")
+    logged = "serving from the in-process" if outage else f"{call}(...) failed on stub, held in"
+    assert len(records(caplog, logged)) == 1
+    assert breaker.guarded.locks.holds("held.lock"), "the server's lock expires by itself"
+
+
+def test_a_lock_taken_in_an_outage_is_released_in_this_worker_after_it(breaker):
+    """The server is back while this worker holds a lock it took in its memory: the lock stays
+    this worker's until released or expired, and its release is not sent to the server, where
+    another process may hold that name."""
+    assert breaker.guarded.locks.lock("page.lock", 60)  # another process's, on the server
+    trip(breaker)
+    assert breaker.lock("page.lock", 60), "this worker's"
+    breaker.guarded.fault = None
+    breaker.clock.advance(RETRY_AFTER)
+    breaker.get("probe")
+    assert breaker.status()["breaker"] == "closed"
+    calls = len(breaker.guarded.calls)
+    assert not breaker.lock("page.lock", 60), "still this worker's"
+    breaker.unlock("page.lock")
+    assert len(breaker.guarded.calls) == calls, "neither call reached the server"
+    assert breaker.guarded.locks.holds("page.lock"), "the other process's lock is kept"
+    assert not breaker.lock("page.lock", 60), "now asked of the server, where it is held"
+    assert breaker.guarded.calls[-1] == "lock"
+
+
+def test_a_forked_worker_holds_none_of_its_parents_locks(breaker):
+    """uWSGI forks the workers after loading the app: a lock the parent holds in its memory is
+    not the child's, which takes its own; the parent keeps it."""
+    trip(breaker)
+    assert breaker.lock("page.lock", 60)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report, and leave without running pytest's exit handlers
+        try:
+            ok = breaker.lock("page.lock", 60) and not breaker.lock("page.lock", 60)
+            os.write(write, b"ok" if ok else b"no")
+        finally:
+            os._exit(0)
+    os.close(write)
+    assert os.read(read, 2) == b"ok"
+    os.waitpid(pid, 0)
+    assert not breaker.lock("page.lock", 60), "the parent's, still held"
 
 
 @contextmanager

@@ -3,10 +3,12 @@
 import contextlib
 import hashlib
 import logging
+import math
 import os
 import shutil
 import signal
 import struct
+import subprocess
 import sys
 import tempfile
 import threading
@@ -27,8 +29,17 @@ try:
 except ImportError:  # Windows
     resource = None
 
-from .common import PLANTED, ClearTests, CommonTests, KeyTests, SignedTests
-from .conftest import make_app
+from .common import (
+    PLANTED,
+    ClearTests,
+    CommonTests,
+    KeyTests,
+    LockTests,
+    SignedTests,
+    race,
+    races_until_won,
+)
+from .conftest import Clock, make_app
 
 
 @pytest.fixture
@@ -39,6 +50,27 @@ def cache_factory(new_app_cache, server_settings):
 def entry_file(cache, key: str) -> Path:
     # An entry is named by the sha256 of its key (the backend asks cachelib for it, relies on it).
     return Path(cache.server.directory) / hashlib.sha256(key.encode()).hexdigest()
+
+
+def lock_file(cache, key: str) -> Path:
+    """A lock is a file of its own beside the entries: the entry's name, and ".lock"."""
+    entry = entry_file(cache, key)
+    return entry.with_name(entry.name + ".lock")
+
+
+def lock_files(folder: Path) -> list[str]:
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.iterdir() if ".lock" in p.name)
+
+
+@pytest.fixture
+def wall_clock() -> Clock:
+    """A clock for the filesystem's locks, whose expiry is a Unix time: it starts at the next
+    whole second of time.time(), and moves only when the test says."""
+    clock = Clock()
+    clock.start = float(math.ceil(time.time()))
+    return clock
 
 
 class RawFiles:
@@ -65,7 +97,7 @@ def raw():
     return RawFiles()
 
 
-class TestFilesystem(CommonTests, ClearTests, SignedTests, KeyTests):
+class TestFilesystem(CommonTests, ClearTests, SignedTests, KeyTests, LockTests):
     backend = "filesystem"
 
     def test_entries_are_files_in_cache_dir(self, cache_factory, tmp_path):
@@ -506,3 +538,196 @@ def test_a_value_too_large_for_an_entry_is_a_miss_for_that_call(
     assert cache.set("small", "x" * 100) and cache.get("small") == "x" * 100
     assert cache.status()["breaker"] == "closed"
     assert temp_files(tmp_path / "cache") == []
+
+
+# Locks: files beside the entries (backends/filesystem.py says how they work).
+def test_locks_are_never_counted_pruned_or_cleared_as_entries(new_app_cache, tmp_path):
+    shared = {"CACHE_TYPE": "filesystem", "CACHE_DIR": str(tmp_path / "shared")}
+    cache, other = new_app_cache(**shared, CACHE_THRESHOLD="10"), new_app_cache(**shared)
+    names = [f"page{i}.lock" for i in range(8)]
+    assert all(cache.lock(name, 600) for name in names)
+    for i in range(40):
+        assert cache.set(f"k{i}", i)
+    folder = tmp_path / "shared"
+    assert len([p for p in folder.iterdir() if Filesystem._ENTRY.match(p.name)]) <= 10
+    assert cache.get("k39") == 39
+    assert not any(other.lock(name, 600) for name in names), "no lock was pruned"
+    assert cache.clear() and cache.get("k39") is None
+    assert not any(other.lock(name, 600) for name in names), "clear() leaves live locks"
+    assert len(lock_files(folder)) == len(names)
+
+
+def test_dead_locks_nobody_asks_for_go_with_clear_and_when_full(
+    new_app_cache, tmp_path, wall_clock
+):
+    """A lock whose holder died and that nobody asks for again would stay forever: clear(), and
+    a write to a full cache, remove it once expired."""
+    cache = new_app_cache(CACHE_TYPE="filesystem", CACHE_THRESHOLD="5")
+    cache.server.wall_clock = wall_clock
+    folder = Path(cache.server.directory)
+    assert cache.lock("dead.lock", 10) and cache.lock("live.lock", 600)
+    wall_clock.advance(11)
+    for i in range(3):
+        cache.set(f"k{i}", i)
+    assert len(lock_files(folder)) == 2, "the cache is not full: nothing read"
+    for i in range(3, 6):
+        cache.set(f"k{i}", i)
+    assert lock_files(folder) == [lock_file(cache, "live.lock").name]
+    assert cache.lock("dead.lock", 10)
+    wall_clock.advance(11)
+    assert cache.clear()
+    assert lock_files(folder) == [lock_file(cache, "live.lock").name]
+    assert not cache.lock("live.lock", 600)
+
+
+DIE_HOLDING = """
+import os, signal, sys
+from {{ cookiecutter.package_name }}.cache.backends.filesystem import Filesystem
+assert Filesystem(sys.argv[1], limit=100).lock(sys.argv[2], float(sys.argv[3]))
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="no SIGKILL on Windows")
+def test_a_killed_processs_lock_is_taken_by_one_worker_once_it_expires(new_app_cache, tmp_path):
+    folder = tmp_path / "shared"
+    racers = [new_app_cache(CACHE_TYPE="filesystem", CACHE_DIR=str(folder)) for _ in range(4)]
+    project, started = Path(__file__).parents[2], time.monotonic()
+    died = subprocess.run(
+        [sys.executable, "-c", DIE_HOLDING, str(folder), "page.lock", "2"],
+        cwd=project, capture_output=True, text=True,
+    )  # fmt: skip
+    assert died.returncode == -signal.SIGKILL, died.stderr
+    assert lock_files(folder) == [lock_file(racers[0], "page.lock").name], "left behind"
+    winners = races_until_won(racers, "page.lock", 60)
+    if time.monotonic() - started < 2:  # (a stalled machine may take longer)
+        assert winners[0] == 0, "held until it expires"
+    assert winners[-1] == 1, winners
+
+
+def test_workers_taking_over_one_dead_lock_at_once_leave_one_holder(
+    new_app_cache, tmp_path, wall_clock
+):
+    """Every racer finds the same dead lock; one removes it and makes its own, which another
+    must not then remove as the dead one. Rounds interleave them at random."""
+    shared = {"CACHE_TYPE": "filesystem", "CACHE_DIR": str(tmp_path / "shared")}
+    holder, *racers = [new_app_cache(**shared) for _ in range(5)]
+    for cache in (holder, *racers):
+        cache.server.wall_clock = wall_clock
+    sys.setswitchinterval(1e-6)
+    try:
+        winners = []
+        for n in range(40):
+            assert holder.lock(f"round-{n}.lock", 10)  # and never released
+            wall_clock.advance(11)
+            winners.append(race(racers, f"round-{n}.lock", 60))
+    finally:
+        sys.setswitchinterval(0.005)
+    assert winners == [1] * 40
+    assert not list(Path(shared["CACHE_DIR"]).glob("*.takeover")), "no takeover left behind"
+
+
+def test_a_takeover_never_removes_the_lock_another_worker_made_in_its_place(
+    new_app_cache, tmp_path, wall_clock, monkeypatch
+):
+    """The race, step by step: this worker finds the lock dead; before it removes it, another
+    worker takes it over and makes its own lock there. That one stays, and is the only one."""
+    shared = {"CACHE_TYPE": "filesystem", "CACHE_DIR": str(tmp_path / "shared")}
+    holder, slow, fast = (new_app_cache(**shared) for _ in range(3))
+    for cache in (holder, slow, fast):
+        cache.server.wall_clock = wall_clock
+    assert holder.lock("page.lock", 10)
+    wall_clock.advance(11)
+    read_lock = slow.server._lock_state
+    overtaken = []
+
+    def then_overtaken(path):
+        found = read_lock(path)
+        if not overtaken:  # it has just found the lock dead
+            overtaken.append(fast.lock("page.lock", 60))
+        return found
+
+    monkeypatch.setattr(slow.server, "_lock_state", then_overtaken)
+    assert not slow.lock("page.lock", 60)
+    assert overtaken == [True]
+    assert not holder.lock("page.lock", 60), "the fast worker's lock is there"
+    fast.unlock("page.lock")
+    assert holder.lock("page.lock", 60)
+
+
+def test_a_lock_file_being_written_is_never_taken_over(cache_factory, wall_clock):
+    """A lock file is made empty, then written: one found empty is held until STALE_TEMP after
+    it was made, by the file's own time, whatever the locks' clock says; then its writer died."""
+    cache = cache_factory()
+    cache.server.wall_clock = wall_clock
+    path = lock_file(cache, "page.lock")
+    path.touch()  # made, not written yet
+    wall_clock.advance(3600)
+    assert not cache.lock("page.lock", 60)
+    os.utime(path, (time.time() - Filesystem.STALE_TEMP - 1,) * 2)
+    assert cache.lock("page.lock", 60), "its writer died: taken over"
+    assert float(path.read_text()) == wall_clock.now + 60
+
+
+def test_a_takeover_whose_worker_died_goes_after_a_while(cache_factory, wall_clock):
+    cache = cache_factory()
+    cache.server.wall_clock = wall_clock
+    assert cache.lock("page.lock", 10)
+    wall_clock.advance(11)
+    takeover = lock_file(cache, "page.lock").with_suffix(".lock.takeover")
+    takeover.touch()  # its worker died within it
+    assert not cache.lock("page.lock", 60), "a takeover is under way"
+    os.utime(takeover, (time.time() - Filesystem.STALE_TEMP - 1,) * 2)
+    assert cache.lock("page.lock", 60), "taken over, the dead takeover removed"
+    assert not takeover.exists()
+    stale = takeover.with_name("0" * 64 + ".lock.takeover")  # another dead one, of a lock gone
+    stale.touch()
+    os.utime(stale, (time.time() - Filesystem.STALE_TEMP - 1,) * 2)
+    cache.set("key", 1)
+    assert not stale.exists(), "writes remove it, as they do stale temp files"
+
+
+@pytest.mark.parametrize("kind", FAULTS)
+def test_disk_trouble_never_fails_a_lock(kind, new_app_cache, clock, tmp_path):
+    """A full disk, a read-only, blocked or deleted folder: lock() answers, in this worker's
+    memory while the breaker is open, and leaves no file; then the disk serves locks again."""
+    shared = {"CACHE_TYPE": "filesystem", "CACHE_DIR": str(tmp_path / "shared")}
+    cache = new_app_cache(**shared, CACHE_RETRY_AFTER="30")
+    cache.clock = clock
+    folder = tmp_path / "shared"
+    outage = kind in OUTAGES
+    with fault(folder, kind):
+        assert cache.lock("page.lock", 60)
+        assert not cache.lock("page.lock", 60)
+        assert cache.status()["breaker"] == ("open" if outage else "closed")
+        on_disk = lock_files(folder)
+    assert on_disk == ([] if outage else [lock_file(cache, "page.lock").name])
+    assert temp_files(folder) == []
+    cache.unlock("page.lock")
+    clock.advance(30)
+    assert cache.lock("page.lock", 60)
+    assert cache.status()["breaker"] == "closed"
+    assert not new_app_cache(**shared).lock("page.lock", 60), "on disk, for every worker"
+
+
+@needs_fifos
+@pytest.mark.parametrize("kind", PLANTS)
+def test_something_planted_as_a_lock_file_is_no_lock(kind, cache_factory, tmp_path, caplog):
+    """Not a lock of ours: removed and taken over at once, without following a link or waiting
+    on a FIFO. A folder cannot be removed: the lock is then this worker's, said in the log."""
+    cache = cache_factory()
+    path = lock_file(cache, "page.lock")
+    plant(kind, path, tmp_path / "outside")
+    release = partial(release_fifo, path)
+    assert promptly(cache.lock, "page.lock", 60, release=release) is True
+    assert promptly(cache.lock, "page.lock", 60, release=release) is False
+    assert cache.status()["breaker"] == "closed"
+    if kind == "folder":
+        assert path.is_dir()
+        assert len([r for r in caplog.records if "held in this worker only" in r.message]) == 1
+    else:
+        assert path.is_file() and not path.is_symlink(), "a lock file of ours in its place"
+    if kind == "link outside":
+        assert (tmp_path / "outside").is_file(), "a link is removed, never what it points to"
+    cache.unlock("page.lock")
+    assert cache.lock("page.lock", 60)

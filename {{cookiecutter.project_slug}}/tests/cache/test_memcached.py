@@ -2,8 +2,10 @@
 
 import logging
 import pickle
+import re
 import socket
 import threading
+import time
 import uuid
 from functools import partial
 
@@ -23,6 +25,7 @@ from .common import (
     ClearTests,
     CommonTests,
     KeyTests,
+    LockTests,
     OutageTests,
     SignedTests,
 )
@@ -71,7 +74,7 @@ def raw(memcached_servers):
 
 
 class TestMemcached(
-    CommonTests, ClearTests, SignedTests, AtomicCounterTests, KeyTests, OutageTests
+    CommonTests, ClearTests, SignedTests, AtomicCounterTests, KeyTests, LockTests, OutageTests
 ):
     backend = "memcached"
 
@@ -233,6 +236,40 @@ def test_each_key_goes_to_the_server_pymemcache_picks(new_app_cache, ports, key)
     for node in client.clients:
         theirs.add_node(node)
     assert client._get_client(key) is client.clients[theirs.get_node(key)]
+
+
+def time_to_live(servers: str, name: str) -> int | None:
+    """The seconds memcached gives the item ``name`` to live (-1: forever), read with a meta
+    get (memcached 1.6); None if it holds no such item."""
+    with socket.create_connection(host_and_port(servers), timeout=5) as connection:
+        connection.sendall(f"mg {name} t\r\n".encode())
+        answer = connection.recv(1024)
+    found = re.match(rb"HD t(-?\d+)\r\n", answer)
+    assert found or answer == b"EN\r\n", answer
+    return int(found.group(1)) if found else None
+
+
+@pytest.mark.memcached
+def test_a_lock_is_an_item_on_the_server_that_lives_whole_seconds(cache_factory, memcached_servers):
+    """add() with an expiry in whole seconds: a fraction rounded up, and one second more, since
+    memcached's clock ticks once a second (an item given 1 s lived 0.09 to 0.87 s, measured).
+    Never 0, which memcached reads as "never expires"."""
+    cache = cache_factory()
+    name, started = cache.server.key_prefix + "page.lock", time.monotonic()
+    assert cache.lock("page.lock", 0.2)
+    left = time_to_live(memcached_servers, name)
+    if time.monotonic() - started < 1:  # (a stalled machine may take longer)
+        assert left in (1, 2)
+    assert left != -1, "it expires"
+    cache.unlock("page.lock")
+    assert time_to_live(memcached_servers, name) is None
+    assert cache.lock("page.lock", 3600)
+    assert time_to_live(memcached_servers, name) in (3600, 3601)
+    cache.unlock("page.lock")
+    forty_days = 40 * 24 * 3600  # past 30 days memcached reads a Unix time: sent as one
+    assert cache.lock("page.lock", forty_days)
+    # memcached turns it back into seconds by its own clock, a second or two apart from ours
+    assert forty_days - 3 <= time_to_live(memcached_servers, name) <= forty_days + 3
 
 
 class ClosingServer:

@@ -116,6 +116,28 @@ def test_near_answers_every_call_of_the_cache_api_itself():
 
 
 @pytest.mark.parametrize(
+    "backend, settings",
+    [
+        pytest.param("redis", {}, marks=pytest.mark.redis),  # tracking
+        pytest.param("upstash", {"CACHE_NEAR_TTL": NEAR_TTL}, marks=pytest.mark.redis),
+        pytest.param("memcached", {"CACHE_NEAR_TTL": NEAR_TTL}, marks=pytest.mark.memcached),
+        pytest.param("filesystem", {"CACHE_NEAR_TTL": NEAR_TTL}),
+    ],
+)
+def test_locks_pass_the_near_cache_to_the_server(new_app_cache, server_settings, backend, settings):
+    """A lock is the server's, whatever memory holds: each call goes to it, nothing is kept."""
+    shared = {**server_settings(backend), **settings, "CACHE_KEY_PREFIX": f"{uuid.uuid4()}:"}
+    mine, theirs = new_app_cache(**shared), new_app_cache(**shared)
+    for _ in range(3):
+        assert mine.lock("page.lock", 60)
+        assert not mine.lock("page.lock", 60) and not theirs.lock("page.lock", 60)
+        mine.unlock("page.lock")
+    assert theirs.lock("page.lock", 60) and not mine.lock("page.lock", 60)
+    assert near_of(mine).entries == {} and near_of(theirs).entries == {}
+    assert mine.status()["breaker"] == theirs.status()["breaker"] == "closed"
+
+
+@pytest.mark.parametrize(
     "backend, settings, mode",
     [
         pytest.param("redis", {}, "tracking", marks=pytest.mark.redis),

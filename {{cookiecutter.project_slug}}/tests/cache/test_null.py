@@ -19,3 +19,11 @@ class TestNull:
         assert cache.get("key") is None
         assert not cache.has("key")
         assert cache.get_many("key") == [None]
+
+    def test_every_lock_is_granted(self, cache_factory):
+        """Nothing is cached, so every caller computes anyway: no lock ever waits for another."""
+        cache = cache_factory()
+        assert cache.lock("page.lock", 60) and cache.lock("page.lock", 60)
+        cache.unlock("page.lock")
+        with pytest.raises(ValueError, match="a lock lasts a number of seconds above 0"):
+            cache.lock("page.lock", 0)

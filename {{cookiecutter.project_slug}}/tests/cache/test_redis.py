@@ -13,12 +13,14 @@ from .common import (
     ClearTests,
     CommonTests,
     KeyTests,
+    LockTests,
     OutageTests,
     QuotaTests,
     SignedTests,
 )
 from .conftest import cache_behind, make_app
 from .upstash_redis import UpstashRedis
+from .upstash_server import UpstashServer
 
 pytestmark = pytest.mark.redis
 
@@ -56,7 +58,14 @@ def raw(redis_url):
 
 
 class TestRedis(
-    CommonTests, ClearTests, SignedTests, AtomicCounterTests, KeyTests, OutageTests, QuotaTests
+    CommonTests,
+    ClearTests,
+    SignedTests,
+    AtomicCounterTests,
+    KeyTests,
+    LockTests,
+    OutageTests,
+    QuotaTests,
 ):
     backend = "redis"
 
@@ -88,6 +97,38 @@ def test_an_add_the_server_refuses_writes_nothing(
     assert cache.add("lock", "mine", timeout=60) and cache.get("lock") == "mine"
     assert not cache.add("lock", "another's", timeout=60)
     cache.delete("lock")
+
+
+@pytest.mark.parametrize("backend", ["redis", "upstash"])
+def test_a_lock_is_one_command_and_a_key_the_server_expires(tmp_path, redis_url, backend):
+    """lock() is SET NX PX, one command (over REST, one request, as Upstash's own SDK sends
+    it): the server holds the key with the lock's time to live, and refuses a second SET NX.
+    Counted by a stand-in for Upstash in front of the test Redis, over its Redis protocol
+    (upstash_redis.py) or its REST API (upstash_server.py)."""
+    if backend == "redis":
+        server = UpstashRedis(redis_url)
+        settings = {"CACHE_TYPE": "redis", "REDIS_URL": server.url}
+    else:
+        server = UpstashServer(redis_url)
+        settings = {"CACHE_TYPE": "upstash", "UPSTASH_REDIS_REST_URL": server.url}
+    prefix = f"lock-{uuid.uuid4().hex[:12]}:"
+    try:
+        app = make_app(tmp_path, **settings, CACHE_KEY_PREFIX=prefix, CACHE_NEAR_TRACKING="off")
+        cache = cache_behind(app)
+        assert cache.set("page", "cached")  # the connection is made
+        sent, requests = server.commands, getattr(server, "requests", 0)
+        assert cache.lock("page.lock", 60.5)
+        assert server.commands - sent == 1
+        assert getattr(server, "requests", 1) - requests == 1
+        left = redis.Redis.from_url(redis_url).pttl(f"{prefix}page.lock")
+        assert 0 < left <= 60_500, left
+        assert not cache.lock("page.lock", 60.5)
+        cache.unlock("page.lock")
+        assert server.commands - sent == 3
+        assert redis.Redis.from_url(redis_url).exists(f"{prefix}page.lock") == 0
+        assert cache.status()["breaker"] == "closed", cache.status()["last_error"]
+    finally:
+        server.close()
 
 
 @pytest.mark.parametrize("near_ttl, mode", [("0", "off"), ("5", "ttl")])

@@ -4,7 +4,7 @@ from functools import partial
 
 import pytest
 
-from .common import ClearTests, CommonTests
+from .common import ClearTests, CommonTests, LockTests
 
 
 @pytest.fixture
@@ -12,8 +12,9 @@ def cache_factory(new_app_cache, server_settings):
     return partial(new_app_cache, **server_settings("simple"))
 
 
-class TestSimple(CommonTests, ClearTests):
+class TestSimple(CommonTests, ClearTests, LockTests):
     backend = "simple"
+    per_worker = True  # each worker's memory: its threads compete
 
     def test_keeps_at_most_its_threshold(self, cache_factory):
         cache = cache_factory(CACHE_THRESHOLD="20")

@@ -17,6 +17,7 @@ from .common import (
     ClearTests,
     CommonTests,
     KeyTests,
+    LockTests,
     OutageTests,
     QuotaTests,
     SignedTests,
@@ -57,7 +58,14 @@ def raw(redis_url):
 
 
 class TestUpstash(
-    CommonTests, ClearTests, SignedTests, AtomicCounterTests, KeyTests, OutageTests, QuotaTests
+    CommonTests,
+    ClearTests,
+    SignedTests,
+    AtomicCounterTests,
+    KeyTests,
+    LockTests,
+    OutageTests,
+    QuotaTests,
 ):
     backend = "upstash"
 

@@ -13,6 +13,13 @@ on the server's value or leave it, and deleting it would lose a shared counter o
 process's lock. So while open, counts are this worker's only and never reach the server's (the
 fallback is emptied on close), and a lock taken with add() holds in this worker only.
 
+lock() and unlock() go to the server while it serves (past the near cache), and to the fallback's
+locks, this worker's own, while it does not, or when the server failed the call (whatever the
+error): then the lock holds in this worker only, and is never replayed. A lock taken there is
+this worker's until it expires: a lock() of its name is refused without asking the server, and
+its unlock() stays here too, even after the server is back, where it would release the lock of
+whoever holds that name on the server.
+
 A delete or clear the server refuses (READONLY during a failover) opens it like an outage, and so
 does a refused set whose key cannot then be deleted: its old value must not be served. Other
 errors (a value too large, a wrong type) are a miss for that call, logged at most once a minute.
@@ -36,10 +43,10 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from cachelib import SimpleCache
 from flask_caching.backends.base import BaseCache
 
-from .backends.base import Backend
+from .backends.base import Backend, lock_seconds
+from .backends.simple import Simple
 from .errors import advised, error_message, format_error, says, scrub
 from .near import Near
 
@@ -51,6 +58,7 @@ DELETES = frozenset({"delete", "delete_many"})
 # Not replayed (the module's docstring says why); each is one atomic write: a failed one wrote
 # nothing to undo.
 BUILD_ON_THE_SERVER = frozenset({"inc", "dec", "add"})
+LOCKS = frozenset({"lock", "unlock"})  # in this worker's memory when the server fails them
 Refusals = Mapping[type[BaseException], tuple[str, ...]]
 
 
@@ -93,7 +101,7 @@ class Breaker(BaseCache):
         self.storable = storable  # a key as the backend stores it
         self._names: dict[str, str] = {}  # storable() of recent str keys: a hit maps in a lookup
         self.threshold = threshold
-        self.fallback = SimpleCache(threshold=threshold, default_timeout=default_timeout)
+        self.fallback = Simple(threshold=threshold, default_timeout=default_timeout)
         self.name = name
         self.unreachable: tuple[type[BaseException], ...] = (*unreachable, ReplayLater)
         self.closed = closed  # a kept connection closed meanwhile: tried once more (Errors)
@@ -194,6 +202,19 @@ class Breaker(BaseCache):
     def clear(self) -> bool:
         return bool(self._call("clear", clears=True))
 
+    def lock(self, key: Any, seconds: float) -> bool:
+        seconds, name = lock_seconds(seconds), self.key_name(key)
+        if self._pid == _getpid() and self.fallback.locks.holds(name):
+            return False  # this worker holds it (taken while the server was away)
+        return bool(self._call("lock", name, seconds))
+
+    def unlock(self, key: Any) -> None:
+        name = self.key_name(key)
+        if self._pid == _getpid() and self.fallback.locks.holds(name):
+            self.fallback.unlock(name)  # this worker's, not the server's: the docstring says why
+            return
+        self._call("unlock", name)
+
     # The breaker.
     def _call(
         self, method: str, *args: Any, writes: tuple[str, ...] = (), clears: bool = False
@@ -219,7 +240,7 @@ class Breaker(BaseCache):
         self._pid, self._lock = os.getpid(), threading.Lock()
         if self.state is State.PROBING:  # the probing thread is the parent's
             self.state = State.OPEN
-        self.fallback = SimpleCache(threshold=self.threshold, default_timeout=self.default_timeout)
+        self.fallback = Simple(threshold=self.threshold, default_timeout=self.default_timeout)
         self.guarded.forked()
 
     def cannot_serve(self, error: BaseException) -> bool:
@@ -266,6 +287,10 @@ class Breaker(BaseCache):
                 self.guarded.unlink(*writes)
             except Exception:
                 raise ReplayLater(method) from error
+        if method in LOCKS:
+            where = "held in this worker only"
+            self._warn_quietly(f"cache: {method}(...) failed on {self.name}, {where}: %s", error)
+            return getattr(self.fallback, method)(*args)
         self._warn_quietly(f"cache: {method}(...) failed on {self.name}, a miss: %s", error)
         return _MISS[method](args)
 

@@ -435,6 +435,13 @@ class Near(BaseCache):
     def clear(self) -> Any:
         return self._write(None, "clear")
 
+    # Locks: the server's, always; nothing of them is kept in memory.
+    def lock(self, key: str, seconds: float) -> bool:
+        return bool(self.server.lock(key, seconds))
+
+    def unlock(self, key: str) -> None:
+        self.server.unlock(key)
+
     def _write(self, keys: Iterable[str] | None, method: str, *args: Any) -> Any:
         try:
             return getattr(self.server, method)(*args)

@@ -11,11 +11,18 @@ between (Redis and Upstash: a compare-and-set script; memcached: gets/cas), retr
 did: atomic, as cachelib promises "for supporting caches". The filesystem's (and the simple
 cache's) stay cachelib's read-modify-write: not atomic across workers.
 
+Locks (lock() and unlock(), for one regeneration of an entry at a time): each backend takes one
+with its own atomic operation, and each expires by itself, its holder dead or not: SET NX PX on
+Redis (one REST request on Upstash), add on memcached, an exclusive create on the filesystem,
+this worker's memory for the simple cache. A lock's name is a key like an entry's (the caller
+picks one no entry has); reading it as an entry is a miss.
+
 Flask-Caching's own clear() runs KEYS (or FLUSHDB with an empty prefix) on Redis, flush_all on
 memcached, and deletes every file in the cache directory: each can wipe another app's data. The
 clear() of each class here removes this app's entries only.
 """
 
+import math
 import os
 import random
 import time
@@ -49,6 +56,13 @@ def added(current: Any, delta: int, key: str) -> int:
     if type(current) is not int:  # as Redis INCR refuses: a counter is an int, never a bool
         raise TypeError(f"inc/dec of {key!r}: it holds a {type(current).__name__}, not an int")
     return current + delta
+
+
+def lock_seconds(seconds: float) -> float:
+    """``seconds`` checked for lock(): a lock must expire, so a finite number above 0."""
+    if not (isinstance(seconds, int | float) and math.isfinite(seconds) and seconds > 0):
+        raise ValueError(f"a lock lasts a number of seconds above 0, not {seconds!r}")
+    return float(seconds)
 
 
 class Errors(NamedTuple):
@@ -148,6 +162,15 @@ class Backend:
     def fits(self, key: str) -> bool:
         """Whether this backend stores the text ``key`` as it is."""
         return keys.utf8(key)
+
+    def lock(self, key: str, seconds: float) -> bool:
+        """Take the lock named ``key`` if nobody holds it, atomically, for ``seconds``: then it
+        expires by itself, even if its holder dies. Whether this caller got it."""
+        raise NotImplementedError
+
+    def unlock(self, key: str) -> None:
+        """Release the lock named ``key`` (whoever holds it); nothing if nobody does."""
+        raise NotImplementedError
 
     def forked(self) -> None:
         """Called in a new process (a uWSGI worker forked from the master; the breaker compares

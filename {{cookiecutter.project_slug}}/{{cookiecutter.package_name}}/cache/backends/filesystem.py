@@ -3,6 +3,7 @@
 import contextlib
 import hashlib
 import logging
+import math
 import os
 import re
 import stat
@@ -20,7 +21,7 @@ from flask_caching.backends.filesystemcache import FileSystemCache
 
 from ..config import Env
 from ..signing import SignedFileSerializer, signer
-from .base import Backend, Config, Errors
+from .base import Backend, Config, Errors, lock_seconds
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,17 @@ class Filesystem(Backend, FileSystemCache):
     blocking (cachelib's add() and pruning included), and read only if they are regular files of
     at most MAX_ENTRY bytes; anything else, or an entry that cannot be read, is a miss and is
     removed. A value that would make a larger entry is refused: it could never be read back.
+
+    A lock is a file of its own beside the entries, "<entry name>.lock", made with an exclusive
+    create (O_CREAT | O_EXCL, atomic over NFS too) and holding its expiry (a Unix time, as
+    text: the workers and consoles that share the folder share no other clock). It is never
+    counted, pruned or cleared as an entry. A lock past its expiry (its holder died, or forgot)
+    is taken over: removed, then made again by an exclusive create. Two workers may find it
+    dead at once, and one may have made its own lock in its place before the other removes it:
+    so a dead lock is removed only inside a takeover ("<lock>.takeover", itself made by an
+    exclusive create), after checking that the lock there is still the one found dead (same
+    inode, same bytes). A takeover whose worker died within it goes after STALE_TEMP seconds;
+    dead locks that nobody asks for again go with clear(), and when the folder is full.
     """
 
     name = "filesystem"
@@ -76,6 +88,21 @@ class Filesystem(Backend, FileSystemCache):
         | getattr(os, "O_BINARY", 0)
     )
 
+    # Locks: "<entry name>.lock", and the takeover of a dead one, "<entry name>.lock.takeover".
+    _LOCK_SUFFIX, _TAKEOVER_SUFFIX = ".lock", ".takeover"
+    _LOCK = re.compile(r"[0-9a-f]{64}\.lock\Z")
+    _TAKEOVER = re.compile(r"[0-9a-f]{64}\.lock\.takeover\Z")
+    LOCK_BYTES = 64  # read of a lock file: its expiry as text is about 20
+    # How a lock (or a takeover) is made: only if no file, link or anything else has its name.
+    _CREATE_LOCK: int = (
+        os.O_WRONLY
+        | os.O_CREAT
+        | os.O_EXCL
+        | getattr(os, "O_NOFOLLOW", 0)
+        | getattr(os, "O_CLOEXEC", 0)
+        | getattr(os, "O_BINARY", 0)
+    )
+
     @classmethod
     def settings(cls, env: Env) -> dict[str, object]:
         return {"CACHE_DIR": env.directory("CACHE_DIR")}  # None: init_app's default
@@ -91,6 +118,7 @@ class Filesystem(Backend, FileSystemCache):
         self.directory, self.limit = directory, limit
         self.failed_write: OSError | None = None  # set from a failed write until one succeeds
         self._reported_stuck = False
+        self.wall_clock: Callable[[], float] = time.time  # locks' expiry; tests put a fake here
 
     @classmethod
     def factory(
@@ -201,10 +229,129 @@ class Filesystem(Backend, FileSystemCache):
         except FileNotFoundError:
             return True
         self._remove_stale_temps(names)
+        self._remove_dead_locks(names)
         for name in names:
             if self._ENTRY.match(name):
                 self._delete_entry(os.path.join(self.directory, name))
         return True
+
+    # Locks (the class's docstring says how they work).
+    def lock(self, key: str, seconds: float) -> bool:
+        seconds = lock_seconds(seconds)
+        self._test_writes()
+        path = self._get_filename(key) + self._LOCK_SUFFIX
+        if self._make_lock(path, seconds):
+            return True
+        return self._remove_dead_lock(path) and self._make_lock(path, seconds)
+
+    def unlock(self, key: str) -> None:
+        self._test_writes()
+        self._delete_entry(self._get_filename(key) + self._LOCK_SUFFIX)
+
+    def _make_lock(self, path: str, seconds: float) -> bool:
+        """Make the lock file at ``path``, expiring in ``seconds``: False if anything has its name.
+        A folder that cannot take it (read-only, full) raises its OSError: an outage."""
+        expires = repr(self.wall_clock() + seconds).encode()
+        try:
+            try:
+                fd = os.open(path, self._CREATE_LOCK, self._mode or 0o600)
+            except FileNotFoundError:  # the folder was deleted: made again, as for a write
+                os.makedirs(self.directory, exist_ok=True)
+                fd = os.open(path, self._CREATE_LOCK, self._mode or 0o600)
+        except FileExistsError:
+            return False
+        except OSError as error:
+            self.failed_write = error
+            raise
+        try:
+            try:
+                os.write(fd, expires)  # a full disk fails here: made empty, written now
+            finally:
+                os.close(fd)
+        except OSError as error:
+            with contextlib.suppress(OSError):
+                os.remove(path)
+            self.failed_write = error
+            raise
+        return True
+
+    def _lock_state(self, path: str) -> tuple[tuple[int, int, bytes], bool] | None:
+        """What is at the lock file's ``path`` (inode, modification time and bytes: no later
+        lock has all three) and whether it is dead; None if nothing is. Anything but a regular
+        file (a link, a FIFO, a folder) is not a lock: dead. A lock whose expiry cannot be read
+        (being written: it is made empty; or not ours) is dead STALE_TEMP after it was made, by
+        the clock of the file's time (as a temp file is): never while it is being written."""
+        try:
+            fd = os.open(path, self._OPEN_ENTRY)  # a link is not followed, a FIFO not waited on
+        except FileNotFoundError:
+            return None
+        except OSError:  # a link (O_NOFOLLOW refuses it), or what cannot be opened
+            try:
+                found = os.lstat(path)
+            except FileNotFoundError:
+                return None
+            return (found.st_ino, found.st_mtime_ns, b""), True
+        try:
+            found = os.fstat(fd)
+            regular = stat.S_ISREG(found.st_mode)
+            data = os.read(fd, self.LOCK_BYTES) if regular else b""
+        finally:
+            os.close(fd)
+        identity = (found.st_ino, found.st_mtime_ns, data)
+        if not regular:
+            return identity, True
+        try:
+            expires = float(data.decode("ascii"))
+        except ValueError:
+            expires = math.nan
+        if not math.isfinite(expires):
+            return identity, found.st_mtime < time.time() - self.STALE_TEMP
+        return identity, expires <= self.wall_clock()
+
+    def _remove_dead_lock(self, path: str) -> bool:
+        """Remove the lock at ``path`` if it is dead; whether it is gone (removed here, or by its
+        holder), so that a new one may be made. Inside a takeover, the class's docstring says
+        why; False while another worker's takeover runs."""
+        found = self._lock_state(path)
+        if found is None:
+            return True
+        identity, dead = found
+        if not dead:
+            return False
+        takeover = path + self._TAKEOVER_SUFFIX
+        if not self._start_takeover(takeover):
+            return False
+        try:
+            again = self._lock_state(path)
+            if again is not None and again[0] == identity:  # still the lock found dead
+                try:
+                    os.remove(path)
+                except IsADirectoryError:  # planted: no lock here, but no outage either
+                    raise ValueError("a folder is in the place of its lock file") from None
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(takeover)
+        return True
+
+    def _start_takeover(self, takeover: str) -> bool:
+        """Make the takeover file: False while another worker's is under way. One older than
+        STALE_TEMP is a dead worker's: removed, and made anew."""
+        for _ in range(2):
+            try:
+                os.close(os.open(takeover, self._CREATE_LOCK, 0o600))
+                return True
+            except FileExistsError:
+                if not self._remove_if_stale(takeover):
+                    return False
+        return False
+
+    def _remove_dead_locks(self, names: list[str]) -> None:
+        """Remove the locks among ``names`` (the folder's) that expired: nobody asked for them
+        again since their holders died. Live ones stay."""
+        for name in names:
+            if self._LOCK.match(name):
+                with contextlib.suppress(ValueError):
+                    self._remove_dead_lock(os.path.join(self.directory, name))
 
     def _delete_entry(self, path: str) -> None:
         """Delete an entry file; gone already is fine, and so is a (planted) folder in its place.
@@ -260,6 +407,7 @@ class Filesystem(Backend, FileSystemCache):
         entries = [os.path.join(self.directory, n) for n in names if self._ENTRY.match(n)]
         if len(entries) < self.limit:
             return
+        self._remove_dead_locks(names)
         now = time.time()
         ranked = []
         for path in entries:
@@ -280,13 +428,20 @@ class Filesystem(Backend, FileSystemCache):
             self._remove(path)
 
     def _remove_stale_temps(self, names: list[str]) -> None:
-        cutoff = time.time() - self.STALE_TEMP
+        """Temp files and takeovers (of locks) older than STALE_TEMP: their workers died."""
         for name in names:
-            if self._TEMP.match(name):
-                path = os.path.join(self.directory, name)
-                with contextlib.suppress(FileNotFoundError):
-                    if os.stat(path).st_mtime < cutoff:
-                        self._remove(path)
+            if self._TEMP.match(name) or self._TAKEOVER.match(name):
+                self._remove_if_stale(os.path.join(self.directory, name))
+
+    def _remove_if_stale(self, path: str) -> bool:
+        """Remove the file at ``path`` if it is older than STALE_TEMP; whether it is gone."""
+        try:
+            if os.stat(path).st_mtime >= time.time() - self.STALE_TEMP:
+                return False
+        except FileNotFoundError:
+            return True
+        self._remove(path)
+        return not os.path.lexists(path)
 
     def _remove(self, path: str) -> None:
         """Remove a file the cache no longer wants; one that stays is reported once."""

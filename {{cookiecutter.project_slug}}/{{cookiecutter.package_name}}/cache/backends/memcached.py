@@ -1,5 +1,6 @@
 """CACHE_TYPE=memcached: memcached servers through pymemcache, MemCachier's included."""
 
+import math
 import re
 import ssl
 import time
@@ -13,7 +14,16 @@ from flask_caching.backends.memcache import MemcachedCache
 
 from ..config import ConfigError, Env, is_host, is_port, split_address
 from ..signing import SignedSerde, Signer, signer
-from .base import COUNTER_ATTEMPTS, Backend, Config, Errors, added, attempts, readable_file
+from .base import (
+    COUNTER_ATTEMPTS,
+    Backend,
+    Config,
+    Errors,
+    added,
+    attempts,
+    lock_seconds,
+    readable_file,
+)
 
 
 def _memcached_servers(env: Env, needed_by: str) -> list[tuple[str, int]]:
@@ -325,6 +335,23 @@ class Memcached(Backend, MemcachedCache):
             if done:
                 return new
         raise _LostRaces(f"cache: {COUNTER_ATTEMPTS} writes to {name!r} lost to other writers")
+
+    def lock(self, key: str, seconds: float) -> bool:
+        """memcached's add: stored only if the key is not. Its value is a signed None (a get of
+        its name is a miss). Expiry is in whole seconds, and memcached's clock ticks once a
+        second: an item given N seconds lives between N-1 and N (measured), so a lock gets one
+        second more than ``seconds`` rounded up, to last at least ``seconds``."""
+        expire = math.ceil(lock_seconds(seconds)) + 1
+        if expire > _RELATIVE_EXPIRY:  # memcached reads a larger number as a Unix time
+            expire += int(time.time())
+        return bool(self.client.add(self._normalize_key(key), None, expire, noreply=False))
+
+    def unlock(self, key: str) -> None:
+        self.client.delete(self._normalize_key(key), noreply=False)
+
+
+# memcached reads an expiry of up to 30 days as seconds from now, a larger one as a Unix time.
+_RELATIVE_EXPIRY = 30 * 24 * 3600
 
 
 class _LostRaces(RuntimeError):

@@ -14,7 +14,7 @@ from ..config import ConfigError, Env, redact_url
 from ..errors import says
 from ..near import Tracking
 from ..signing import SignedRedisSerializer, signer
-from .base import Backend, Config, Errors, added, attempts, readable_file
+from .base import Backend, Config, Errors, added, attempts, lock_seconds, readable_file
 
 CLEAR_BATCH = 500  # keys per SCAN page and per UNLINK
 # What Upstash answers to every command once a database has used its quota: the monthly one (the
@@ -238,6 +238,16 @@ return 1
         for key, value in mapping.items():
             pipe.set(*self._entry(key, value), ex=ex)
         return [key for key, done in zip(mapping, pipe.execute(), strict=True) if done]
+
+    def lock(self, key: str, seconds: float) -> bool:
+        """One command, SET NX PX: the server takes the lock if nobody holds it, and lets it
+        expire by itself. Its value is a signed None: a get of its name is a miss, unlogged."""
+        milliseconds = max(math.ceil(lock_seconds(seconds) * 1000), 1)
+        name, held = self._entry(key, None)
+        return bool(self._write_client.set(name, held, px=milliseconds, nx=True))
+
+    def unlock(self, key: str) -> None:
+        self._write_client.delete(f"{self._get_prefix()}{key}")
 
     def _entry(self, key: str, value: Any) -> tuple[str, bytes]:
         """The name ``key`` is stored under, and ``value`` signed for it."""

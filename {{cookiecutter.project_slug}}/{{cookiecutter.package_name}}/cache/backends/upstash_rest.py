@@ -5,9 +5,9 @@ connection cannot get out; Upstash also serves each database over HTTPS
 (upstash.com/docs/redis/features/restapi): a command is a JSON array POSTed to the database's
 URL with `Authorization: Bearer <token>`, the answer `{"result": ...}` or `{"error": ...}`.
 
-UpstashRedis offers the few redis-py calls that cachelib's RedisCache, our scoped clear and our
-inc() make, so the Redis backend is reused as it is. Unlike Upstash's own SDK, it has connect
-and read timeouts, never sleeps to retry (the breaker decides when to try again) and is
+UpstashRedis offers the few redis-py calls that cachelib's RedisCache, our scoped clear, our
+inc() and our lock() make, so the Redis backend is reused as it is. Unlike Upstash's own SDK, it
+has connect and read timeouts, never sleeps to retry (the breaker decides when to try again) and is
 bytes-safe: JSON carries text, so every value is stored base64-encoded, behind a marker.
 requests keeps the connection alive and honours https_proxy/HTTPS_PROXY, as PythonAnywhere sets.
 """
@@ -88,8 +88,11 @@ def encoded(command: Sequence[Any]) -> list[Any]:
     return [encode(part) for part in command]
 
 
-def set_command(name: str, value: bytes, ex: int | None, nx: bool = False) -> tuple[Any, ...]:
-    return ("SET", name, value, *(("EX", int(ex)) if ex else ()), *(("NX",) if nx else ()))
+def set_command(
+    name: str, value: bytes, ex: int | None, nx: bool = False, px: int | None = None
+) -> tuple[Any, ...]:
+    expiry = ("EX", int(ex)) if ex else ("PX", int(px)) if px else ()
+    return ("SET", name, value, *expiry, *(("NX",) if nx else ()))
 
 
 class UpstashRedis:
@@ -139,8 +142,16 @@ class UpstashRedis:
     def mget(self, keys: list[str]) -> Any:
         return self.execute("MGET", *keys) if keys else []
 
-    def set(self, name: str, value: bytes, ex: int | None = None, nx: bool = False) -> bool:
-        return bool(self.execute(*set_command(name, value, ex, nx)) == b"OK")
+    def set(
+        self,
+        name: str,
+        value: bytes,
+        ex: int | None = None,
+        nx: bool = False,
+        px: int | None = None,
+    ) -> bool:
+        # Not set (NX, and the key exists): Upstash answers {"result": null}, as Redis a nil.
+        return bool(self.execute(*set_command(name, value, ex, nx, px)) == b"OK")
 
     def delete(self, *names: str) -> int:
         return int(self.execute("DEL", *names))
