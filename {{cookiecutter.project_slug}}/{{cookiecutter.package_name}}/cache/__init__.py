@@ -56,6 +56,7 @@ MAX_THRESHOLD = 100_000
 # server cannot answer.
 SOCKET_TIMEOUT_RANGE = (0.05, 5.0)
 MAX_RETRY_AFTER = 3600.0  # past an hour the cache is as good as switched off
+MAX_GRACE = 86400  # a day past its timeout: a value that old is not "the previous one" any more
 
 
 def from_env(env: Env, *, debug: bool = False) -> dict[str, object]:
@@ -84,6 +85,7 @@ def from_env(env: Env, *, debug: bool = False) -> dict[str, object]:
             "CACHE_DEFAULT_TIMEOUT", 300, minimum=0, maximum=MAX_DEFAULT_TIMEOUT
         ),
         "CACHE_KEY_PREFIX": env.text("CACHE_KEY_PREFIX"),  # empty: init_app's default
+        "CACHE_STALE_GRACE": env.integer("CACHE_STALE_GRACE", 30, minimum=0, maximum=MAX_GRACE),
         "CACHE_THRESHOLD": env.integer("CACHE_THRESHOLD", 500, minimum=1, maximum=MAX_THRESHOLD),
         "CACHE_SOCKET_TIMEOUT": env.number("CACHE_SOCKET_TIMEOUT", 0.5, minimum=low, maximum=high),
         "CACHE_RETRY_AFTER": env.number(

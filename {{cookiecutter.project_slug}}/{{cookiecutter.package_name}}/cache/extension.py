@@ -12,23 +12,36 @@ _set_cache, which its init_app calls last, stores chain.build()'s where Cache.ca
 app.extensions["cache"][self], in 2.4 and 2.5 alike. tests/cache/test_extension.py pins both.
 """
 
+import functools
+import inspect
+import math
 from collections.abc import Callable
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 import flask_caching
-from flask import Flask, request
+from flask import Flask, Response, after_this_request, current_app, request
+from flask_caching import CachedResponse
+from werkzeug.exceptions import HTTPException
 
+from . import conditional, regenerate
+from .backends import Backend
+from .breaker import Breaker
 from .chain import build
 
 if TYPE_CHECKING:  # the type of a cached view, as Flask-Caching 2.5 annotates its own cached()
     # (2.4, the last release for Python 3.10, has none: Any there)
-    from flask_caching import _CachedFunction  # type: ignore[attr-defined, unused-ignore]
+    from flask_caching import (  # type: ignore[attr-defined, unused-ignore]
+        _CachedFunction,
+        _MemoizedFunction,
+    )
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 # The options of cached() that change the key: with any of them, Flask-Caching makes every key.
 KEY_OPTIONS = ("make_cache_key", "query_string", "source_check", "hash_method")
+CHAIN = (Backend, Breaker)  # what chain.build() makes: the cache the decorators below serve from
 
 
 class Cache(flask_caching.Cache):
@@ -40,28 +53,219 @@ class Cache(flask_caching.Cache):
         self.app = app
 
     def cached(
-        self, timeout: Any = None, key_prefix: Any = "view/%s", *args: Any, **options: Any
+        self,
+        timeout: Any = None,
+        key_prefix: Any = "view/%s",
+        *args: Any,
+        grace: int | None = None,
+        per_visitor: bool = False,
+        **options: Any,
     ) -> "Callable[[Callable[P, R]], _CachedFunction[P, R]]":
+        """Flask-Caching's cached(), served as regenerate.py and conditional.py say. ``grace``:
+        the seconds past its timeout an entry may be served while it is regenerated (default
+        CACHE_STALE_GRACE; 0: no lock and no stale value). ``per_visitor``: one entry per
+        session, for a page that differs per visitor."""
         decorator = super().cached(timeout, key_prefix, *args, **options)
+        if args or any(options.get(name) for name in OWN_PATH):
+            if per_visitor:
+                raise TypeError(f"per_visitor=True does not combine with {', '.join(OWN_PATH)}")
+            return decorator  # Flask-Caching's own path, as it documents those options
         usual = isinstance(key_prefix, str) and "%s" in key_prefix
-        if args or not usual or any(options.get(name) for name in KEY_OPTIONS):
-            return decorator
+        page = usual or (isinstance(key_prefix, str) and bool(options.get("query_string")))
+        keyed = not (args or not usual or any(options.get(name) for name in KEY_OPTIONS))
 
         def decorate(f: Callable[P, R]) -> "_CachedFunction[P, R]":
             view = decorator(f)
-            flask_caching_key: Callable[..., str] = view.make_cache_key
+            if keyed:
+                flask_caching_key: Callable[..., str] = view.make_cache_key
 
-            def make_cache_key(*key_args: Any, **key_kwargs: Any) -> str:
-                # What Flask-Caching computes for a request, unless the app checks sources.
-                if key_kwargs.get("use_request") and not self.source_check:
-                    return str(key_prefix % request.path)
-                return flask_caching_key(*key_args, **key_kwargs)
+                def make_cache_key(*key_args: Any, **key_kwargs: Any) -> str:
+                    # What Flask-Caching computes for a request, unless the app checks sources.
+                    if key_kwargs.get("use_request") and not self.source_check:
+                        return str(key_prefix % request.path)
+                    return flask_caching_key(*key_args, **key_kwargs)
 
-            make_cache_key.flask_caching_key = flask_caching_key  # type: ignore[attr-defined]
-            view.make_cache_key = make_cache_key
-            return view
+                make_cache_key.flask_caching_key = flask_caching_key  # type: ignore[attr-defined]
+                view.make_cache_key = make_cache_key
+            own_key = options.get("make_cache_key")
+
+            def key_of(*a: Any, **kw: Any) -> str:
+                if callable(own_key):
+                    key = str(own_key(*a, **kw))
+                else:
+                    key = str(served.make_cache_key(*a, use_request=True, **kw))
+                return f"{key}\0visitor:{conditional.visitor()}" if per_visitor else key
+
+            served = self._serving(view, f, key_of, grace, page, per_visitor, options)
+            return cast("_CachedFunction[P, R]", served)
 
         return cast("Callable[[Callable[P, R]], _CachedFunction[P, R]]", decorate)
+
+    def memoize(
+        self, timeout: Any = None, make_name: Any = None, *args: Any, grace: int | None = None,
+        **options: Any,
+    ) -> "Callable[[Callable[P, R]], _MemoizedFunction[P, R]]":  # fmt: skip
+        """Flask-Caching's memoize(), served as regenerate.py says (``grace``: as cached())."""
+        decorator = super().memoize(timeout, make_name, *args, **options)
+        if args or any(options.get(name) for name in OWN_PATH):
+            return decorator
+
+        def decorate(f: Callable[P, R]) -> "_MemoizedFunction[P, R]":
+            view = decorator(f)
+
+            def key_of(*a: Any, **kw: Any) -> str:
+                return str(served.make_cache_key(f, *a, **kw))
+
+            served = self._serving(view, f, key_of, grace, False, False, options)
+            return cast("_MemoizedFunction[P, R]", served)
+
+        return cast("Callable[[Callable[P, R]], _MemoizedFunction[P, R]]", decorate)
+
+    def _serving(
+        self,
+        view: Any,
+        f: Callable[..., Any],
+        key_of: Callable[..., str],
+        grace: int | None,
+        page: bool,
+        per_visitor: bool,
+        options: dict[str, Any],
+    ) -> Any:
+        """The decorated function: Flask-Caching's ``view`` where the app's cache is not this
+        package's chain, and otherwise regenerate.py's reads and writes."""
+        accepts = options.get("response_filter")
+        name = f"{f.__module__}.{f.__qualname__}"
+        told: list[str] = []  # why this function is not shared, once known (in this worker)
+
+        def serve(*a: Any, **kw: Any) -> Any:
+            store = self.cache
+            if not isinstance(store, CHAIN):  # set up by Flask-Caching's own init_app
+                view.cache_timeout = served.cache_timeout
+                view.make_cache_key = served.make_cache_key
+                return view(*a, **kw)
+            as_page = page and _is_the_view(served)
+            if told:
+                return _not_shared(f(*a, **kw)) if as_page else f(*a, **kw)
+            try:
+                key = key_of(*a, **kw)
+                got = store.get(key)
+            except Exception:  # as Flask-Caching: a broken key function serves uncached
+                if current_app.debug:
+                    raise
+                current_app.logger.exception("Exception possibly due to cache backend.")
+                return f(*a, **kw)
+            found = regenerate.fresh(got)
+            if found is not None:  # a hit
+                return conditional.respond(found, per_visitor) if as_page else found[1]
+            allowed = current_app.config.get("CACHE_STALE_GRACE", 0) if grace is None else grace
+            state, found = regenerate.claim(store, key, regenerate.as_entry(got), allowed)
+            if found is not None and state in (regenerate.FRESH, regenerate.STALE):
+                return conditional.respond(found, per_visitor) if as_page else found[1]
+            locked = state == regenerate.MINE
+            timeout = _seconds(served.cache_timeout, store.default_timeout)
+            before = conditional.session_accessed()
+            try:
+                rv = f(*a, **kw)
+            except HTTPException:
+                if locked:
+                    regenerate.unlock(store, key)
+                raise
+            except Exception as error:
+                if found is None or not allowed:
+                    if locked:
+                        regenerate.unlock(store, key)
+                    raise
+                # Stale-if-error: the lock stays, so the next attempt waits for it to expire.
+                current_app.logger.warning(
+                    "cache: regenerating %s failed (%s: %s): serving its previous value, "
+                    "for %s s at most",
+                    name, type(error).__name__, error, allowed,
+                )  # fmt: skip
+                return conditional.respond(found, per_visitor) if as_page else found[1]
+            if isinstance(rv, CachedResponse):
+                timeout = _seconds(rv.timeout, timeout)
+
+            def keep(value: Any, etag: str | None = None) -> None:
+                try:
+                    if accepts is None or accepts(value):
+                        kept = regenerate.entry(value, timeout, etag)
+                        store.set(key, kept, timeout=regenerate.stored_for(timeout, allowed))
+                finally:
+                    if locked:
+                        regenerate.unlock(store, key)
+
+            read_session = not as_page and not before and conditional.session_accessed()
+            if inspect.isgenerator(rv) or read_session:
+                reason = "reads the session" if read_session else "returns a generator"
+                told.append(_tell(name, reason))
+                if locked:
+                    regenerate.unlock(store, key)
+                return rv
+            if not as_page:
+                keep(rv)
+                return rv
+            response = current_app.make_response(rv)
+
+            @after_this_request
+            def store_if_shared(response: Response) -> Response:
+                # After the view's own after_this_request callbacks: its cookies are seen.
+                reason = conditional.why_not_shared(response, per_visitor)
+                if reason:
+                    told.append(_tell(name, reason))
+                    if locked:
+                        regenerate.unlock(store, key)
+                    return _not_shared(response)
+                own = response.headers.get("Cache-Control")
+                etag = conditional.etag_of(response)
+                keep(rv, etag)
+                if etag:
+                    response.headers["ETag"] = etag
+                response.headers["Cache-Control"] = own or conditional.cache_control(
+                    timeout or math.inf, per_visitor
+                )
+                return response
+
+            return response
+
+        # Flask-Caching's attributes too (uncached, cache_timeout, make_cache_key...): an app may
+        # set them on what the decorator returned, so each call reads them there.
+        served: Any = functools.wraps(view)(serve)
+        return served
+
+
+# Options that keep Flask-Caching's own decorated function (no lock, stale value or ETag): each
+# changes when it reads or stores, which only its own code knows.
+OWN_PATH = ("unless", "forced_update", "is_stale", "cache_none", "response_hit_indication")
+
+
+def _is_the_view(served: Callable[..., Any]) -> bool:
+    """Whether ``served`` is this request's view (or what its other decorators wrap): only then
+    is its value the page, to which ETag and Cache-Control belong."""
+    view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
+    for _ in range(4):
+        if view is None or view is served:
+            return view is served
+        view = getattr(view, "__wrapped__", None)
+    return False
+
+
+def _seconds(timeout: Any, default: int) -> int:
+    if timeout is None:
+        return int(default)
+    if isinstance(timeout, timedelta):
+        return math.ceil(timeout.total_seconds())
+    return int(timeout)
+
+
+def _not_shared(rv: Any) -> Response:
+    response: Response = current_app.make_response(rv)
+    response.headers.setdefault("Cache-Control", conditional.NOT_SHARED)
+    return response
+
+
+def _tell(name: str, reason: str) -> str:
+    current_app.logger.warning("%s", conditional.fix(name, reason))
+    return reason
 
 
 cache = Cache()  # the app's: init_app() connects it to the backend .env names
