@@ -83,3 +83,64 @@ def test_wsgi_file_as_pythonanywhere_runs_it(
             assert computed_by(page) == health["worker"], f"{backend} is shared between workers"
         first.close()
         second.close()
+
+
+VISITOR_PAGES = """
+
+from flask import request, session
+
+
+@bp.get("/login")
+def login() -> str:
+    session["name"] = request.args["name"]
+    return "ok"
+
+
+@bp.get("/hello")
+@cache.cached(timeout=60)
+def hello() -> str:  # a beginner's mistake: a cached page that greets the visitor by name
+    return f"Hello, {session.get('name', 'stranger')}!"
+"""
+
+
+def visit(port: int, path: str, cookie: str = "") -> tuple[str, str, dict]:
+    """GET ``path`` on a connection of its own (a kept-alive one would hold a worker)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection.request("GET", path, headers={"Cookie": cookie} if cookie else {})
+    response = connection.getresponse()
+    body = response.read().decode()
+    connection.close()
+    given = response.getheader("Set-Cookie", "").split(";")[0]
+    return body, given or cookie, dict(response.getheaders())
+
+
+@pytest.mark.parametrize(
+    ("backend", "processes"), [("simple", 1), ("redis", 2)], ids=["simple-1-worker", "redis-2-workers"]
+)
+def test_a_cached_page_never_shows_one_visitors_page_to_another(
+    bake, backend, processes, tmp_path, redis_url
+):
+    """Alice logs in and gets /hello, cached, greeting her by name; Bob, with no cookie, must not
+    see "alice", and Alice must not see Bob's page: under uWSGI as PythonAnywhere runs it, on the
+    per-worker cache (one worker serves both) and on a shared one (either worker serves Bob)."""
+    source = bake(cache_backend=backend)
+    project = tmp_path / "home" / "yourname" / source.name
+    shutil.copytree(source, project)
+    views = project / source.name.replace("-", "_") / "views.py"
+    views.write_text(views.read_text() + VISITOR_PAGES)
+    set_env(project / ".env", CACHE_KEY_PREFIX=f"visitors-{uuid.uuid4().hex[:8]}:", REDIS_URL=redis_url)
+    wsgi = tmp_path / "var" / "www" / "yourname_pythonanywhere_com_wsgi.py"
+    wsgi.parent.mkdir(parents=True)
+    wsgi.write_text(load(project / "deploy.py").wsgi_source())
+    with servers.uwsgi(wsgi, servers.app_env(None), tmp_path / "uwsgi.log", processes=processes) as url:
+        port = int(url.rpartition(":")[2])
+        _, cookie, _ = visit(port, "/login?name=alice")
+        greeting, _, headers = visit(port, "/hello", cookie)
+        assert greeting == "Hello, alice!"
+        assert headers["Cache-Control"] == "private, no-store"
+        for _ in range(2 * processes):  # Bob, on either worker
+            page, _, _ = visit(port, "/hello")
+            assert "alice" not in page and page == "Hello, stranger!"
+        assert visit(port, "/hello", cookie)[0] == "Hello, alice!"
+    log = (tmp_path / "uwsgi.log").read_text()
+    assert "hello reads the session" in log and "per_visitor=True" in log
