@@ -1,13 +1,15 @@
 """What a page costs in Upstash commands: the quota a free database counts (500K a month).
 
-The baked app with CACHE_TYPE=upstash, in this process (one web worker, as a free account has),
+The baked app with CACHE_TYPE=upstash, in this process (one web worker, as a free account has:
+a stand-in `uwsgi` module says so, as PythonAnywhere's uWSGI would, so the lock that makes one
+regeneration per expiry is the worker's own, as there),
 through the project's own stand-in for Upstash's REST API (tests/cache/upstash_server.py, which counts
 every command, a pipeline's one by one) in front of a real Redis (REDIS_URL). Views are Flask
 test-client requests of /example (cached 60 s) or /health.
 
 Time is simulated, so that 1,000 views one a minute take seconds, not 17 hours: one clock drives
 the breaker, the near cache (CACHE_NEAR_TTL) and the expiry of keys at the stand-in, which notes
-a SET's EX (or an EXPIRE) on that clock and deletes the key, past its counter, once that time
+a SET's EX (or an EXPIRE) on that clock, and the entries' freshness (regenerate.clock) and deletes the key, past its counter, once that time
 has come. Views come exactly ``gap`` simulated seconds apart; nothing else is simulated (the
 commands are real, to a real Redis).
 
@@ -22,6 +24,7 @@ import json
 import os
 import sys
 import time
+import types
 import uuid
 from pathlib import Path
 
@@ -30,6 +33,8 @@ sys.path.insert(0, str(PROJECT))
 package = __import__(os.environ["BENCH_PACKAGE"])
 cache_package = __import__(f"{package.__name__}.cache", fromlist=["cache"])
 near = __import__(f"{package.__name__}.cache.near", fromlist=["Near"])
+regenerate = __import__(f"{package.__name__}.cache.regenerate", fromlist=["clock"])
+sys.modules["uwsgi"] = types.SimpleNamespace(numproc=1, opt={})  # one worker, as on a free account
 
 # The rows: CACHE_NEAR_TTL values, and the simulated seconds between two views (1,000 views in a
 # second; one a second; one every 10 s; one a minute, as an uptime monitor calls /health).
@@ -116,6 +121,7 @@ def views(server: SimulatedExpiry, page: str, near_ttl: float, gap: float, count
         },
         environ={},
     )
+    regenerate.clock = clock
     with app.app_context():  # the clock in before the first cache call
         breaker = cache_package.cache.cache
         breaker.clock = clock

@@ -2,7 +2,9 @@
 requests, expiries and failed regenerations, one caller regenerates an expired entry and the
 others get the previous value, or wait for the new one when there is none."""
 
+import sys
 import threading
+import types
 import uuid
 
 import pytest
@@ -257,3 +259,32 @@ def test_an_entry_is_kept_for_its_timeout_plus_the_grace(tmp_path, redis_url):
     assert get(app, path) == (200, "value 1")
     left = redis.Redis.from_url(redis_url).pttl(f"{prefix}view/{path}")
     assert (TIMEOUT + 45 - 2) * 1000 < left <= (TIMEOUT + 45) * 1000
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize(("numproc", "on_the_server"), [(1, False), (2, True), (None, True)])
+def test_the_only_web_worker_keeps_its_locks_in_its_memory(
+    tmp_path, redis_url, monkeypatch, numproc, on_the_server
+):
+    """Under uWSGI with one worker (a free account) no other worker regenerates: the lock is
+    the worker's own, and costs the server nothing. With two, or outside uWSGI, it is Redis's."""
+    import redis
+
+    if numproc is not None:  # uWSGI's Python API, as the uwsgi module gives it to the app
+        monkeypatch.setitem(sys.modules, "uwsgi", types.SimpleNamespace(numproc=numproc, opt={}))
+    prefix = f"test-{uuid.uuid4().hex[:12]}:"
+    app = make_app(tmp_path, CACHE_TYPE="redis", REDIS_URL=redis_url, CACHE_KEY_PREFIX=prefix)
+    server = redis.Redis.from_url(redis_url)
+    path = f"/locked/{uuid.uuid4().hex}"
+    seen = []
+    bp = Blueprint(f"alone_{uuid.uuid4().hex}", __name__)
+
+    @bp.get("/locked/<name>")
+    @cache.cached(timeout=TIMEOUT)
+    def locked(name: str) -> str:
+        seen.append(server.exists(f"{prefix}{regenerate.lock_name(f'view/{path}')}"))
+        return "made"
+
+    app.register_blueprint(bp)
+    assert get(app, path) == (200, "made")
+    assert seen == [int(on_the_server)]

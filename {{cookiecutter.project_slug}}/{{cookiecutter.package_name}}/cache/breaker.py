@@ -93,6 +93,7 @@ class Breaker(BaseCache):
         secrets: Iterable[str] = (),
         hosts: Iterable[str] = (),
         storable: Callable[[Any], str] = str,
+        alone: bool = False,
     ):
         super().__init__(default_timeout)  # type: ignore[no-untyped-call, unused-ignore]
         self.guarded: Any = guarded  # a backend, or the near cache in front of one (near.py)
@@ -118,6 +119,8 @@ class Breaker(BaseCache):
         self.pending_deletes: set[str] = set()
         self.pending_clear = False
         self._lock = threading.Lock()  # guards the state above and the fallback
+        # The only web worker (chain.one_web_worker): its locks need no server, nor its quota.
+        self.alone = alone
         self._pid = os.getpid()
         self._quiet_until = -float("inf")
         self._quieted = 0
@@ -204,13 +207,15 @@ class Breaker(BaseCache):
 
     def lock(self, key: Any, seconds: float) -> bool:
         seconds, name = lock_seconds(seconds), self.key_name(key)
+        if self.alone:
+            return self.fallback.lock(name, seconds)
         if self._pid == _getpid() and self.fallback.locks.holds(name):
             return False  # this worker holds it (taken while the server was away)
         return bool(self._call("lock", name, seconds))
 
     def unlock(self, key: Any) -> None:
         name = self.key_name(key)
-        if self._pid == _getpid() and self.fallback.locks.holds(name):
+        if self.alone or (self._pid == _getpid() and self.fallback.locks.holds(name)):
             self.fallback.unlock(name)  # this worker's, not the server's: the docstring says why
             return
         self._call("unlock", name)

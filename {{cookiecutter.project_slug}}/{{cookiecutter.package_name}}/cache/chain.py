@@ -6,6 +6,7 @@ front of it when CACHE_NEAR_TTL or tracking ask for one (near.py), and the break
 request. Cache._set_cache (extension.py) stores build()'s object as the app's cache.
 """
 
+import importlib
 from typing import Any
 
 from flask import Flask
@@ -36,4 +37,18 @@ def build(app: Flask, config: dict[str, Any]) -> BaseCache:
         secrets=kind.secrets(config),
         hosts=kind.hosts(config),
         storable=server.storable,  # type: ignore[attr-defined]
+        alone=one_web_worker(),
     )
+
+
+def one_web_worker() -> bool:
+    """Whether the app runs in uWSGI's only worker, one request at a time, as on a free
+    PythonAnywhere account: no other worker regenerates its pages, so the lock that makes one
+    regeneration per expiry (regenerate.py) can be this worker's own, and costs no command on
+    the server (on Upstash, two per regeneration). uWSGI's Python API: numproc, opt["threads"]."""
+    try:
+        uwsgi = importlib.import_module("uwsgi")  # only inside uWSGI
+    except ImportError:
+        return False
+    threads = uwsgi.opt.get("threads") or 1
+    return uwsgi.numproc == 1 and int(threads) <= 1

@@ -88,6 +88,7 @@ class Cache(flask_caching.Cache):
                 make_cache_key.flask_caching_key = flask_caching_key  # type: ignore[attr-defined]
                 view.make_cache_key = make_cache_key
             own_key = options.get("make_cache_key")
+            served: Any  # what the decorator returns: its attributes are the app's to set
 
             def key_of(*a: Any, **kw: Any) -> str:
                 if callable(own_key):
@@ -112,6 +113,7 @@ class Cache(flask_caching.Cache):
 
         def decorate(f: Callable[P, R]) -> "_MemoizedFunction[P, R]":
             view = decorator(f)
+            served: Any
 
             def key_of(*a: Any, **kw: Any) -> str:
                 return str(served.make_cache_key(f, *a, **kw))
