@@ -1,5 +1,12 @@
-"""The Flask-Caching object the app uses: Flask-Caching's Cache, with a cheaper key for the usual
-@cache.cached view.
+"""The Flask-Caching object the app uses: Flask-Caching's Cache, whose cached() and memoize()
+serve one regeneration per expiry (regenerate.py), HTTP caching and pages that are never shared
+between visitors (conditional.py), with a cheaper key for the usual @cache.cached view.
+
+The decorated function is Flask-Caching's, for its keys and attributes (make_cache_key,
+uncached, cache_timeout, delete_cached, delete_memoized), wrapped by one that reads and stores
+the entries itself. Where the app's cache is not this package's chain (a Cache set up by
+Flask-Caching's own init_app), or with an option only Flask-Caching's code knows (OWN_PATH), the
+call goes to Flask-Caching's function as it is.
 
 Flask-Caching's key function inspects the view's signature on every request: a few microseconds
 of every hit. For the usual view (a string key_prefix with %s, no option that changes the key), a
@@ -164,18 +171,25 @@ class Cache(flask_caching.Cache):
             if found is not None and state in (regenerate.FRESH, regenerate.STALE):
                 return conditional.respond(found, per_visitor) if as_page else found[1]
             locked = state == regenerate.MINE
+            return compute(store, key, found, allowed, locked, as_page, a, kw)
+
+        def compute(
+            store: Any, key: str, found: Any, allowed: int, locked: bool, as_page: bool,
+            a: tuple[Any, ...], kw: dict[str, Any],
+        ) -> Any:  # fmt: skip
+            """A miss's path: compute the value, then store it unless it must not be shared."""
+
+            def release() -> None:
+                if locked:
+                    regenerate.unlock(store, key)
+
             timeout = _seconds(served.cache_timeout, store.default_timeout)
             before = conditional.session_accessed()
             try:
                 rv = f(*a, **kw)
-            except HTTPException:
-                if locked:
-                    regenerate.unlock(store, key)
-                raise
             except Exception as error:
-                if found is None or not allowed:
-                    if locked:
-                        regenerate.unlock(store, key)
+                if isinstance(error, HTTPException) or found is None or not allowed:
+                    release()
                     raise
                 # Stale-if-error: the lock stays, so the next attempt waits for it to expire.
                 current_app.logger.warning(
@@ -193,20 +207,19 @@ class Cache(flask_caching.Cache):
                         kept = regenerate.entry(value, timeout, etag)
                         store.set(key, kept, timeout=regenerate.stored_for(timeout, allowed))
                 finally:
-                    if locked:
-                        regenerate.unlock(store, key)
+                    release()
 
-            read_session = not as_page and not before and conditional.session_accessed()
-            if inspect.isgenerator(rv) or read_session:
-                reason = "reads the session" if read_session else "returns a generator"
-                told.append(_tell(name, reason))
-                if locked:
-                    regenerate.unlock(store, key)
+            if inspect.isgenerator(rv):  # a stream: served as it comes, never stored
+                told.append("streams")
+                release()
+                return rv
+            if not as_page and not before and conditional.session_accessed():
+                told.append(_tell(name, "reads the session"))
+                release()
                 return rv
             if not as_page:
                 keep(rv)
                 return rv
-            response = current_app.make_response(rv)
 
             @after_this_request
             def store_if_shared(response: Response) -> Response:
@@ -214,8 +227,7 @@ class Cache(flask_caching.Cache):
                 reason = conditional.why_not_shared(response, per_visitor)
                 if reason:
                     told.append(_tell(name, reason))
-                    if locked:
-                        regenerate.unlock(store, key)
+                    release()
                     return _not_shared(response)
                 own = response.headers.get("Cache-Control")
                 etag = conditional.etag_of(response)
@@ -227,7 +239,7 @@ class Cache(flask_caching.Cache):
                 )
                 return response
 
-            return response
+            return current_app.make_response(rv)
 
         # Flask-Caching's attributes too (uncached, cache_timeout, make_cache_key...): an app may
         # set them on what the decorator returned, so each call reads them there.
