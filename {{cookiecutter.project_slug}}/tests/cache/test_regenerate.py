@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from {{ cookiecutter.package_name }}.cache import cache, regenerate
 
-from .conftest import SERVERS, make_app
+from .conftest import SERVERS, cache_behind, make_app
 
 BACKENDS = [
     pytest.param(name, marks=SERVERS[name][2]) if name in SERVERS else name
@@ -288,3 +288,32 @@ def test_the_only_web_worker_keeps_its_locks_in_its_memory(
     app.register_blueprint(bp)
     assert get(app, path) == (200, "made")
     assert seen == [int(on_the_server)]
+
+
+SHARED = [name for name in BACKENDS if (getattr(name, "values", [name])[0]) != "simple"]
+
+
+@pytest.mark.parametrize("workers", SHARED, indirect=True)
+@pytest.mark.parametrize("previous", [False, True], ids=["no-entry", "expired"])
+def test_a_caller_that_gets_the_lock_just_after_another_regenerated_serves_that(
+    workers, previous, monkeypatch
+):
+    """Worker B reads no fresh entry; before it asks for the lock, worker A regenerates the page,
+    stores it and releases the lock: B gets the lock, but must serve A's page, not make its own."""
+    make, counted, now = workers
+    first, second = make(2)
+    path = f"/regenerated/{uuid.uuid4().hex}"
+    if previous:
+        expire(first, path, now)
+    store = cache_behind(second)
+    take = store.lock
+
+    def late(name, seconds):
+        monkeypatch.setattr(store, "lock", take)  # once
+        assert get(first, path)[0] == 200  # A, meanwhile
+        return take(name, seconds)
+
+    monkeypatch.setattr(store, "lock", late)
+    made = counted.count + 1  # by A
+    assert get(second, path) == (200, f"value {made}")
+    assert counted.count == made

@@ -28,18 +28,28 @@ NOT_SHARED = "private, no-store"
 def respond(found: Entry, private: bool) -> Response:
     """The response for the entry ``found``: a 304 when the browser holds its ETag."""
     _, value, fresh_until, etag = found
-    response: Response = current_app.make_response(value)
-    own = response.headers.get("Cache-Control")
-    asked = request.environ.get("HTTP_IF_NONE_MATCH")
-    if etag and asked and request.method in ("GET", "HEAD"):  # noqa: SIM102 - the parse is rare
-        if parse_etags(asked).contains_weak(etag.strip('"')):
-            response = current_app.response_class(status=304)
+    if _browser_holds(etag):
+        # A page made from text has no headers of its own: no need to make it to know.
+        page = None if isinstance(value, str) else current_app.make_response(value)
+        own = page.headers.get("Cache-Control") if page is not None else None
+        response: Response = current_app.response_class(status=304)
+    else:
+        response = current_app.make_response(value)
+        own = response.headers.get("Cache-Control")
     if etag:
         response.headers["ETag"] = etag
     response.headers["Cache-Control"] = own or cache_control(
         fresh_until - regenerate.clock(), private
     )
     return response
+
+
+def _browser_holds(etag: str | None) -> bool:
+    """Whether this GET or HEAD's If-None-Match names ``etag`` (or is "*")."""
+    asked = request.environ.get("HTTP_IF_NONE_MATCH")
+    if not (etag and asked and request.method in ("GET", "HEAD")):
+        return False
+    return parse_etags(asked).contains_weak(etag.strip('"'))
 
 
 def cache_control(fresh_for: float, private: bool) -> str:

@@ -69,7 +69,7 @@ def claim(store: Any, key: str, found: Entry | None, grace: int) -> tuple[str, E
     if not grace:
         return ANYWAY, found
     if store.lock(lock_name(key), LOCK_SECONDS):
-        return MINE, found
+        return _locked(store, key, found)
     if found is not None:
         return STALE, found
     for pause in _pauses():  # no previous value: wait for the holder's
@@ -78,8 +78,21 @@ def claim(store: Any, key: str, found: Entry | None, grace: int) -> tuple[str, E
         if found is not None:
             return FRESH, found
         if store.lock(lock_name(key), LOCK_SECONDS):  # the holder stored nothing, or died
-            return MINE, None
+            return _locked(store, key, None)
     return ANYWAY, None
+
+
+def _locked(store: Any, key: str, found: Entry | None) -> tuple[str, Entry | None]:
+    """This caller holds the lock, taken after it read ``found``: another caller may have
+    stored a fresh entry and released the lock in between, so read once more (not needed by
+    the only web worker, whose locks no other process takes)."""
+    if getattr(store, "alone", False):
+        return MINE, found
+    again = fresh(store.get(key))
+    if again is None:
+        return MINE, found
+    unlock(store, key)
+    return FRESH, again
 
 
 def unlock(store: Any, key: str) -> None:
