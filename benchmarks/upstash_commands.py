@@ -8,10 +8,10 @@ every command, a pipeline's one by one) in front of a real Redis (REDIS_URL). Vi
 test-client requests of /example (cached 60 s) or /health.
 
 Time is simulated, so that 1,000 views one a minute take seconds, not 17 hours: one clock drives
-the breaker, the near cache (CACHE_NEAR_TTL) and the expiry of keys at the stand-in, which notes
-a SET's EX (or an EXPIRE) on that clock, and the entries' freshness (regenerate.clock) and deletes the key, past its counter, once that time
-has come. Views come exactly ``gap`` simulated seconds apart; nothing else is simulated (the
-commands are real, to a real Redis).
+the breaker, the near cache (CACHE_NEAR_TTL), the entries' freshness (regenerate.clock) and the
+expiry of keys at the stand-in, which notes a SET's EX (or an EXPIRE) on that clock and deletes
+the key, past its counter, once that time has come. Views come exactly ``gap`` simulated seconds
+apart; nothing else is simulated (the commands are real, to a real Redis).
 
 Prints JSON: a row per (page, CACHE_NEAR_TTL, gap) with the views made and the commands they
 cost, and whether a breaker ever opened (then the row measured the fallback, not Upstash).
