@@ -2,10 +2,10 @@
 
 The baked app with CACHE_TYPE=upstash, in this process (one web worker, as a free account has:
 a stand-in `uwsgi` module says so, as PythonAnywhere's uWSGI would, so the lock that makes one
-regeneration per expiry is the worker's own, as there),
-through the project's own stand-in for Upstash's REST API (tests/cache/upstash_server.py, which counts
-every command, a pipeline's one by one) in front of a real Redis (REDIS_URL). Views are Flask
-test-client requests of /example (cached 60 s) or /health.
+regeneration per expiry is the worker's own, as there), through the project's own stand-in for
+Upstash's REST API (tests/cache/upstash_server.py, which counts every command, a pipeline's one
+by one) in front of a real Redis (REDIS_URL). Views are Flask test-client requests of /example
+(cached 60 s) or /health.
 
 Time is simulated, so that 1,000 views one a minute take seconds, not 17 hours: one clock drives
 the breaker, the near cache (CACHE_NEAR_TTL), the entries' freshness (regenerate.clock) and the

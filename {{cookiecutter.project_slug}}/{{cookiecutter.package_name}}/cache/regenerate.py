@@ -11,11 +11,14 @@ expires:
   other caller gets the previous value meanwhile (stale-while-revalidate). A regeneration that
   raises serves the previous value (stale-if-error) and keeps the lock until it expires, so the
   next attempt comes LOCK_SECONDS later, not at every request;
-- missing: the lock's holder computes it, and the others wait for its entry, then compute it
-  themselves if none came within LOCK_SECONDS (its holder died, or the value is not stored).
-A lock expires by itself after LOCK_SECONDS if its holder dies. While the breaker is open, each
-worker locks on its own (breaker.py). With a grace of 0, there is no lock and no stale value:
-every caller that finds no fresh entry computes one, as Flask-Caching does.
+- missing: the lock's holder computes it, and the others wait for its entry, polling; one that
+  finds the lock free and still no entry (the holder stored nothing, or died and its lock
+  expired) computes it, and after LOCK_SECONDS each computes its own.
+A caller that gets the lock reads the entry once more: another may have stored it and released
+the lock in between. A lock expires by itself after LOCK_SECONDS if its holder dies. While the
+breaker is open, and in the only web worker of a site (chain.one_web_worker), each worker locks
+in its own memory (breaker.py). With a grace of 0, there is no lock and no stale value: every
+caller that finds no fresh entry computes one, as Flask-Caching does.
 """
 
 import math
