@@ -317,3 +317,16 @@ def test_a_caller_that_gets_the_lock_just_after_another_regenerated_serves_that(
     made = counted.count + 1  # by A
     assert get(second, path) == (200, f"value {made}")
     assert counted.count == made
+
+
+def test_a_memoized_function_works_outside_an_app_context_as_with_flask_caching(tmp_path):
+    counted = Counted()
+    app = make_app(tmp_path, CACHE_TYPE="simple")  # the app init_app saw last: Cache.app
+
+    @cache.memoize(timeout=TIMEOUT)
+    def function(name: str) -> str:
+        return counted()
+
+    assert function("a") == function("a") == "value 1"  # no app context: Cache.app's cache
+    with app.app_context():
+        assert function("a") == "value 1"

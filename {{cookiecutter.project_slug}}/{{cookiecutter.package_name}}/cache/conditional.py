@@ -23,33 +23,35 @@ from . import regenerate
 from .regenerate import Entry
 
 NOT_SHARED = "private, no-store"
+REQUEST: Any = request  # a LocalProxy, typed as what it stands for
 
 
 def respond(found: Entry, private: bool) -> Response:
-    """The response for the entry ``found``: a 304 when the browser holds its ETag."""
+    """The response for the entry ``found`` of a page: a 304 when the browser holds its ETag.
+    The usual page, made from text, costs what Flask's own response would, plus two headers:
+    this is a hit's path, written for speed (benchmarks --part hits)."""
     _, value, fresh_until, etag = found
-    if _browser_holds(etag):
-        # A page made from text has no headers of its own: no need to make it to know.
-        page = None if isinstance(value, str) else current_app.make_response(value)
-        own = page.headers.get("Cache-Control") if page is not None else None
-        response: Response = current_app.response_class(status=304)
-    else:
-        response = current_app.make_response(value)
-        own = response.headers.get("Cache-Control")
-    if etag:
-        response.headers["ETag"] = etag
-    response.headers["Cache-Control"] = own or cache_control(
-        fresh_until - regenerate.clock(), private
-    )
+    if etag is None:  # not a page's entry (the callers check)
+        return current_app.make_response(value)
+    environ = REQUEST._get_current_object().environ  # the proxy's own method: one lookup
+    asked = environ.get("HTTP_IF_NONE_MATCH")
+    holds = bool(asked) and environ.get("REQUEST_METHOD") in ("GET", "HEAD")
+    if holds:  # a GET or HEAD whose If-None-Match names the ETag (or is "*")
+        holds = parse_etags(asked).contains_weak(etag.strip('"'))
+    said = cache_control(fresh_until - regenerate.clock(), private)
+    if type(value) is str:  # no header of its own
+        response: Response = current_app.response_class(None if holds else value)
+        if holds:
+            response.status_code = 304
+        response.headers.add("ETag", etag)
+        response.headers.add("Cache-Control", said)
+        return response
+    page = current_app.make_response(value)
+    own = page.headers.get("Cache-Control")
+    response = current_app.response_class(status=304) if holds else page
+    response.headers["ETag"] = etag
+    response.headers["Cache-Control"] = own or said
     return response
-
-
-def _browser_holds(etag: str | None) -> bool:
-    """Whether this GET or HEAD's If-None-Match names ``etag`` (or is "*")."""
-    asked = request.environ.get("HTTP_IF_NONE_MATCH")
-    if not (etag and asked and request.method in ("GET", "HEAD")):
-        return False
-    return parse_etags(asked).contains_weak(etag.strip('"'))
 
 
 def cache_control(fresh_for: float, private: bool) -> str:
@@ -78,7 +80,7 @@ def _session_unmarked() -> Any:
     pins both)."""
     if not has_request_context():
         return None
-    proxy: Any = request_ctx  # a LocalProxy, typed as what it stands for
+    proxy: Any = request_ctx
     ctx = vars(proxy._get_current_object())
     return ctx.get("_session", ctx.get("session"))
 

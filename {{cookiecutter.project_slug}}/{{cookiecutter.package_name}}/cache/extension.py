@@ -49,6 +49,8 @@ R = TypeVar("R")
 # The options of cached() that change the key: with any of them, Flask-Caching makes every key.
 KEY_OPTIONS = ("make_cache_key", "query_string", "source_check", "hash_method")
 CHAIN = (Backend, Breaker)  # what chain.build() makes: the cache the decorators below serve from
+APP: Any = current_app  # LocalProxies, typed as what they stand for
+REQUEST: Any = request
 
 
 class Cache(flask_caching.Cache):
@@ -83,6 +85,7 @@ class Cache(flask_caching.Cache):
 
         def decorate(f: Callable[P, R]) -> "_CachedFunction[P, R]":
             view = decorator(f)
+            make_cache_key: Any = None
             if keyed:
                 flask_caching_key: Callable[..., str] = view.make_cache_key
 
@@ -92,7 +95,7 @@ class Cache(flask_caching.Cache):
                         return str(key_prefix % request.path)
                     return flask_caching_key(*key_args, **key_kwargs)
 
-                make_cache_key.flask_caching_key = flask_caching_key  # type: ignore[attr-defined]
+                make_cache_key.flask_caching_key = flask_caching_key
                 view.make_cache_key = make_cache_key
             own_key = options.get("make_cache_key")
             served: Any  # what the decorator returns: its attributes are the app's to set
@@ -100,6 +103,8 @@ class Cache(flask_caching.Cache):
             def key_of(*a: Any, **kw: Any) -> str:
                 if callable(own_key):
                     key = str(own_key(*a, **kw))
+                elif served.make_cache_key is make_cache_key and not self.source_check:
+                    key = key_prefix % REQUEST._get_current_object().path  # the usual view's
                 else:
                     key = str(served.make_cache_key(*a, use_request=True, **kw))
                 return f"{key}\0visitor:{conditional.visitor()}" if per_visitor else key
@@ -147,34 +152,39 @@ class Cache(flask_caching.Cache):
         told: list[str] = []  # why this function is not shared, once known (in this worker)
 
         def serve(*a: Any, **kw: Any) -> Any:
-            store = self.cache
-            if not isinstance(store, CHAIN):  # set up by Flask-Caching's own init_app
+            try:  # Cache.cache in one lookup (a hit's path): the proxy's own method
+                app = APP._get_current_object()
+            except RuntimeError:  # no app context: as Flask-Caching, the app of init_app
+                app = self.app
+            store = app.extensions["cache"][self]
+            chain = isinstance(store, CHAIN)  # (a name, not a narrowing: store stays Any)
+            if not chain:  # set up by Flask-Caching's own init_app
                 view.cache_timeout = served.cache_timeout
                 view.make_cache_key = served.make_cache_key
                 return view(*a, **kw)
-            as_page = page and _is_the_view(served)
             if told:
-                return _not_shared(f(*a, **kw)) if as_page else f(*a, **kw)
+                return _not_shared(f(*a, **kw)) if page and _is_the_view(served) else f(*a, **kw)
             try:
                 key = key_of(*a, **kw)
                 got = store.get(key)
             except Exception:  # as Flask-Caching: a broken key function serves uncached
-                if current_app.debug:
+                if app.debug:
                     raise
-                current_app.logger.exception("Exception possibly due to cache backend.")
+                app.logger.exception("Exception possibly due to cache backend.")
                 return f(*a, **kw)
             found = regenerate.fresh(got)
-            if found is not None:  # a hit
-                return conditional.respond(found, per_visitor) if as_page else found[1]
-            allowed = current_app.config.get("CACHE_STALE_GRACE", 0) if grace is None else grace
+            if found is not None:  # a hit: a page's entry has its ETag
+                return found[1] if found[3] is None else conditional.respond(found, per_visitor)
+            as_page = page and _is_the_view(served)
+            allowed = app.config.get("CACHE_STALE_GRACE", 0) if grace is None else grace
             state, found = regenerate.claim(store, key, regenerate.as_entry(got), allowed)
             if found is not None and state in (regenerate.FRESH, regenerate.STALE):
-                return conditional.respond(found, per_visitor) if as_page else found[1]
+                return found[1] if found[3] is None else conditional.respond(found, per_visitor)
             locked = state == regenerate.MINE
-            return compute(store, key, found, allowed, locked, as_page, a, kw)
+            return compute(app, store, key, found, allowed, locked, as_page, a, kw)
 
         def compute(
-            store: Any, key: str, found: Any, allowed: int, locked: bool, as_page: bool,
+            app: Flask, store: Any, key: str, found: Any, allowed: int, locked: bool, as_page: bool,
             a: tuple[Any, ...], kw: dict[str, Any],
         ) -> Any:  # fmt: skip
             """A miss's path: compute the value, then store it unless it must not be shared."""
@@ -192,7 +202,7 @@ class Cache(flask_caching.Cache):
                     release()
                     raise
                 # Stale-if-error: the lock stays, so the next attempt waits for it to expire.
-                current_app.logger.warning(
+                app.logger.warning(
                     "cache: regenerating %s failed (%s: %s): serving its previous value, "
                     "for %s s at most",
                     name, type(error).__name__, error, allowed,
