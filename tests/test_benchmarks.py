@@ -260,8 +260,8 @@ def test_the_bench_apps_slow_views_log_each_regeneration_once(tmp_path):
 
 def test_the_memcached_round_trips_are_counted(bake, memcached_servers):
     """memcached_round_trips.py: a hit is one multi-key get (the generation and the page), a miss
-    adds the page's lock, a second read, the set and the unlock, and a worker's first request after another's clear() reads again under
-    the new generation."""
+    adds the page's lock, a second read, the set and the unlock, and a worker's first request
+    after another's clear() reads again under the new generation."""
     project = bake()
     env = servers.app_env(
         project, BENCH_MODE="ours", BENCH_PACKAGE=project.name, MEMCACHED_SERVERS=memcached_servers
