@@ -49,6 +49,17 @@ R = TypeVar("R")
 # The options of cached() that change the key: with any of them, Flask-Caching makes every key.
 KEY_OPTIONS = ("make_cache_key", "query_string", "source_check", "hash_method")
 CHAIN = (Backend, Breaker)  # what chain.build() makes: the cache the decorators below serve from
+try:  # Flask-Caching 2.5: a view's HTTPException is cached, signals, generators joined
+    from flask_caching import signals
+    from flask_caching.utils import join_generator
+except ImportError:  # 2.4 (Python 3.10): none of those; a generator becomes a list
+    signals, join_generator = None, list  # type: ignore[assignment, unused-ignore]
+CACHES_HTTP_EXCEPTIONS = hasattr(flask_caching.Cache, "_call_fn_or_exception")  # 2.5 and later
+HIT, MISS = 0, 1
+SIGNALS = {  # by memoize or not: the names of the hit and miss signals in flask_caching.signals
+    False: ("cache_view_hit", "cache_view_miss"),
+    True: ("cache_memoize_hit", "cache_memoize_miss"),
+}
 APP: Any = current_app  # LocalProxies, typed as what they stand for
 REQUEST: Any = request
 
@@ -60,6 +71,13 @@ class Cache(flask_caching.Cache):
             return
         app.extensions.setdefault("cache", {})[self] = build(app, config)
         self.app = app
+
+    def get(self, *args: Any, **kwargs: Any) -> Any:
+        """A key's value, as Flask-Caching gives it: a decorator's entry gives the value it
+        holds while fresh (the decorators read the entry itself, from cache.cache)."""
+        got = super().get(*args, **kwargs)
+        found = regenerate.fresh(got)
+        return got if regenerate.as_entry(got) is not got else (found[1] if found else None)
 
     def cached(
         self,
@@ -130,7 +148,7 @@ class Cache(flask_caching.Cache):
             def key_of(*a: Any, **kw: Any) -> str:
                 return str(served.make_cache_key(f, *a, **kw))
 
-            served = self._serving(view, f, key_of, grace, False, False, options)
+            served = self._serving(view, f, key_of, grace, False, False, options, memoized=True)
             return cast("_MemoizedFunction[P, R]", served)
 
         return cast("Callable[[Callable[P, R]], _MemoizedFunction[P, R]]", decorate)
@@ -144,6 +162,7 @@ class Cache(flask_caching.Cache):
         page: bool,
         per_visitor: bool,
         options: dict[str, Any],
+        memoized: bool = False,
     ) -> Any:
         """The decorated function: Flask-Caching's ``view`` where the app's cache is not this
         package's chain, and otherwise regenerate.py's reads and writes."""
@@ -173,15 +192,29 @@ class Cache(flask_caching.Cache):
                 app.logger.exception("Exception possibly due to cache backend.")
                 return f(*a, **kw)
             found = regenerate.fresh(got)
-            if found is not None:  # a hit: a page's entry has its ETag
-                return found[1] if found[3] is None else conditional.respond(found, per_visitor)
-            as_page = page and _is_the_view(served)
-            allowed = app.config.get("CACHE_STALE_GRACE", 0) if grace is None else grace
-            state, found = regenerate.claim(store, key, regenerate.as_entry(got), allowed)
-            if found is not None and state in (regenerate.FRESH, regenerate.STALE):
-                return found[1] if found[3] is None else conditional.respond(found, per_visitor)
-            locked = state == regenerate.MINE
-            return compute(app, store, key, found, allowed, locked, as_page, a, kw)
+            if found is None:
+                allowed = app.config.get("CACHE_STALE_GRACE", 0) if grace is None else grace
+                state, found = regenerate.claim(store, key, regenerate.as_entry(got), allowed)
+                if found is None or state not in (regenerate.FRESH, regenerate.STALE):
+                    locked = state == regenerate.MINE
+                    as_page = page and _is_the_view(served)
+                    if getattr(self, "enable_signals", False):
+                        signal(MISS, key, a, kw)
+                    return compute(app, store, key, found, allowed, locked, as_page, a, kw)
+            if getattr(self, "enable_signals", False):
+                signal(HIT, key, a, kw)
+            if found[3] is not None:  # a page's entry has its ETag
+                return conditional.respond(found, per_visitor)
+            if isinstance(found[1], HTTPException):  # Flask-Caching 2.5 caches abort()s
+                raise found[1]
+            return found[1]
+
+        def signal(kind: int, key: str, a: tuple[Any, ...], kw: dict[str, Any]) -> None:
+            """Flask-Caching 2.5's signals, sent as its own decorators send them."""
+            if signals is not None:
+                extra = {"f": f} if memoized else {}
+                sent = SIGNALS[memoized][kind]
+                getattr(signals, sent).send(cache=self, cache_key=key, args=a, kwargs=kw, **extra)
 
         def compute(
             app: Flask, store: Any, key: str, found: Any, allowed: int, locked: bool, as_page: bool,
@@ -197,8 +230,13 @@ class Cache(flask_caching.Cache):
             before = conditional.session_accessed()
             try:
                 rv = f(*a, **kw)
+            except HTTPException as error:
+                if not CACHES_HTTP_EXCEPTIONS:
+                    release()
+                    raise
+                rv = error  # stored as Flask-Caching 2.5 does, raised again on each hit
             except Exception as error:
-                if isinstance(error, HTTPException) or found is None or not allowed:
+                if found is None or not allowed:
                     release()
                     raise
                 # Stale-if-error: the lock stays, so the next attempt waits for it to expire.
@@ -210,25 +248,26 @@ class Cache(flask_caching.Cache):
                 return conditional.respond(found, per_visitor) if as_page else found[1]
             if isinstance(rv, CachedResponse):
                 timeout = _seconds(rv.timeout, timeout)
+            if inspect.isgenerator(rv):  # as Flask-Caching: joined, then stored
+                rv = join_generator(rv)
 
             def keep(value: Any, etag: str | None = None) -> None:
                 try:
-                    if accepts is None or accepts(value):
+                    shown = value.get_response() if isinstance(value, HTTPException) else value
+                    if value is not None and (accepts is None or accepts(shown)):
                         kept = regenerate.entry(value, timeout, etag)
                         store.set(key, kept, timeout=regenerate.stored_for(timeout, allowed))
                 finally:
                     release()
 
-            if inspect.isgenerator(rv):  # a stream: served as it comes, never stored
-                told.append("streams")
-                release()
-                return rv
             if not as_page and not before and conditional.session_accessed():
                 told.append(_tell(name, "reads the session"))
                 release()
                 return rv
-            if not as_page:
+            if not as_page or isinstance(rv, HTTPException):
                 keep(rv)
+                if isinstance(rv, HTTPException):
+                    raise rv
                 return rv
 
             @after_this_request
