@@ -20,6 +20,7 @@ app.extensions["cache"][self], in 2.4 and 2.5 alike. tests/cache/test_extension.
 """
 
 import functools
+import importlib
 import inspect
 import math
 from collections.abc import Callable
@@ -49,11 +50,13 @@ R = TypeVar("R")
 # The options of cached() that change the key: with any of them, Flask-Caching makes every key.
 KEY_OPTIONS = ("make_cache_key", "query_string", "source_check", "hash_method")
 CHAIN = (Backend, Breaker)  # what chain.build() makes: the cache the decorators below serve from
-try:  # Flask-Caching 2.5: a view's HTTPException is cached, signals, generators joined
-    from flask_caching import signals
-    from flask_caching.utils import join_generator
-except ImportError:  # 2.4 (Python 3.10): none of those; a generator becomes a list
-    signals, join_generator = None, list  # type: ignore[assignment, unused-ignore]
+signals: Any = None  # Flask-Caching 2.5's signals and generator joining; 2.4 (Python 3.10) has
+join_generator: Callable[[Any], Any] = list  # neither, and makes a generator a list
+try:
+    signals = importlib.import_module("flask_caching.signals")
+    join_generator = importlib.import_module("flask_caching.utils").join_generator
+except (ImportError, AttributeError):
+    pass
 CACHES_HTTP_EXCEPTIONS = hasattr(flask_caching.Cache, "_call_fn_or_exception")  # 2.5 and later
 HIT, MISS = 0, 1
 SIGNALS = {  # by memoize or not: the names of the hit and miss signals in flask_caching.signals
