@@ -79,8 +79,10 @@ class Cache(flask_caching.Cache):
         """A key's value, as Flask-Caching gives it: a decorator's entry gives the value it
         holds while fresh (the decorators read the entry itself, from cache.cache)."""
         got = super().get(*args, **kwargs)
+        if not regenerate.is_entry(got):
+            return got
         found = regenerate.fresh(got)
-        return got if regenerate.as_entry(got) is not got else (found[1] if found else None)
+        return found[1] if found is not None else None
 
     def cached(
         self,

@@ -45,11 +45,16 @@ def entry(value: Any, timeout: int, etag: str | None = None) -> Entry:
     return (ENTRY, value, clock() + timeout if timeout else math.inf, etag)
 
 
+def is_entry(got: Any) -> bool:
+    """Whether ``got`` (what the cache returned) is what a decorator stored."""
+    return type(got) is tuple and len(got) == 4 and got[0] == ENTRY
+
+
 def as_entry(got: Any) -> Entry | None:
-    """``got`` (what the cache returned) as an entry: a value stored by a plain cache.set(), or
-    by this template's releases before entries, is fresh until the backend expires it."""
-    if type(got) is tuple and len(got) == 4 and got[0] == ENTRY:
-        return got
+    """``got`` as an entry: a value stored by a plain cache.set(), or by this template's
+    releases before entries, is fresh until the backend expires it."""
+    if is_entry(got):
+        return got  # type: ignore[no-any-return]
     return None if got is None else (ENTRY, got, math.inf, None)
 
 
