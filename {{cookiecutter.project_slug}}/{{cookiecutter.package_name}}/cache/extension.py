@@ -63,8 +63,7 @@ SIGNALS = {  # by memoize or not: the names of the hit and miss signals in flask
     False: ("cache_view_hit", "cache_view_miss"),
     True: ("cache_memoize_hit", "cache_memoize_miss"),
 }
-APP: Any = current_app  # LocalProxies, typed as what they stand for
-REQUEST: Any = request
+APP: Any = current_app  # a LocalProxy, typed as what it stands for (conditional.REQUEST too)
 
 
 class Cache(flask_caching.Cache):
@@ -127,7 +126,7 @@ class Cache(flask_caching.Cache):
                 if callable(own_key):
                     key = str(own_key(*a, **kw))
                 elif served.make_cache_key is make_cache_key and not self.source_check:
-                    key = key_prefix % REQUEST._get_current_object().path  # the usual view's
+                    key = key_prefix % conditional.REQUEST._get_current_object().path  # the usual
                 else:
                     key = str(served.make_cache_key(*a, use_request=True, **kw))
                 return f"{key}\0visitor:{conditional.visitor()}" if per_visitor else key
